@@ -1,0 +1,62 @@
+"""hf-dualmcmc: energy-based models learned via Dual-MCMC teaching (Cui & Han, NeurIPS 2023), Hugging Face-native."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_dualmcmc import (
+    DualMCMCEncoderConfig,
+    DualMCMCEnergyConfig,
+    DualMCMCGeneratorConfig,
+    configs_for_image_size,
+    official_configs,
+)
+from .langevin import (
+    LangevinOutput,
+    chain_mode,
+    energy_langevin,
+    mcmc_temperature,
+    posterior_langevin,
+    posterior_potential,
+)
+from .modeling_dualmcmc import (
+    DualMCMCEncoderModel,
+    DualMCMCEnergyModel,
+    DualMCMCGeneratorModel,
+    EncoderOutput,
+    EnergyOutput,
+    GeneratorOutput,
+    refresh_spectral_norm,
+)
+from .pipeline_dualmcmc import DualMCMCPipeline, DualMCMCPipelineOutput
+
+__version__ = "0.1.0"
+
+for _config, _model in (
+    (DualMCMCEnergyConfig, DualMCMCEnergyModel),
+    (DualMCMCGeneratorConfig, DualMCMCGeneratorModel),
+    (DualMCMCEncoderConfig, DualMCMCEncoderModel),
+):
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModel.register(_config, _model, exist_ok=True)
+
+__all__ = [
+    "DualMCMCPipeline",
+    "DualMCMCPipelineOutput",
+    "LangevinOutput",
+    "chain_mode",
+    "energy_langevin",
+    "mcmc_temperature",
+    "posterior_langevin",
+    "posterior_potential",
+    "DualMCMCEncoderConfig",
+    "DualMCMCEncoderModel",
+    "DualMCMCEnergyConfig",
+    "DualMCMCEnergyModel",
+    "DualMCMCGeneratorConfig",
+    "DualMCMCGeneratorModel",
+    "EncoderOutput",
+    "EnergyOutput",
+    "GeneratorOutput",
+    "configs_for_image_size",
+    "official_configs",
+    "refresh_spectral_norm",
+]
