@@ -1,0 +1,43 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture
+def tiny_configs():
+    from hf_dualmcmc import configs_for_image_size
+
+    return configs_for_image_size(16, 3, latent_dim=8, ngf=16, ndf=16, nif=8)
+
+
+@pytest.fixture
+def tiny_pipeline(tiny_configs):
+    from hf_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, DualMCMCPipeline
+
+    torch.manual_seed(0)
+    e, g, i = tiny_configs
+    pipe = DualMCMCPipeline(
+        DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i), num_revision_steps=4
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def shared_dir():
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared is absent (looked for {SHARED}); set HF_DUALMCMC_SHARED to run this test")
+    return SHARED
