@@ -1,0 +1,346 @@
+"""Dual-MCMC teaching: the three objectives and one training iteration in the authors' order.
+
+The paper (Cui & Han, NeurIPS 2023, Sec. 3) learns all three models by minimising KL divergences between joint
+densities of ``(x, z)``:
+
+* ``P_theta(x, z) = p_theta(x|z) p(z)`` (generator), ``Q_phi(x, z) = p_data(x) q_phi(z|x)`` (data + encoder),
+  ``Pi_{alpha,phi}(x, z) = pi_alpha(x) q_phi(z|x)`` (EBM + encoder);
+* the MCMC-revised densities ``P~ = T^x_alpha p_theta(x|z) p(z)`` (generator proposals revised by the x-chain) and
+  ``Q~ = p_data(x) T^z_theta q_phi(z|x)`` (encoder latents revised by the z-chain).
+
+Each objective below is one function whose docstring names the KL term it implements; :func:`dual_mcmc_step` runs
+one iteration exactly in the order of the authors' code (see ``../shared/notes/official-algorithm.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .langevin import chain_mode, energy_langevin, mcmc_temperature, posterior_langevin
+
+
+@dataclass
+class TeachingConfig:
+    """Constants of one Dual-MCMC iteration; defaults are the authors' CIFAR-10 values.
+
+    Attributes:
+        x_steps / x_step_size / x_noise: x-chain (``e_l_steps`` 30, ``e_l_step_size`` delta 0.5 (CelebA 0.3),
+            ``e_n_step_size`` sigma_n 0.001).
+        z_steps / z_step_size / z_noise: z-chain (``l_steps`` 10, ``l_step_size`` 0.1, ``n_step_size`` 0.1).
+        g_factor / s_factor / i_factor: ``Gfactor`` 1, ``Sfactor`` 50 (CelebA 70), ``Ifactor`` 0.1.
+        use_temp: divide the energy loss by ``mcmc_temp = (x_noise / x_step_size)^2``.
+        use_noise: add the Langevin noise in the x-chain (off: gradient descent on E).
+        fine_tune: the energy update contrasts data with the second x-chain run from the *updated* generator
+            (off: with the updated generator's raw proposals).
+        lr_* / betas / weight_decay_*: Adam (coupled L2 weight decay, not AdamW).
+        lr_decay: ExponentialLR gamma, stepped once per epoch (lr = base * gamma^epoch).
+        explode_threshold: the divergence guard's bound on ``|mean E(data) - mean E(samples)|``.
+    """
+
+    x_steps: int = 30
+    x_step_size: float = 0.5
+    x_noise: float = 0.001
+    z_steps: int = 10
+    z_step_size: float = 0.1
+    z_noise: float = 0.1
+    g_factor: float = 1.0
+    s_factor: float = 50.0
+    i_factor: float = 0.1
+    use_temp: bool = True
+    use_noise: bool = True
+    fine_tune: bool = True
+    lr_energy: float = 1e-4
+    lr_generator: float = 3e-4
+    lr_encoder: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    weight_decay_energy: float = 0.0
+    weight_decay_generator: float = 5e-4
+    weight_decay_encoder: float = 5e-4
+    lr_decay: float = 0.998
+    explode_threshold: float = 1e4
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        for name in ("x_steps", "z_steps"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.x_step_size <= 0:
+            raise ValueError(f"x_step_size must be > 0, got {self.x_step_size}")
+
+    @property
+    def temperature(self) -> float:
+        """``mcmc_temp`` by which the energy loss is divided (1 when ``use_temp`` is off)."""
+        return mcmc_temperature(self.x_step_size, self.x_noise) if self.use_temp else 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The three objectives
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def sum_squared_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``||a - b||^2`` summed over every element (float32)."""
+    return (a.float() - b.float()).pow(2).sum()
+
+
+def gaussian_nll(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``-log q(z|x)`` up to a constant: ``0.5 sum(logvar) + 0.5 sum((z - mu)^2 / (1e-6 + exp(logvar)))``.
+
+    Works for any batch size (the authors' version breaks at batch size 1).
+    """
+    z, mean, logvar = z.flatten(1).float(), mean.flatten(1).float(), logvar.flatten(1).float()
+    return 0.5 * logvar.sum(1) + 0.5 * ((z - mean).pow(2) / (1e-6 + logvar.exp())).sum(1)
+
+
+def generator_loss(
+    reconstruction: torch.Tensor,
+    data: torch.Tensor,
+    proposal: torch.Tensor,
+    revised: torch.Tensor,
+    g_factor: float = 1.0,
+    s_factor: float = 50.0,
+) -> torch.Tensor:
+    r"""Generator objective: ``KL(Q~_{phi_t,theta_t} || P_theta) + KL(P~_{theta_t,alpha_t} || P_theta)`` (paper Eq. 8).
+
+    With ``p_theta(x|z) = N(G(z), sigma^2 I)`` both KL terms reduce (up to constants absorbed in the factors) to
+    squared errors on the revised pairs:
+
+    * ``Q~`` pair ``(x, z~)`` (data, z-chain-revised latent): ``||G(z~) - x||^2`` -- learn from data;
+    * ``P~`` pair ``(x~, z)`` (x-chain-revised sample, its latent): ``||G(z) - x~||^2`` -- the generator absorbs the
+      EBM's MCMC revision ("MCMC teaching").
+
+    ``loss = g_factor * ||G(z~) - x||^2 / B + s_factor * ||G(z) - x~||^2 / B`` (sums over pixels and batch).
+    ``reconstruction = G(z~)`` and ``proposal = G(z)`` carry the graph; ``data`` and ``revised`` are targets.
+    """
+    b = data.shape[0]
+    return (
+        g_factor * sum_squared_error(reconstruction, data.detach()) / b
+        + s_factor * sum_squared_error(proposal, revised.detach()) / b
+    )
+
+
+def encoder_loss(
+    data_mean: torch.Tensor,
+    data_logvar: torch.Tensor,
+    revised_latent: torch.Tensor,
+    sample_mean: torch.Tensor,
+    sample_logvar: torch.Tensor,
+    prior_latent: torch.Tensor,
+    g_factor: float = 1.0,
+    i_factor: float = 0.1,
+) -> torch.Tensor:
+    r"""Encoder objective: ``KL(Q~_{phi_t,theta_t} || Q_phi) + KL(P~_{theta_t,alpha_t} || Pi_{alpha,phi})`` (Eq. 9).
+
+    Both reduce to negative log-likelihoods of ``q_phi(z|x)`` on the revised pairs:
+
+    * on ``Q~``: ``-log q_phi(z~ | x)`` -- the encoder learns to land where the z-chain takes its draw (data side);
+    * on ``P~``: ``-log q_phi(z | x~)`` -- the encoder learns to invert the generator on EBM-revised samples.
+
+    ``loss = g_factor * mean_i NLL(z~_i | x_i) + i_factor * mean_i NLL(z_i | x~_i)``.
+    """
+    return g_factor * gaussian_nll(revised_latent.detach(), data_mean, data_logvar).mean() + i_factor * gaussian_nll(
+        prior_latent.detach(), sample_mean, sample_logvar
+    ).mean()
+
+
+def energy_loss(data_energy: torch.Tensor, sample_energy: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    r"""EBM objective: ``KL(Q~ || Pi_{alpha,phi}) - KL(P~ || Pi_{alpha,phi})`` (paper Eq. 7).
+
+    Its gradient in ``alpha`` is the maximum-likelihood contrast of data against the EBM's revised samples: with
+    ``pi_alpha ∝ exp(-E)``, ``loss = (mean E(x_data) - mean E(x~)) / T`` where ``T = mcmc_temp`` when the authors'
+    ``use_temp`` is on (the x-chain samples ``exp(-E/T)``).
+    """
+    return (data_energy.float().mean() - sample_energy.float().mean()) / temperature
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One iteration
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepOutput:
+    """Scalars of one iteration (python floats) and, optionally, the revised tensors for logging."""
+
+    loss_energy: float
+    loss_generator: float
+    loss_encoder: float
+    energy_data: float
+    energy_samples: float
+    recon_sse: float
+    proposal_gap: float
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def energy_gap(self) -> float:
+        return abs(self.energy_data - self.energy_samples)
+
+    def as_dict(self) -> dict[str, float]:
+        d = {k: v for k, v in asdict(self).items() if k != "extras"}
+        d["energy_gap"] = self.energy_gap
+        return d
+
+    def is_finite(self) -> bool:
+        return all(math.isfinite(v) for v in self.as_dict().values())
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if hasattr(module, "module") and isinstance(module.module, nn.Module) else module
+
+
+def dual_mcmc_step(
+    data: torch.Tensor,
+    energy: nn.Module,
+    generator: nn.Module,
+    encoder: nn.Module,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer, torch.optim.Optimizer],
+    config: TeachingConfig,
+    *,
+    backward: Callable[[torch.Tensor], None] | None = None,
+    autocast: Callable[[], object] | None = None,
+    unwrap: Callable[[nn.Module], nn.Module] | None = None,
+    keep_tensors: bool = False,
+) -> StepOutput:
+    """One Dual-MCMC teaching iteration, in the authors' order.
+
+    1. ``z ~ N(0, I)``, ``x0 = G(z)``, ``x~ = T^x(x0)`` (x-chain on E).
+    2. ``(mu, logvar) = q(x)``, ``z0 = mu + sigma * eps``, ``z~ = T^z(z0 | x)``; generator step on
+       :func:`generator_loss` with ``G(z~)`` and the same ``x0``.
+    3. encoder step on :func:`encoder_loss` with ``(mu, logvar)`` and ``q(x~)``.
+    4. ``x1 = G(z)`` with the *updated* generator (same ``z``), ``x1 = T^x(x1)`` when ``fine_tune``; energy step on
+       :func:`energy_loss` ``(E(x), E(x1))``.
+
+    Args:
+        data: real images ``[B, C, H, W]`` in ``[-1, 1]`` on the models' device.
+        energy / generator / encoder: the models (possibly DDP-wrapped: forwards that need gradients go through
+            them; the MCMC chains run through ``unwrap(model)``).
+        optimizers: ``(opt_energy, opt_generator, opt_encoder)``.
+        backward: ``loss -> None`` (``accelerator.backward`` for mixed precision / DDP; default ``loss.backward()``).
+        autocast: a context-manager factory for network forwards (``accelerator.autocast``); chain states and
+            losses stay float32.
+        keep_tensors: put ``x0``, ``x~``, ``x1`` and ``G(z~)`` (detached) in ``StepOutput.extras``.
+
+    All randomness comes from the global torch RNG, in a fixed order: ``z``, x-chain noise, ``eps``, z-chain noise,
+    second x-chain noise.
+    """
+    backward = backward or (lambda loss: loss.backward())
+    unwrap = unwrap or _unwrap
+    autocast = autocast or _null_context
+    opt_e, opt_g, opt_i = optimizers
+    cfg = config
+    e_raw, g_raw = unwrap(energy), unwrap(generator)
+    x_noise = cfg.x_noise if cfg.use_noise else 0.0
+    batch = data.shape[0]
+    latent_dim = g_raw.config.latent_dim
+    device = data.device
+
+    def energy_fn(x):
+        with autocast():
+            return e_raw.energy(x)
+
+    def decode_fn(z):
+        with autocast():
+            return g_raw.generate(z)
+
+    # 1. generator proposals, revised by the EBM
+    z = torch.randn(batch, latent_dim, device=device)
+    with autocast():
+        x0 = generator(z, return_dict=False)[0]
+    with chain_mode(e_raw):
+        x_rev = energy_langevin(energy_fn, x0, cfg.x_steps, cfg.x_step_size, x_noise).sample
+    # 2. generator update from both revised pairs
+    with autocast():
+        mean, logvar = encoder(data, return_dict=False)
+    eps = torch.randn_like(mean, dtype=torch.float32)
+    z0 = mean.detach().float() + torch.exp(0.5 * logvar.detach().float()) * eps
+    with chain_mode(g_raw):
+        z_rev = posterior_langevin(
+            decode_fn, z0, data, cfg.z_steps, cfg.z_step_size, cfg.z_noise,
+            g_raw.config.observation_std, g_raw.config.prior_std,
+        ).sample
+    with autocast():
+        recon = generator(z_rev, return_dict=False)[0]
+    loss_g = generator_loss(recon, data, x0, x_rev, cfg.g_factor, cfg.s_factor)
+    opt_g.zero_grad(set_to_none=True)
+    backward(loss_g)
+    opt_g.step()
+    # 3. encoder update from both revised pairs
+    with autocast():
+        mean_rev, logvar_rev = encoder(x_rev, return_dict=False)
+    loss_i = encoder_loss(mean, logvar, z_rev, mean_rev, logvar_rev, z, cfg.g_factor, cfg.i_factor)
+    opt_i.zero_grad(set_to_none=True)
+    backward(loss_i)
+    opt_i.step()
+    # 4. energy update: data against (revised) proposals of the updated generator
+    with torch.no_grad(), autocast():
+        x1 = g_raw.generate(z)
+    if cfg.fine_tune:
+        with chain_mode(e_raw):
+            x1 = energy_langevin(energy_fn, x1, cfg.x_steps, cfg.x_step_size, x_noise).sample
+    with autocast():
+        e_data = energy(data, return_dict=False)[0]
+        e_samples = energy(x1.detach(), return_dict=False)[0]
+    loss_e = energy_loss(e_data, e_samples, cfg.temperature)
+    opt_e.zero_grad(set_to_none=True)
+    backward(loss_e)
+    opt_e.step()
+
+    out = StepOutput(
+        loss_energy=loss_e.item(),
+        loss_generator=loss_g.item(),
+        loss_encoder=loss_i.item(),
+        energy_data=e_data.float().mean().item(),
+        energy_samples=e_samples.float().mean().item(),
+        recon_sse=sum_squared_error(recon.detach(), data).item() / batch,
+        proposal_gap=sum_squared_error(x0.detach(), x_rev).item() / batch,
+    )
+    if keep_tensors:
+        out.extras = {"proposals": x0.detach(), "revised": x_rev, "samples": x1.detach(), "reconstructions": recon.detach()}
+    return out
+
+
+class _null_context:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def make_optimizers(
+    energy: nn.Module, generator: nn.Module, encoder: nn.Module, config: TeachingConfig
+) -> tuple[torch.optim.Adam, torch.optim.Adam, torch.optim.Adam]:
+    """The authors' three Adam optimizers (betas (0, 0.9), coupled L2 weight decay)."""
+    return (
+        torch.optim.Adam(energy.parameters(), lr=config.lr_energy, betas=config.betas, weight_decay=config.weight_decay_energy),
+        torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=config.betas, weight_decay=config.weight_decay_generator),
+        torch.optim.Adam(encoder.parameters(), lr=config.lr_encoder, betas=config.betas, weight_decay=config.weight_decay_encoder),
+    )
+
+
+def make_schedulers(optimizers, config: TeachingConfig) -> list[torch.optim.lr_scheduler.ExponentialLR]:
+    """ExponentialLR(gamma=lr_decay) per optimizer, to be stepped once at the start of every epoch after the first."""
+    return [torch.optim.lr_scheduler.ExponentialLR(opt, gamma=config.lr_decay) for opt in optimizers]
+
+
+__all__ = [
+    "StepOutput",
+    "TeachingConfig",
+    "dual_mcmc_step",
+    "encoder_loss",
+    "energy_loss",
+    "gaussian_nll",
+    "generator_loss",
+    "make_optimizers",
+    "make_schedulers",
+    "sum_squared_error",
+]
