@@ -1,0 +1,422 @@
+"""Tests for ``hf_dualmcmc.data``: sources, preprocessing policies, in-memory vs lazy paths, errors."""
+
+import gzip
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+import datasets  # noqa: E402
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from hf_dualmcmc.data import (  # noqa: E402
+    DataConfig,
+    InMemoryImageDataset,
+    LazyImageDataset,
+    check_dataset_size,
+    describe,
+    find_image_column,
+    load_digits_images,
+    load_image_dataset,
+    load_mnist_images,
+    pad_or_resize,
+    read_idx,
+    to_uint8_array,
+)
+
+SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+
+
+def px(value):
+    """Expected model-space value of a uint8 pixel."""
+    return value / 127.5 - 1.0
+
+
+def rgb(width, height, color):
+    return PIL.Image.fromarray(np.full((height, width, 3), color, dtype=np.uint8), "RGB")
+
+
+def write_imagefolder(root: Path, values, labels=None, size=(8, 8)):
+    """PNG files with uniform RGB colour (v, v // 2, 255 - v); optionally in label subfolders."""
+    for i, v in enumerate(values):
+        folder = root / labels[i] if labels else root
+        folder.mkdir(parents=True, exist_ok=True)
+        rgb(*size, (v, v // 2, 255 - v)).save(folder / f"img_{i}.png")
+    return root
+
+
+def image_dataset(images, extra=True):
+    """A ``datasets.Dataset`` with an ``Image()`` column ``img`` (and a ``label`` column)."""
+    data = {"img": images}
+    features = {"img": datasets.Image()}
+    if extra:
+        data["label"] = list(range(len(images)))
+        features["label"] = datasets.Value("int64")
+    return datasets.Dataset.from_dict(data, features=datasets.Features(features))
+
+
+def in_memory(dataset):
+    assert isinstance(dataset, InMemoryImageDataset)
+    return dataset
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return str(tmp_path / "hf_cache")
+
+
+@pytest.fixture
+def parquet_file(tmp_path):
+    """Five 8x8 RGB images (uniform colours 10, 60, 110, 160, 210) in a parquet file with PNG bytes."""
+    images = [rgb(8, 8, (v, v // 2, 255 - v)) for v in (10, 60, 110, 160, 210)]
+    path = tmp_path / "pq" / "train-00000.parquet"
+    path.parent.mkdir()
+    image_dataset(images).to_parquet(str(path))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sources
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_imagefolder_without_labels(tmp_path, cache):
+    values = [0, 51, 102, 255]
+    root = write_imagefolder(tmp_path / "flat", values)
+    ds = in_memory(load_image_dataset(DataConfig(str(root), image_size=8, num_channels=3, cache_dir=cache)))
+    assert len(ds) == 4
+    assert ds.images.dtype == torch.uint8 and ds.images.shape == (4, 3, 8, 8)
+    item = ds[0]
+    assert item.dtype == torch.float32 and item.shape == (3, 8, 8)
+    stacked = torch.stack([ds[i] for i in range(len(ds))])
+    assert stacked.min() >= -1 and stacked.max() <= 1
+    got = sorted(tuple(round(float(c), 5) for c in stacked[i, :, 3, 5]) for i in range(4))
+    expected = sorted(tuple(round(px(c), 5) for c in (v, v // 2, 255 - v)) for v in values)
+    assert got == expected
+    assert -1.0 in stacked and 1.0 in stacked  # 0 -> -1 and 255 -> 1 exactly
+
+
+def test_imagefolder_with_label_subfolders(tmp_path, cache):
+    root = write_imagefolder(tmp_path / "labelled", [20, 40, 200], labels=["cat", "cat", "dog"])
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(root), split="train", cache_dir=cache)
+    assert "label" in loaded.column_names and find_image_column(loaded) == "image"
+    ds = in_memory(load_image_dataset(DataConfig(str(root), image_size=8, cache_dir=cache)))
+    assert ds.images.shape == (3, 3, 8, 8)
+    assert sorted(int(v) for v in ds.images[:, 0, 0, 0]) == [20, 40, 200]
+
+
+def test_parquet_file_glob_and_directory(parquet_file, cache):
+    values = [10, 60, 110, 160, 210]
+    for source in (str(parquet_file), str(parquet_file.parent / "*.parquet"), str(parquet_file.parent)):
+        ds = in_memory(load_image_dataset(DataConfig(source, image_size=8, cache_dir=cache)))
+        assert ds.images.shape == (5, 3, 8, 8), source
+        # parquet keeps row order: pixel (2, 2) of item i is (v, v // 2, 255 - v)
+        for i, v in enumerate(values):
+            torch.testing.assert_close(ds[i][:, 2, 2], torch.tensor([px(v), px(v // 2), px(255 - v)]))
+
+
+def test_parquet_any_split_name_and_max_images(parquet_file, cache):
+    ds = load_image_dataset(
+        DataConfig(str(parquet_file), split="validation", max_images=2, image_size=4, cache_dir=cache)
+    )
+    assert len(ds) == 2 and ds[0].shape == (3, 4, 4)
+    torch.testing.assert_close(ds[1][:, 0, 0], torch.tensor([px(60), px(30), px(195)]))
+
+
+def test_save_to_disk_directory(tmp_path):
+    image_dataset([rgb(8, 8, (7, 7, 7))] * 3).save_to_disk(str(tmp_path / "saved"))
+    ds = in_memory(load_image_dataset(DataConfig(str(tmp_path / "saved"), image_size=8, num_channels=1)))
+    assert ds.images.shape == (3, 1, 8, 8) and int(ds.images.max()) == 7 == int(ds.images.min())
+
+
+def test_hub_name_goes_through_load_dataset(monkeypatch, cache):
+    calls = []
+
+    def fake_load_dataset(path, *args, **kwargs):
+        calls.append((path, args, kwargs))
+        return image_dataset([rgb(8, 8, (0, 0, 0)), rgb(8, 8, (255, 255, 255))])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    ds = load_image_dataset(DataConfig("uoft-cs/cifar10", split="test", image_size=8, cache_dir=cache))
+    assert calls == [("uoft-cs/cifar10", (), {"split": "test", "cache_dir": cache})]
+    assert len(ds) == 2 and float(ds[0].max()) == -1.0 and float(ds[1].min()) == 1.0
+
+
+def test_missing_local_sources_raise(tmp_path):
+    for source in (
+        str(tmp_path / "nope"),
+        str(tmp_path / "nope.parquet"),
+        "./nope",
+        str(tmp_path / "*.parquet"),
+    ):
+        with pytest.raises(FileNotFoundError):
+            load_image_dataset(DataConfig(source))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="parquet"):
+        load_image_dataset(DataConfig(str(tmp_path / "notes.txt")))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Preprocessing
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_channel_conversion_3_to_1_and_1_to_3():
+    gray3 = rgb(4, 4, (90, 90, 90))
+    red = rgb(4, 4, (255, 0, 0))
+    one = DataConfig("unused", image_size=4, num_channels=1)
+    assert to_uint8_array(gray3, one).shape == (1, 4, 4)
+    assert (to_uint8_array(gray3, one) == 90).all()
+    assert abs(int(to_uint8_array(red, one)[0, 0, 0]) - 76) <= 1  # ITU-R 601 luma 0.299 * 255
+    gray1 = PIL.Image.fromarray(np.full((4, 4), 200, np.uint8), "L")
+    three = to_uint8_array(gray1, DataConfig("unused", image_size=4, num_channels=3))
+    assert three.shape == (3, 4, 4) and (three == 200).all()
+
+
+def test_pad_28_to_32(tmp_path, cache):
+    rng = np.random.default_rng(0)
+    digits = rng.integers(1, 256, size=(3, 28, 28), dtype=np.uint8)
+    path = tmp_path / "mnistlike.parquet"
+    image_dataset([PIL.Image.fromarray(d, "L") for d in digits], extra=False).to_parquet(str(path))
+    ds = in_memory(
+        load_image_dataset(
+            DataConfig(str(path), image_size=32, num_channels=1, resize="pad", cache_dir=cache)
+        )
+    )
+    assert ds.images.shape == (3, 1, 32, 32)
+    assert torch.equal(ds.images[:, 0, 2:30, 2:30], torch.from_numpy(digits))
+    border = ds.images.clone()
+    border[:, :, 2:30, 2:30] = 0
+    assert int(border.max()) == 0
+    assert float(ds[0][0, 0, 0]) == -1.0 and float(ds[0][0, 2, 2]) == pytest.approx(px(int(digits[0, 0, 0])))
+    with pytest.raises(ValueError, match="pad"):
+        pad_or_resize(PIL.Image.new("L", (33, 20)), 32, "pad")
+
+
+def test_crop_box_is_applied_first():
+    array = np.zeros((16, 20, 3), np.uint8)  # H=16, W=20
+    array[2:10, 4:12] = np.arange(64, dtype=np.uint8).reshape(8, 8, 1) + 100
+    config = DataConfig("unused", image_size=8, crop_box=(4, 2, 12, 10))
+    out = to_uint8_array(PIL.Image.fromarray(array), config)
+    assert out.shape == (3, 8, 8)
+    assert np.array_equal(out[0], array[2:10, 4:12, 0])
+    with pytest.raises(ValueError, match="crop_box"):
+        to_uint8_array(PIL.Image.fromarray(array), DataConfig("unused", image_size=8, crop_box=(0, 0, 21, 8)))
+
+
+def test_resize_and_center_crop_policies():
+    assert pad_or_resize(rgb(16, 16, (30, 30, 30)), 8).size == (8, 8)
+    uniform = to_uint8_array(rgb(16, 16, (30, 60, 90)), DataConfig("unused", image_size=8))
+    assert (uniform[:, 3, 3] == [30, 60, 90]).all() and (uniform == uniform[:, :1, :1]).all()
+    wide = np.zeros((8, 16), np.uint8)  # W=16, H=8: columns 0..15 get distinct values
+    wide[:] = np.arange(16, dtype=np.uint8) * 10
+    out = to_uint8_array(
+        PIL.Image.fromarray(wide), DataConfig("unused", image_size=8, num_channels=1, resize="center_crop")
+    )
+    assert np.array_equal(out[0], wide[:, 4:12])
+    squashed = to_uint8_array(PIL.Image.fromarray(wide), DataConfig("unused", image_size=8, num_channels=1))
+    assert squashed.shape == (1, 8, 8) and squashed[0, 0, 0] < 30 and squashed[0, 0, -1] > 120
+
+
+def test_random_flip_probability_and_determinism():
+    images = torch.zeros(1, 1, 4, 4, dtype=torch.uint8)
+    images[..., 2:] = 255  # right half white
+    ds = InMemoryImageDataset(images, random_flip=True)
+    torch.manual_seed(0)
+    draws = [ds[0] for _ in range(2000)]
+    flipped = [bool(d[0, 0, 0] == 1.0) for d in draws]
+    upright = InMemoryImageDataset(images)[0]
+    for draw, was_flipped in zip(draws, flipped):
+        assert torch.equal(draw, upright.flip(-1) if was_flipped else upright)
+    assert 0.45 < sum(flipped) / len(flipped) < 0.55
+    torch.manual_seed(0)
+    assert [bool(ds[0][0, 0, 0] == 1.0) for _ in range(50)] == flipped[:50]
+    no_flip = InMemoryImageDataset(images)
+    assert all(float(no_flip[0][0, 0, 0]) == -1.0 for _ in range(50))
+
+
+def test_lazy_fallback_matches_in_memory(tmp_path, cache):
+    root = write_imagefolder(tmp_path / "imgs", [3, 77, 140, 250, 128], size=(12, 10))
+    kwargs = dict(image_size=8, num_channels=1, resize="center_crop", random_flip=True, cache_dir=cache)
+    eager = in_memory(load_image_dataset(DataConfig(str(root), **kwargs)))
+    lazy = load_image_dataset(DataConfig(str(root), max_in_memory_bytes=0, **kwargs))
+    assert isinstance(lazy, LazyImageDataset) and isinstance(lazy.dataset, datasets.Dataset)
+    assert len(lazy) == len(eager) == 5
+    assert (lazy.num_channels, lazy.image_size) == (eager.num_channels, eager.image_size) == (1, 8)
+    torch.manual_seed(3)
+    eager_items = [eager[i] for i in range(5)]
+    torch.manual_seed(3)
+    lazy_items = [lazy[i] for i in range(5)]
+    for a, b in zip(eager_items, lazy_items):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    batch = next(iter(torch.utils.data.DataLoader(lazy, batch_size=4)))
+    assert batch.shape == (4, 1, 8, 8) and batch.dtype == torch.float32
+    assert "LazyImageDataset: 5 images, 1x8x8" in describe(lazy)
+    assert describe(eager).startswith("InMemoryImageDataset: 5 images, 1x8x8 uint8")
+
+
+def test_memory_budget_threshold(parquet_file, cache):
+    exact = 5 * 3 * 8 * 8
+    kwargs = dict(image_size=8, cache_dir=cache)
+    assert isinstance(
+        load_image_dataset(DataConfig(str(parquet_file), max_in_memory_bytes=exact, **kwargs)),
+        InMemoryImageDataset,
+    )
+    assert isinstance(
+        load_image_dataset(DataConfig(str(parquet_file), max_in_memory_bytes=exact - 1, **kwargs)),
+        LazyImageDataset,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Columns and errors
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_image_column_by_type_and_errors(parquet_file, cache):
+    assert find_image_column(image_dataset([rgb(2, 2, (0, 0, 0))])) == "img"
+    text = datasets.Dataset.from_dict({"caption": ["a"], "label": [1]})
+    with pytest.raises(ValueError, match=r"no image column.*'caption' \(Value\('string'\)\).*'label'"):
+        find_image_column(text)
+    with pytest.raises(
+        ValueError, match=r"'pixels' not found; columns: 'img' \(Image.*'label' \(Value\('int64'\)\)"
+    ):
+        load_image_dataset(DataConfig(str(parquet_file), image_column="pixels", cache_dir=cache))
+    with pytest.raises(ValueError, match=r"'label' is Value\('int64'\), not an image column.*'img' \(Image"):
+        load_image_dataset(DataConfig(str(parquet_file), image_column="label", cache_dir=cache))
+    ds = load_image_dataset(DataConfig(str(parquet_file), image_column="img", image_size=8, cache_dir=cache))
+    assert len(ds) == 5
+
+
+def test_config_validation():
+    for kwargs, match in (
+        (dict(num_channels=2), "num_channels"),
+        (dict(resize="stretch"), "resize"),
+        (dict(image_size=0), "image_size"),
+        (dict(crop_box=(10, 0, 5, 8)), "crop_box"),
+        (dict(crop_box=(0, 0, 8)), "crop_box"),
+        (dict(max_images=0), "max_images"),
+        (dict(max_in_memory_bytes=-1), "max_in_memory_bytes"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            DataConfig("sklearn:digits", **kwargs)
+
+
+def test_check_dataset_size():
+    ds = InMemoryImageDataset(torch.zeros(5, 1, 2, 2, dtype=torch.uint8))
+    check_dataset_size(ds, 5)
+    with pytest.raises(ValueError, match="dataset has 5 images, fewer than one batch of 6"):
+        check_dataset_size(ds, 6)
+    with pytest.raises(ValueError, match="batch_size"):
+        check_dataset_size(ds, 0)
+    with pytest.raises(ValueError, match="uint8"):
+        InMemoryImageDataset(torch.zeros(5, 1, 2, 2))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Array sources: scikit-learn digits, MNIST IDX
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_sklearn_digits():
+    from sklearn.datasets import load_digits
+
+    raw = load_digits().images
+    train, test, full = (load_digits_images(s) for s in ("train", "test", "all"))
+    assert full.shape == (1797, 8, 8) and full.dtype == np.uint8 and full.max() == 255 and full.min() == 0
+    assert np.array_equal(full, np.rint(raw * 255 / 16).astype(np.uint8))
+    assert len(train) == 1617 and len(test) == 180
+    flat = {r.tobytes() for r in full}
+    assert {r.tobytes() for r in train} | {r.tobytes() for r in test} <= flat
+    assert np.array_equal(load_digits_images("test"), test)  # deterministic
+    ds = in_memory(load_image_dataset(DataConfig("sklearn:digits", image_size=8, num_channels=1)))
+    assert torch.equal(ds.images[:, 0], torch.from_numpy(train))
+    big = load_image_dataset(
+        DataConfig("sklearn:digits", split="test", image_size=16, num_channels=3, max_images=7)
+    )
+    assert len(big) == 7 and big[0].shape == (3, 16, 16)
+    lazy = load_image_dataset(
+        DataConfig(
+            "sklearn:digits", split="test", image_size=16, num_channels=3, max_images=7, max_in_memory_bytes=0
+        )
+    )
+    assert isinstance(lazy, LazyImageDataset)
+    assert all(torch.equal(big[i], lazy[i]) for i in range(7))
+    with pytest.raises(ValueError, match="split"):
+        load_digits_images("validation")
+    with pytest.raises(ValueError, match="'img' not found"):
+        load_image_dataset(DataConfig("sklearn:digits", image_column="img"))
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int, compress=True):
+    header = magic.to_bytes(4, "big") + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    data = header + array.astype(">u1").tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+
+def test_idx_reader_and_mnist_partitions(tmp_path):
+    rng = np.random.default_rng(1)
+    t10k = rng.integers(0, 256, size=(10000, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", t10k, 2051)
+    write_idx(
+        tmp_path / "t10k-labels-idx1-ubyte", rng.integers(0, 10, size=10000, dtype=np.uint8), 2049, False
+    )
+    assert np.array_equal(read_idx(tmp_path / "t10k-images-idx3-ubyte.gz", 2051), t10k)
+    assert read_idx(tmp_path / "t10k-labels-idx1-ubyte", 2049).shape == (10000,)
+    assert np.array_equal(load_mnist_images(tmp_path, "train"), t10k[:9000])
+    assert np.array_equal(load_mnist_images(tmp_path, "test"), t10k[9000:])
+    ds = load_image_dataset(
+        DataConfig(f"mnist:{tmp_path}", split="test", image_size=32, num_channels=1, resize="pad")
+    )
+    assert len(ds) == 1000 and torch.equal(
+        in_memory(ds).images[:, 0, 2:30, 2:30], torch.from_numpy(t10k[9000:])
+    )
+    with pytest.raises(ValueError, match="magic number 2051, expected 2049"):
+        read_idx(tmp_path / "t10k-images-idx3-ubyte.gz", 2049)
+    truncated = tmp_path / "bad" / "t10k-images-idx3-ubyte"
+    truncated.parent.mkdir()
+    truncated.write_bytes(
+        (2051).to_bytes(4, "big") + b"".join(s.to_bytes(4, "big") for s in (2, 28, 28)) + b"\0" * 100
+    )
+    with pytest.raises(ValueError, match="header says shape"):
+        load_mnist_images(truncated.parent)
+    with pytest.raises(FileNotFoundError, match="no MNIST IDX images"):
+        load_image_dataset(DataConfig(f"mnist:{tmp_path / 'empty'}"))
+    full = tmp_path / "full"
+    full.mkdir()
+    train = rng.integers(0, 256, size=(12, 28, 28), dtype=np.uint8)
+    write_idx(full / "train-images-idx3-ubyte.gz", train, 2051)
+    write_idx(full / "t10k-images-idx3-ubyte.gz", t10k[:5], 2051)
+    assert np.array_equal(load_mnist_images(full, "train"), train)
+    assert np.array_equal(load_mnist_images(full, "test"), t10k[:5])
+    assert len(load_mnist_images(full, "all")) == 17
+
+
+@pytest.fixture
+def mnist_dir():
+    directory = SHARED / "data" / "mnist"
+    if not (directory / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(
+            f"shared MNIST is absent (looked for {directory}); set HF_DUALMCMC_SHARED to run this test"
+        )
+    return directory
+
+
+def test_shared_mnist(mnist_dir, monkeypatch):
+    monkeypatch.setenv("HF_DUALMCMC_SHARED", str(mnist_dir.parents[1]))
+    raw = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz", 2051)
+    assert raw.shape == (10000, 28, 28) and raw.dtype == np.uint8
+    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", 2049)
+    assert labels.shape == (10000,) and set(np.unique(labels)) == set(range(10))
+    train = in_memory(load_image_dataset(DataConfig("mnist", image_size=32, num_channels=1, resize="pad")))
+    assert train.images.shape == (9000, 1, 32, 32)
+    assert torch.equal(train.images[:, 0, 2:30, 2:30], torch.from_numpy(raw[:9000]))
+    test = load_image_dataset(DataConfig(f"mnist:{mnist_dir}", split="test", image_size=28, num_channels=1))
+    assert len(test) == 1000
+    torch.testing.assert_close(test[0][0], torch.from_numpy(raw[9000]).float() / 127.5 - 1, rtol=0, atol=0)
