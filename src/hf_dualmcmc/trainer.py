@@ -1,0 +1,508 @@
+"""The training loop behind ``accelerate launch scripts/train.py`` (one loop a reader can follow).
+
+``train(config)`` builds the three models from :class:`ModelSettings`, loads images with :mod:`hf_dualmcmc.data`,
+and repeats :func:`hf_dualmcmc.training.dual_mcmc_step` under Accelerate (one or many processes, mixed precision
+``no``/``bf16``/``fp16``; MCMC chains always run through the unwrapped models with float32 state). Around it:
+trackers (TensorBoard by default) and a tqdm bar, sample grids (proposals vs revised, data vs reconstructions),
+atomic checkpoints (``accelerator.save_state`` into a temporary folder renamed into place, last K kept) and
+bit-identical resumption, a divergence guard, and the export of a :class:`~hf_dualmcmc.DualMCMCPipeline` with a
+model card (optionally pushed to the Hub).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers.utils import make_image_grid
+from tqdm.auto import tqdm
+
+from .configuration_dualmcmc import (
+    DualMCMCEncoderConfig,
+    DualMCMCEnergyConfig,
+    DualMCMCGeneratorConfig,
+    default_encoder_layout,
+    default_energy_layout,
+    default_generator_mults,
+)
+from .data import DataConfig, check_dataset_size, describe, load_image_dataset
+from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
+from .pipeline_dualmcmc import DualMCMCPipeline
+from .training import StepOutput, TeachingConfig, dual_mcmc_step, make_optimizers, make_schedulers
+
+CHECKPOINT_PREFIX = "checkpoint-"
+STATE_FILE = "trainer_state.json"
+
+
+class DivergenceError(RuntimeError):
+    """The run exploded (NaN loss or energy gap beyond ``explode_threshold``); the last checkpoint is intact."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelSettings:
+    """Widths and layout of the three networks (``None`` layouts: the defaults of ``configs_for_image_size``)."""
+
+    latent_dim: int = 128
+    ngf: int = 512
+    ndf: int = 512
+    nif: int = 128
+    generator_channel_mults: list[float] | None = None
+    energy_channel_mults: list[float] | None = None
+    energy_downsample: list[bool] | None = None
+    encoder_channel_mults: list[float] | None = None
+    encoder_first_stride: int | None = None
+    observation_std: float = 0.3
+    prior_std: float = 1.0
+    spectral_norm: bool = True
+
+
+@dataclass
+class SamplerSettings:
+    """Sampler defaults written into the exported pipeline (the authors' FID sampler by default)."""
+
+    num_revision_steps: int = 70
+    step_size: float = 0.4
+    noise_scale: float = 0.001
+    bn_stats: str = "batch"
+    num_latent_steps: int = 10
+
+
+@dataclass
+class RunSettings:
+    output_dir: str = "outputs/run"
+    batch_size: int = 100  # per process
+    epochs: int = 301
+    max_steps: int | None = None
+    seed: int = 1234
+    mixed_precision: str | None = None  # None: whatever `accelerate launch` / the accelerate config says
+    log_every: int = 10
+    sample_every: int = 500
+    num_sample_images: int = 64
+    checkpoint_every: int = 1000
+    checkpoints_total_limit: int = 3
+    export_at_checkpoints: bool = False
+    report_to: str = "tensorboard"
+    num_workers: int = 0
+    dataset_name: str | None = None  # for the model card (e.g. "uoft-cs/cifar10")
+    card_template: str = "run"
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_private: bool = False
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig
+    model: ModelSettings = field(default_factory=ModelSettings)
+    teaching: TeachingConfig = field(default_factory=TeachingConfig)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    run: RunSettings = field(default_factory=RunSettings)
+
+    SECTIONS = {"data": DataConfig, "model": ModelSettings, "teaching": TeachingConfig, "sampler": SamplerSettings,
+                "run": RunSettings}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
+        unknown = set(raw) - set(cls.SECTIONS)
+        if unknown:
+            raise ValueError(f"unknown config sections {sorted(unknown)}; expected {sorted(cls.SECTIONS)}")
+        if "data" not in raw:
+            raise ValueError("the config needs a `data:` section with at least `source`")
+        sections = {}
+        for name, section_cls in cls.SECTIONS.items():
+            values = dict(raw.get(name) or {})
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            bad = set(values) - known
+            if bad:
+                raise ValueError(f"unknown keys {sorted(bad)} in section `{name}`; expected some of {sorted(known)}")
+            if name == "data" and values.get("crop_box") is not None:
+                values["crop_box"] = tuple(values["crop_box"])
+            sections[name] = section_cls(**values)
+        return cls(**sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: dataclasses.asdict(getattr(self, name)) for name in self.SECTIONS}
+        if out["data"].get("crop_box") is not None:
+            out["data"]["crop_box"] = list(out["data"]["crop_box"])
+        out["teaching"]["betas"] = list(out["teaching"]["betas"])
+        return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``section.key=value`` strings (values parsed as YAML) applied onto a raw config dict."""
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"override {item!r} must look like section.key=value (e.g. run.max_steps=100)")
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        raw.setdefault(section, {})
+        if raw[section] is None:
+            raw[section] = {}
+        raw[section][name] = yaml.safe_load(value)
+    return raw
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    return TrainConfig.from_dict(apply_overrides(raw, overrides or []))
+
+
+def build_models(data: DataConfig, settings: ModelSettings):
+    """Fresh (energy, generator, encoder) for the data's image size and channels."""
+    size, ch = data.image_size, data.num_channels
+    e_mults, e_down = default_energy_layout(size)
+    i_mults, i_stride = default_encoder_layout(size)
+    energy = DualMCMCEnergyModel(DualMCMCEnergyConfig(
+        image_size=size, num_channels=ch, base_channels=settings.ndf,
+        channel_mults=settings.energy_channel_mults or e_mults, downsample=settings.energy_downsample or e_down,
+        spectral_norm=settings.spectral_norm,
+    ))
+    generator = DualMCMCGeneratorModel(DualMCMCGeneratorConfig(
+        latent_dim=settings.latent_dim, image_size=size, num_channels=ch, base_channels=settings.ngf,
+        channel_mults=settings.generator_channel_mults or default_generator_mults(size),
+        observation_std=settings.observation_std, prior_std=settings.prior_std,
+    ))
+    encoder = DualMCMCEncoderModel(DualMCMCEncoderConfig(
+        image_size=size, num_channels=ch, latent_dim=settings.latent_dim, base_channels=settings.nif,
+        channel_mults=settings.encoder_channel_mults or i_mults,
+        first_stride=settings.encoder_first_stride or i_stride,
+    ))
+    return energy, generator, encoder
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data order: a fixed permutation per epoch, sharded over processes, resumable at any batch
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class EpochBatchSampler(torch.utils.data.Sampler):
+    """Batches of one epoch: ``randperm(N, seed + epoch)`` cut into global batches (last partial one dropped); each
+    process takes its slice. ``start_batch`` skips the first batches (resumption mid-epoch)."""
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, num_processes: int = 1, process_index: int = 0):
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.num_processes, self.process_index = num_processes, process_index
+        self.epoch, self.start_batch = 0, 0
+
+    def __len__(self) -> int:
+        return self.num_items // (self.batch_size * self.num_processes)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __iter__(self):
+        perm = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        global_batch = self.batch_size * self.num_processes
+        for b in range(self.start_batch, len(self)):
+            chunk = perm[b * global_batch : (b + 1) * global_batch]
+            yield chunk[self.process_index * self.batch_size : (self.process_index + 1) * self.batch_size].tolist()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints (those holding ``trainer_state.json``), oldest first."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = re.fullmatch(rf"{CHECKPOINT_PREFIX}(\d+)", p.name)
+        if m and p.is_dir() and (p / STATE_FILE).is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def resolve_checkpoint(output_dir: str | os.PathLike, which: str) -> Path:
+    if which == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        if not checkpoints:
+            raise FileNotFoundError(f"--resume_from_checkpoint latest: no complete checkpoint under {output_dir}/checkpoints")
+        return checkpoints[-1]
+    path = Path(which)
+    if not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a complete checkpoint (expected {path / STATE_FILE})")
+    return path
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state: dict, keep: int) -> Path:
+    """``accelerator.save_state`` into ``.tmp-checkpoint-N``, then an atomic rename; a kill mid-save leaves the
+    previous checkpoints untouched and only a temporary folder (removed by the next save)."""
+    root = output_dir / "checkpoints"
+    final = root / f"{CHECKPOINT_PREFIX}{step}"
+    tmp = root / f".tmp-{CHECKPOINT_PREFIX}{step}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(f".tmp-{CHECKPOINT_PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Visual checks and export
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def build_pipeline(energy, generator, encoder, sampler: SamplerSettings) -> DualMCMCPipeline:
+    pipe = DualMCMCPipeline(
+        energy, generator, encoder, num_revision_steps=sampler.num_revision_steps, step_size=sampler.step_size,
+        noise_scale=sampler.noise_scale, bn_stats=sampler.bn_stats, num_latent_steps=sampler.num_latent_steps,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sample_grids(pipe: DualMCMCPipeline, data: torch.Tensor, num: int, seed: int):
+    """(proposals | revised) and (data | reconstructions) grids, with a private RNG (the training RNG is untouched)."""
+    n = max(2, min(num, data.shape[0] if data is not None else num))
+    rows = max(1, int(math.sqrt(n)))
+    n = rows * (n // rows)
+    out = pipe(batch_size=n, generator=torch.Generator().manual_seed(seed), return_proposals=True)
+    samples = make_image_grid(out.proposals, rows, n // rows), make_image_grid(out.images, rows, n // rows)
+    recon = None
+    if pipe.encoder is not None and data is not None:
+        x = data[:n].float().clamp(-1, 1)
+        rec = pipe.reconstruct(pixel_values=x, generator=torch.Generator().manual_seed(seed))
+        real = pipe.image_processor.postprocess(x, output_type="pil")
+        recon = make_image_grid(real, rows, n // rows), make_image_grid(rec.images, rows, n // rows)
+    return samples, recon
+
+
+def _side_by_side(left, right):
+    from PIL import Image
+
+    gap = 4
+    canvas = Image.new(left.mode, (left.width + right.width + gap, max(left.height, right.height)), 255)
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width + gap, 0))
+    return canvas
+
+
+def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig, grid, metrics: dict | None = None):
+    """``save_pretrained`` + sample grid + model card, written to ``directory.tmp`` and renamed into place."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    pipe.save_pretrained(tmp)
+    grid_name = None
+    if grid is not None:
+        grid_name = "samples.png"
+        grid.save(tmp / grid_name)
+    (tmp / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from .hub import write_model_card
+
+    write_model_card(
+        tmp, template=config.run.card_template, dataset=config.run.dataset_name or config.data.source,
+        training_config=config.to_dict(), metrics=metrics, sample_grid=grid_name, hub_model_id=config.run.hub_model_id,
+    )
+    if directory.exists():
+        shutil.rmtree(directory)
+    os.replace(tmp, directory)
+    return directory
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    step: int
+    history: list[dict]
+    output_dir: Path
+    pipeline_dir: Path | None
+    seconds: float
+
+
+def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> TrainResult:
+    """Run Dual-MCMC teaching as configured; returns the per-step history (main process) and the export path."""
+    run, teaching = config.run, config.teaching
+    output_dir = Path(run.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=run.mixed_precision,
+        log_with=None if run.report_to in (None, "none") else run.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    main = accelerator.is_main_process
+    set_seed(run.seed)  # identical initial weights on every process
+    energy, generator, encoder = build_models(config.data, config.model)
+    optimizers = make_optimizers(energy, generator, encoder, teaching)
+    schedulers = make_schedulers(optimizers, teaching)
+
+    dataset = load_image_dataset(config.data)
+    check_dataset_size(dataset, run.batch_size * accelerator.num_processes)
+    sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, accelerator.num_processes, accelerator.process_index)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=run.num_workers, generator=torch.Generator().manual_seed(run.seed)
+    )
+    steps_per_epoch = len(sampler)
+    total_steps = steps_per_epoch * run.epochs if run.max_steps is None else run.max_steps
+
+    energy, generator, encoder, *optimizers = accelerator.prepare(energy, generator, encoder, *optimizers)
+    for s in schedulers:
+        accelerator.register_for_checkpointing(s)
+    set_seed(run.seed, device_specific=True)  # different z / chain noise on every process
+
+    step = 0
+    if resume_from_checkpoint:
+        path = resolve_checkpoint(output_dir, resume_from_checkpoint)
+        accelerator.load_state(str(path))
+        step = json.loads((path / STATE_FILE).read_text())["step"]
+        accelerator.print(f"resumed from {path} at step {step}")
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        accelerator.print(f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch, {total_steps} steps in all")
+    if accelerator.trackers == [] and run.report_to not in (None, "none"):
+        accelerator.init_trackers("dualmcmc", config={k: v for k, v in _flat(config.to_dict()).items()})
+
+    unwrap = accelerator.unwrap_model
+    history: list[dict] = []
+    last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
+    bar = tqdm(total=total_steps, initial=step, disable=not main, desc="dual-mcmc", dynamic_ncols=True)
+    started = time.time()
+    last_batch = None
+    while step < total_steps:
+        epoch, start_batch = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch, start_batch)
+        for batch in loader:
+            if start_batch == 0 and step % steps_per_epoch == 0 and epoch > 0:
+                # ExponentialLR stepped at the start of every epoch: lr = base * gamma^epoch
+                for s in schedulers:
+                    s.step()
+            start_batch = 0
+            data = batch.to(accelerator.device, non_blocking=True)
+            out: StepOutput = dual_mcmc_step(
+                data, energy, generator, encoder, optimizers, teaching,
+                backward=accelerator.backward, autocast=accelerator.autocast, unwrap=unwrap,
+            )
+            step += 1
+            last_batch = data
+            _guard(out, step, teaching.explode_threshold, last_checkpoint)
+            record = {"step": step, "epoch": epoch, **out.as_dict(), "lr_energy": schedulers[0].get_last_lr()[0]}
+            history.append(record)
+            bar.update()
+            bar.set_postfix(E=f"{out.loss_energy:.3g}", G=f"{out.loss_generator:.3g}", I=f"{out.loss_encoder:.3g}",
+                            gap=f"{out.energy_data - out.energy_samples:.2g}")
+            if step % run.log_every == 0 or step == total_steps:
+                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+            if run.sample_every and step % run.sample_every == 0 and main:
+                _write_grids(unwrap(energy), unwrap(generator), unwrap(encoder), config, data, output_dir, step)
+            if run.checkpoint_every and (step % run.checkpoint_every == 0 or step == total_steps):
+                last_checkpoint = save_checkpoint(
+                    accelerator, output_dir, step, {"step": step, "epoch": epoch, "last": record},
+                    run.checkpoints_total_limit,
+                )
+                if run.export_at_checkpoints and main:
+                    pipe = build_pipeline(unwrap(energy), unwrap(generator), unwrap(encoder), config.sampler)
+                    export_pipeline(pipe, last_checkpoint / "pipeline", config, None)
+            if step >= total_steps:
+                break
+    bar.close()
+    seconds = time.time() - started
+    accelerator.wait_for_everyone()
+    pipeline_dir = None
+    if main:
+        pipe = build_pipeline(unwrap(energy), unwrap(generator), unwrap(encoder), config.sampler)
+        grids, _ = sample_grids(pipe, last_batch, run.num_sample_images, run.seed) if last_batch is not None else (None, None)
+        grid = grids[1] if grids else None
+        pipeline_dir = export_pipeline(pipe, output_dir / "pipeline", config, grid)
+        with open(output_dir / "history.jsonl", "a") as f:
+            for rec in history:
+                f.write(json.dumps(rec) + "\n")
+        accelerator.print(f"exported {pipeline_dir} after {step} steps ({seconds:.1f} s)")
+        if run.push_to_hub:
+            if not run.hub_model_id:
+                raise ValueError("run.push_to_hub needs run.hub_model_id (e.g. --hub_model_id org/dualmcmc-digits)")
+            from .hub import push_pipeline_to_hub
+
+            push_pipeline_to_hub(pipeline_dir, run.hub_model_id, private=run.hub_private)
+    accelerator.end_training()
+    return TrainResult(step=step, history=history, output_dir=output_dir, pipeline_dir=pipeline_dir, seconds=seconds)
+
+
+def _guard(out: StepOutput, step: int, threshold: float, last_checkpoint: Path | None) -> None:
+    where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
+    if not out.is_finite():
+        bad = {k: v for k, v in out.as_dict().items() if not math.isfinite(v)}
+        raise DivergenceError(f"training diverged at step {step}: non-finite values {bad}; {where} (resume from it "
+                              "with --resume_from_checkpoint latest, e.g. with smaller learning rates)")
+    if out.energy_gap > threshold:
+        raise DivergenceError(
+            f"training diverged at step {step}: |mean E(data) - mean E(samples)| = {out.energy_gap:.4g} > "
+            f"teaching.explode_threshold = {threshold:g}; {where}"
+        )
+
+
+def _write_grids(energy, generator, encoder, config: TrainConfig, data, output_dir: Path, step: int) -> None:
+    pipe = build_pipeline(energy, generator, encoder, config.sampler)
+    (samples, recon) = sample_grids(pipe, data, config.run.num_sample_images, config.run.seed)
+    folder = output_dir / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    _side_by_side(*samples).save(folder / f"step_{step:07d}_proposals_vs_revised.png")
+    if recon is not None:
+        _side_by_side(*recon).save(folder / f"step_{step:07d}_data_vs_reconstructions.png")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        elif isinstance(v, (int, float, str, bool)):
+            out[key] = v
+        else:
+            out[key] = str(v)
+    return out
+
+
+__all__ = [
+    "DivergenceError",
+    "EpochBatchSampler",
+    "ModelSettings",
+    "RunSettings",
+    "SamplerSettings",
+    "TrainConfig",
+    "TrainResult",
+    "apply_overrides",
+    "build_models",
+    "list_checkpoints",
+    "load_config",
+    "resolve_checkpoint",
+    "save_checkpoint",
+    "train",
+]
