@@ -198,6 +198,7 @@ def test_convert_file_to_pipeline_directory_and_reload(tmp_path):
     assert index["noise_scale"] == 0.001 and index["bn_stats"] == "batch"
     card = (out / "README.md").read_text()
     assert "someone/dualmcmc-cifar10" in card and "converted-checkpoint" in card and "checkpoint_epoch: 300" in card
+    assert "license: other" in card and "github.com/jcui1224/dual-MCMC" in card  # upstream weights: no licence
     pipe = DualMCMCPipeline.from_pretrained(out)
     assert_matches_reference(pipe, ckpt)
     # sampling runs with the converted weights

@@ -334,6 +334,23 @@ def convert_official_state_dicts(
     )
 
 
+UPSTREAM_REPOSITORY = "https://github.com/jcui1224/dual-MCMC"
+
+
+def _mark_upstream_license(readme: pathlib.Path) -> None:
+    """The authors' weights carry no licence: say so instead of this project's licence."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(readme)
+    card.data.license = "other"
+    card.data.license_name = "upstream-unlicensed"
+    card.data.license_link = UPSTREAM_REPOSITORY
+    fd, tmp = tempfile.mkstemp(prefix=".README.md.", dir=readme.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(str(card))
+    os.replace(tmp, readme)
+
+
 def convert_official_checkpoint(
     checkpoint_path: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -386,8 +403,9 @@ def convert_official_checkpoint(
             epoch = checkpoint.get("epoch")
             if isinstance(epoch, (int, float)) or (isinstance(epoch, torch.Tensor) and epoch.numel() == 1):
                 training["checkpoint_epoch"] = int(epoch)
-            write_model_card(tmp, template=dataset, dataset=dataset, training_config=training,
-                             hub_model_id=hub_model_id, extra_tags=["converted-checkpoint"])
+            readme = write_model_card(tmp, template=dataset, dataset=dataset, training_config=training,
+                                      hub_model_id=hub_model_id, extra_tags=["converted-checkpoint"])
+            _mark_upstream_license(readme)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(tmp, output_dir)
