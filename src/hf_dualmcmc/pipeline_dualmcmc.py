@@ -39,6 +39,16 @@ BN_STATS = ("batch", "running")
 RANGE_TOLERANCE = 1e-4
 
 
+def _is_a(module, cls: type) -> bool:
+    """``isinstance``, or an instance of an equally named class from another copy of this code.
+
+    diffusers' remote-code loader (``trust_remote_code=True``, see ``hf_dualmcmc.hub.export_for_hub``) executes the
+    pipeline file and each component file as separate modules, so the loaded components are instances of equal
+    copies of the model classes rather than of the classes this pipeline module imported.
+    """
+    return isinstance(module, cls) or any(c.__name__ == cls.__name__ for c in type(module).__mro__)
+
+
 @dataclass
 class DualMCMCPipelineOutput(BaseOutput):
     """Output of :class:`DualMCMCPipeline`.
@@ -115,9 +125,9 @@ class DualMCMCPipeline(DiffusionPipeline):
             ("energy_model", energy_model, DualMCMCEnergyModel),
             ("generator_model", generator_model, DualMCMCGeneratorModel),
         ):
-            if not isinstance(module, cls):
+            if not _is_a(module, cls):
                 raise ValueError(f"{name} must be a {cls.__name__}, got {type(module).__name__}")
-        if encoder is not None and not isinstance(encoder, DualMCMCEncoderModel):
+        if encoder is not None and not _is_a(encoder, DualMCMCEncoderModel):
             raise ValueError(f"encoder must be a DualMCMCEncoderModel or None, got {type(encoder).__name__}")
         g, e = generator_model.config, energy_model.config
         if (g.image_size, g.num_channels) != (e.image_size, e.num_channels):

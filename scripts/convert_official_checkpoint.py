@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Convert an official Dual-MCMC checkpoint (github jcui1224/dual-MCMC) into a DualMCMCPipeline directory.
+
+    python scripts/convert_official_checkpoint.py ckpt.pth out/dualmcmc-cifar10 [--dataset cifar10]
+
+The logic lives in :mod:`hf_dualmcmc.convert`; this is its command-line interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hf_dualmcmc.configuration_dualmcmc import OFFICIAL_SETTINGS, configs_for_image_size
+from hf_dualmcmc.convert import convert_official_checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="the official .pth checkpoint (keys epoch, netG, netE, netI, optG, optE, optI)")
+    parser.add_argument("output_dir", help="where to write the pipeline (save_pretrained layout + README.md)")
+    parser.add_argument("--dataset", choices=sorted(OFFICIAL_SETTINGS), default=None,
+                        help="official architecture; inferred from the tensor shapes when omitted")
+    parser.add_argument("--ngf", type=int, default=None, help="generator width, for official-code runs at other widths")
+    parser.add_argument("--ndf", type=int, default=None, help="energy width (with --ngf/--nif/--nz; needs --dataset)")
+    parser.add_argument("--nif", type=int, default=None, help="encoder width")
+    parser.add_argument("--nz", type=int, default=None, help="latent size")
+    parser.add_argument("--hub-model-id", default=None, help="repository id for the model card's usage snippet")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--no-model-card", action="store_true", help="do not write README.md")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configs = None
+    widths = {k: getattr(args, k) for k in ("ngf", "ndf", "nif", "nz")}
+    if any(v is not None for v in widths.values()):
+        if args.dataset is None:
+            raise SystemExit("--ngf/--ndf/--nif/--nz need --dataset (the training data and image size)")
+        image_size, ngf, ndf, nif, nz = OFFICIAL_SETTINGS[args.dataset]
+        defaults = dict(ngf=ngf, ndf=ndf, nif=nif, nz=nz)
+        w = {k: defaults[k] if v is None else v for k, v in widths.items()}
+        configs = configs_for_image_size(image_size, 3, latent_dim=w["nz"], ngf=w["ngf"], ndf=w["ndf"], nif=w["nif"])
+    try:
+        out = convert_official_checkpoint(
+            args.checkpoint, args.output_dir, dataset=args.dataset, configs=configs,
+            hub_model_id=args.hub_model_id, overwrite=args.overwrite, model_card=not args.no_model_card,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
