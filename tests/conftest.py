@@ -25,7 +25,12 @@ def tiny_configs():
 
 @pytest.fixture
 def tiny_pipeline(tiny_configs):
-    from hf_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, DualMCMCPipeline
+    from hf_dualmcmc import (
+        DualMCMCEncoderModel,
+        DualMCMCEnergyModel,
+        DualMCMCGeneratorModel,
+        DualMCMCPipeline,
+    )
 
     torch.manual_seed(0)
     e, g, i = tiny_configs

@@ -5,7 +5,12 @@ import copy
 import pytest
 import torch
 
-from hf_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, configs_for_image_size
+from hf_dualmcmc import (
+    DualMCMCEncoderModel,
+    DualMCMCEnergyModel,
+    DualMCMCGeneratorModel,
+    configs_for_image_size,
+)
 from hf_dualmcmc.training import (
     TeachingConfig,
     dual_mcmc_step,

@@ -88,7 +88,7 @@ def refresh_spectral_norm(module: nn.Module, n_iterations: int = SPECTRAL_NORM_R
     for sub in module.modules():
         if not parametrize.is_parametrized(sub):
             continue
-        for name, plist in sub.parametrizations.items():
+        for plist in sub.parametrizations.values():
             for p in plist:
                 if hasattr(p, "_power_method") and hasattr(p, "_u"):
                     w = p._reshape_weight_to_matrix(plist.original)
