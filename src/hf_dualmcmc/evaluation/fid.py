@@ -162,6 +162,11 @@ class InceptionScorer:
             FEATURE_EXTRACTOR, self.features_list, cuda=device == "cuda",
             feature_extractor_weights_path=self.weights_path, verbose=False,
         )
+        # FID-only statistics (e.g. of reference images) stop at the FID layer instead of running the logits head
+        self._fid_extractor = self.extractor if not compute_is else create_feature_extractor(
+            FEATURE_EXTRACTOR, [fid_feature_layer], cuda=device == "cuda",
+            feature_extractor_weights_path=self.weights_path, verbose=False,
+        )
 
     @property
     def options(self) -> dict:
@@ -179,22 +184,26 @@ class InceptionScorer:
             "versions": _library_versions(),
         }
 
-    def features(self, images) -> dict[str, torch.Tensor]:
-        """Features of ``images`` (anything :func:`~hf_dualmcmc.evaluation.images.to_uint8` accepts) per layer."""
+    def features(self, images, *, fid_only: bool = False) -> dict[str, torch.Tensor]:
+        """Features of ``images`` (anything :func:`~hf_dualmcmc.evaluation.images.to_uint8` accepts) per layer.
+
+        ``fid_only`` computes just the FID layer (cheaper when the scorer also serves the Inception Score).
+        """
         from torch_fidelity.utils import get_featuresdict_from_dataset
 
         dataset = _UInt8Dataset(images)
         if len(dataset) < 2:
             raise ValueError(f"need at least 2 images for feature statistics, got {len(dataset)}")
+        extractor = self._fid_extractor if fid_only else self.extractor
         return get_featuresdict_from_dataset(
-            dataset, self.extractor, self.batch_size, self.device == "cuda", save_cpu_ram=True, verbose=self.progress
+            dataset, extractor, self.batch_size, self.device == "cuda", save_cpu_ram=True, verbose=self.progress
         )
 
     def statistics(self, images=None, *, features: dict | None = None) -> dict[str, np.ndarray]:
         """FID statistics ``{"mu", "sigma"}`` (float64) of ``images`` (or of precomputed ``features``)."""
         from torch_fidelity.metric_fid import fid_features_to_statistics
 
-        feats = self.features(images) if features is None else features
+        feats = self.features(images, fid_only=True) if features is None else features
         return fid_features_to_statistics(feats[self.fid_feature_layer].double())
 
     @staticmethod
