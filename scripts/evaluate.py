@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Evaluate an exported DualMCMCPipeline: the paper's metrics, figures and tables in one command.
+
+    python scripts/evaluate.py --pipeline DIR --metrics fid,is,domain_fd,recon,profile,interp,ablation --out OUTDIR \
+        [--num-samples N] [--reference SRC] [--inception-weights PATH] [--steps N] [--device cpu|cuda] [--seed S]
+
+Writes ``OUTDIR/results.json`` (every number, sampler settings, library versions/options), the PNGs/JSONs of each
+analysis, and prints a short table. See docs/EVALUATION.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+METRICS = ("fid", "is", "domain_fd", "recon", "profile", "interp", "ablation")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from err
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pipeline", required=True, help="a DualMCMCPipeline.save_pretrained directory (or Hub id)")
+    p.add_argument("--metrics", default="fid,is,recon,profile,interp",
+                   help=f"comma-separated subset of {','.join(METRICS)} (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--num-samples", type=int, default=1000, help="samples for FID/IS/domain FD (paper: 50000)")
+    p.add_argument("--batch-size", type=int, default=100, help="sampling batch size (BN batch statistics; paper: 100)")
+    p.add_argument("--reference", default=None,
+                   help="FID reference: a stats .npz (mu, sigma), an images .npz, an image directory, 'mnist', "
+                        "'digits', a datasets name or imagefolder:PATH; also the held-out images for recon/interp")
+    p.add_argument("--reference-split", default="test", help="split of a datasets/built-in reference (default test)")
+    p.add_argument("--max-reference", type=int, default=None, help="use at most this many reference images")
+    p.add_argument("--inception-weights", default=None,
+                   help="path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (needed offline)")
+    p.add_argument("--fid-feature-layer", default="2048", choices=("64", "192", "768", "2048"),
+                   help="Inception feature layer for FID (2048 = standard)")
+    p.add_argument("--domain", default=None, choices=("mnist", "digits"),
+                   help="dataset of the domain classifier for domain_fd (and default held-out images)")
+    p.add_argument("--domain-train-steps", type=int, default=600, help="domain classifier training steps")
+    p.add_argument("--recon-data", default=None, help="held-out images for recon/interp (default: --reference or --domain)")
+    p.add_argument("--num-recon", type=int, default=500, help="held-out images for reconstruction MSE")
+    p.add_argument("--steps", type=int, default=None, help="x-chain revision steps (default: the pipeline's, 70)")
+    p.add_argument("--step-size", type=float, default=None, help="x-chain step size (default: the pipeline's, 0.4)")
+    p.add_argument("--noise-scale", type=float, default=None, help="x-chain noise (default: the pipeline's, 0.001)")
+    p.add_argument("--bn-stats", default=None, choices=("batch", "running"), help="generator BatchNorm statistics")
+    p.add_argument("--latent-steps", type=int, default=None, help="z-chain steps L for recon (default: the pipeline's)")
+    p.add_argument("--ablation-x-steps", type=_int_list, default=[0, 10, 30, 70])
+    p.add_argument("--ablation-z-steps", type=_int_list, default=[0, 5, 10, 20])
+    p.add_argument("--ablation-samples", type=int, default=None, help="samples per ablation row (default --num-samples)")
+    p.add_argument("--cache-dir", default=None, help="cache for reference statistics / classifiers (default OUT/cache)")
+    p.add_argument("--model-card", default=None, help="also write the numbers into this README.md's model-index")
+    p.add_argument("--dataset-name", default=None, help="dataset name for --model-card (e.g. CIFAR-10)")
+    p.add_argument("--dataset-type", default=None, help="dataset id for --model-card (e.g. cifar10)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="disable tqdm bars")
+    args = p.parse_args(argv)
+    args.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = sorted(set(args.metrics) - set(METRICS))
+    if unknown:
+        p.error(f"unknown metrics {unknown}; expected a subset of {list(METRICS)}")
+    if "fid" in args.metrics and args.reference is None:
+        p.error("--metrics fid needs --reference (a stats .npz or an image source)")
+    if "domain_fd" in args.metrics and args.domain is None:
+        p.error("--metrics domain_fd needs --domain mnist|digits")
+    if args.model_card and not (args.dataset_name and args.dataset_type):
+        p.error("--model-card needs --dataset-name and --dataset-type")
+    return args
+
+
+def _held_out(args, pipe):
+    from hf_dualmcmc.evaluation import load_images
+
+    source = args.recon_data
+    if source is None and args.reference is not None and not _is_stats(args.reference):
+        source = args.reference
+    if source is None:
+        source = args.domain
+    if source is None:
+        raise ValueError("recon/interp/ablation z-steps need held-out images: pass --recon-data, --reference or --domain")
+    c, h, _ = pipe.image_shape
+    images = load_images(source, image_size=h, num_channels=c, max_images=args.num_recon, split=args.reference_split)
+    return images, source
+
+
+def _is_stats(source: str) -> bool:
+    import numpy as np
+
+    path = Path(source)
+    if path.suffix != ".npz" or not path.is_file():
+        return False
+    with np.load(path) as data:
+        return "mu" in data and "sigma" in data
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    import hf_dualmcmc
+    from hf_dualmcmc import DualMCMCPipeline
+    from hf_dualmcmc.evaluation import (
+        DomainFrechetScorer,
+        InceptionScorer,
+        ablation_sweep,
+        energy_profile,
+        fid_and_is,
+        frechet_distance,
+        interpolation_grids,
+        markdown_table,
+        reconstruction_mse,
+        reference_statistics,
+        sample_images,
+        write_json,
+        write_model_index,
+    )
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
+    progress = not args.no_progress
+    start = time.perf_counter()
+
+    pipe = DualMCMCPipeline.from_pretrained(args.pipeline).to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    sampler_kwargs = {"num_revision_steps": args.steps, "step_size": args.step_size, "noise_scale": args.noise_scale,
+                      "bn_stats": args.bn_stats}
+    results: dict = {
+        "pipeline": str(args.pipeline),
+        "metrics_requested": args.metrics,
+        "device": args.device,
+        "seed": args.seed,
+        "versions": {"hf_dualmcmc": hf_dualmcmc.__version__, "torch": torch.__version__},
+        "pipeline_config": {k: v for k, v in pipe.config.items() if not k.startswith("_") and not isinstance(v, list | tuple)},
+    }
+    summary: dict = {}
+
+    need_samples = {"fid", "is", "domain_fd"} & set(args.metrics)
+    if need_samples:
+        proposals, revised, sampler = sample_images(pipe, args.num_samples, batch_size=args.batch_size, seed=args.seed,
+                                                    progress=progress, **sampler_kwargs)
+        results["sampler"] = {**sampler, "num_samples": args.num_samples}
+        if {"fid", "is"} & set(args.metrics):
+            scorer = InceptionScorer(args.inception_weights, fid_feature_layer=args.fid_feature_layer,
+                                     device=args.device, compute_is="is" in args.metrics, progress=progress)
+            results["inception_options"] = scorer.options
+            if "fid" in args.metrics:
+                ref_stats, ref_info = reference_statistics(
+                    args.reference, scorer, cache_dir=cache_dir, image_size=pipe.image_shape[1],
+                    max_images=args.max_reference, split=args.reference_split,
+                )
+                results["fid_reference"] = ref_info
+                fid = fid_and_is(proposals, revised, ref_stats, scorer, compute_is="is" in args.metrics)
+            else:
+                fid = {}
+                for name, images in (("proposal", proposals), ("revised", revised)):
+                    fid[f"is_{name}"], fid[f"is_{name}_std"] = scorer.inception_score(images)
+            results["fid_is"] = fid
+            summary.update({k: v for k, v in fid.items() if not k.endswith("_std")})
+        if "domain_fd" in args.metrics:
+            domain = DomainFrechetScorer(args.domain, cache_dir, steps=args.domain_train_steps, progress=progress)
+            ref = domain.reference_statistics()
+            results["domain_fd"] = {
+                "domain_fd_proposal": frechet_distance(domain.statistics(proposals), ref),
+                "domain_fd_revised": frechet_distance(domain.statistics(revised), ref),
+                "options": domain.options,
+            }
+            summary["domain_fd_proposal"] = results["domain_fd"]["domain_fd_proposal"]
+            summary["domain_fd_revised"] = results["domain_fd"]["domain_fd_revised"]
+            summary["domain_classifier_accuracy"] = domain.info["test_accuracy"]
+
+    held_out = None
+    if {"recon", "interp", "ablation"} & set(args.metrics) and pipe.encoder is not None:
+        try:
+            held_out, source = _held_out(args, pipe)
+            results["held_out"] = {"source": source, "num_images": int(held_out.shape[0])}
+        except ValueError as err:
+            if "recon" in args.metrics:
+                raise
+            print(f"note: no held-out images ({err}); reconstruction parts skipped", file=sys.stderr)
+
+    if "recon" in args.metrics:
+        if pipe.encoder is None:
+            raise ValueError("--metrics recon needs a pipeline with an encoder")
+        rec = reconstruction_mse(pipe, held_out, num_latent_steps=args.latent_steps, batch_size=args.batch_size,
+                                 seed=args.seed, bn_stats=args.bn_stats, out_dir=out, progress=progress)
+        results["recon"] = rec
+        summary["mse_inf"], summary["mse_inf_plus_l"] = rec["mse_inf"], rec["mse_inf_plus_l"]
+
+    if "profile" in args.metrics:
+        prof = energy_profile(pipe, batch_size=min(args.batch_size, 64), seed=args.seed, out_dir=out,
+                              **{k: v for k, v in sampler_kwargs.items()})
+        results["profile"] = prof
+        summary["energy_change"] = prof["energy_change"]
+
+    if "interp" in args.metrics:
+        interp = interpolation_grids(pipe, images=held_out, num_revision_steps=args.steps,
+                                     num_latent_steps=args.latent_steps, seed=args.seed, out_dir=out)
+        results["interp"] = {k: v for k, v in interp.items() if k != "grids"}
+
+    if "ablation" in args.metrics:
+        metric_fn = None
+        if "domain_fd" in args.metrics:
+            metric_fn = lambda s: {"domain_fd": frechet_distance(domain.statistics(s), ref)}  # noqa: E731
+        elif "fid" in args.metrics:
+            metric_fn = lambda s: {"fid": frechet_distance(scorer.statistics(s), ref_stats)}  # noqa: E731
+        abl = ablation_sweep(pipe, x_steps=args.ablation_x_steps, z_steps=args.ablation_z_steps,
+                             num_samples=args.ablation_samples or args.num_samples, batch_size=args.batch_size,
+                             images=held_out, sample_metric=metric_fn, seed=args.seed, out_dir=out, progress=progress)
+        results["ablation"] = abl
+
+    results["summary"] = summary
+    results["seconds"] = time.perf_counter() - start
+    results["files"] = sorted(str(p.relative_to(out)) for p in out.glob("*") if p.is_file())
+    write_json(out / "results.json", results)
+    if args.model_card:
+        write_model_index(args.model_card, summary, dataset_name=args.dataset_name, dataset_type=args.dataset_type)
+
+    print(markdown_table([{"metric": k, "value": v} for k, v in summary.items()]) or "(no scalar metrics)")
+    if "ablation" in results:
+        print()
+        print(results["ablation"]["markdown"])
+    print(f"\nwrote {out / 'results.json'} ({results['seconds']:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

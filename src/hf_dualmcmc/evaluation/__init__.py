@@ -1,0 +1,85 @@
+"""Evaluation suite: the paper's metrics, figures and tables on any exported :class:`~hf_dualmcmc.DualMCMCPipeline`.
+
+See ``docs/EVALUATION.md`` and ``scripts/evaluate.py`` for the one-command entry point.
+"""
+
+from .analysis import (
+    ablation_sweep,
+    energy_profile,
+    interpolation_grids,
+    markdown_table,
+    reconstruction_mse,
+    save_image,
+    write_json,
+)
+from .domain import (
+    DOMAIN_DATASETS,
+    DomainClassifier,
+    DomainFrechetScorer,
+    load_or_train_domain_classifier,
+    train_domain_classifier,
+)
+from .fid import (
+    FID_FEATURE_LAYER,
+    INCEPTION_WEIGHTS_FILENAME,
+    InceptionScorer,
+    InceptionWeightsNotFoundError,
+    fid_and_is,
+    frechet_distance,
+    inception_weights_url,
+    load_statistics,
+    reference_statistics,
+    resolve_inception_weights,
+    save_random_inception_weights,
+    save_statistics,
+)
+from .images import (
+    DIGITS_NUM_TRAIN,
+    MNIST_NUM_TRAIN,
+    builtin_split,
+    convert_images,
+    load_images,
+    load_mnist,
+    sample_images,
+    shared_dir,
+    to_uint8,
+)
+from .model_index import METRIC_NAMES, write_model_index
+
+__all__ = [
+    "DIGITS_NUM_TRAIN",
+    "DOMAIN_DATASETS",
+    "DomainClassifier",
+    "DomainFrechetScorer",
+    "FID_FEATURE_LAYER",
+    "INCEPTION_WEIGHTS_FILENAME",
+    "InceptionScorer",
+    "InceptionWeightsNotFoundError",
+    "METRIC_NAMES",
+    "MNIST_NUM_TRAIN",
+    "ablation_sweep",
+    "builtin_split",
+    "convert_images",
+    "energy_profile",
+    "fid_and_is",
+    "frechet_distance",
+    "inception_weights_url",
+    "interpolation_grids",
+    "load_images",
+    "load_mnist",
+    "load_or_train_domain_classifier",
+    "load_statistics",
+    "markdown_table",
+    "reconstruction_mse",
+    "reference_statistics",
+    "resolve_inception_weights",
+    "sample_images",
+    "save_image",
+    "save_random_inception_weights",
+    "save_statistics",
+    "shared_dir",
+    "to_uint8",
+    "train_domain_classifier",
+    "write_json",
+    "write_model_index",
+]

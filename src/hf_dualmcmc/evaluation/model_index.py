@@ -1,0 +1,85 @@
+"""Write evaluation results into a model card's ``model-index`` metadata (huggingface_hub ModelCard / EvalResult)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard
+
+# results-dict key -> (model-index metric type, human-readable name)
+METRIC_NAMES = {
+    "fid": ("fid", "FID"),
+    "fid_revised": ("fid", "FID"),
+    "fid_proposal": ("fid-proposal", "FID (generator proposals)"),
+    "is": ("inception-score", "Inception Score"),
+    "is_revised": ("inception-score", "Inception Score"),
+    "is_proposal": ("inception-score-proposal", "Inception Score (generator proposals)"),
+    "domain_fd": ("domain-frechet-distance", "Domain Frechet distance"),
+    "domain_fd_revised": ("domain-frechet-distance", "Domain Frechet distance"),
+    "domain_fd_proposal": ("domain-frechet-distance-proposal", "Domain Frechet distance (generator proposals)"),
+    "recon_mse": ("mse", "Reconstruction MSE (Inf+L)"),
+    "mse_inf_plus_l": ("mse", "Reconstruction MSE (Inf+L)"),
+    "mse_inf": ("mse-encoder-only", "Reconstruction MSE (Inf)"),
+}
+
+
+def write_model_index(
+    card_path: str | os.PathLike,
+    results: dict,
+    *,
+    dataset_name: str,
+    dataset_type: str,
+    task: str = "unconditional-image-generation",
+    model_name: str | None = None,
+    dataset_split: str | None = None,
+    source_name: str | None = None,
+) -> ModelCard:
+    """Merge ``results`` (metric name -> number) into the ``model-index`` of the model card at ``card_path``.
+
+    Works on any ``README.md``: with YAML front matter (kept; other metadata untouched), without (the text is kept
+    as the card body) or missing (an empty card is created). Known keys (``fid``, ``fid_proposal``, ``is``,
+    ``domain_fd``, ``recon_mse``, ``mse_inf``, ... see :data:`METRIC_NAMES`) get standard metric types; others are
+    used verbatim. Non-numeric values are skipped. A result with the same task, dataset and metric type replaces the
+    old one. ``model_name`` defaults to the card's existing model-index name, else the folder name. Atomic write.
+
+    Returns the written :class:`~huggingface_hub.ModelCard`.
+    """
+    if not isinstance(results, dict):
+        raise ValueError(f"results must be a dict of metric name -> number, got {type(results).__name__}")
+    if not dataset_name or not dataset_type:
+        raise ValueError("dataset_name and dataset_type are required (e.g. 'CIFAR-10', 'cifar10')")
+    path = Path(card_path)
+    if path.is_dir():
+        path = path / "README.md"
+    if path.is_file():
+        card = ModelCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True)
+    else:
+        card = ModelCard("")
+    new = []
+    for key, value in results.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        metric_type, metric_name = METRIC_NAMES.get(key, (key, key))
+        new.append(
+            EvalResult(
+                task_type=task, dataset_type=dataset_type, dataset_name=dataset_name, dataset_split=dataset_split,
+                metric_type=metric_type, metric_name=metric_name, metric_value=float(value), source_name=source_name,
+            )
+        )
+    if not new:
+        raise ValueError(f"results hold no numeric metrics: got keys {sorted(results)}")
+    # one result per (task, dataset, metric type); later keys win (fid_revised over fid when both are given)
+    new = list({(r.task_type, r.dataset_type, r.metric_type): r for r in new}.values())
+    keys = {(r.task_type, r.dataset_type, r.metric_type) for r in new}
+    kept = [r for r in (card.data.eval_results or []) if (r.task_type, r.dataset_type, r.metric_type) not in keys]
+    card.data.eval_results = kept + new
+    card.data.model_name = model_name or card.data.model_name or path.resolve().parent.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(str(card), encoding="utf-8")
+    os.replace(tmp, path)
+    return card
+
+
+__all__ = ["METRIC_NAMES", "write_model_index"]

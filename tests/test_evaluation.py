@@ -1,0 +1,316 @@
+"""Tests of the evaluation suite (issue #4): fast, offline, tiny random pipelines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+
+from hf_dualmcmc import (  # noqa: E402
+    DualMCMCEncoderModel,
+    DualMCMCEnergyModel,
+    DualMCMCGeneratorModel,
+    DualMCMCPipeline,
+    configs_for_image_size,
+)
+from hf_dualmcmc.evaluation import (  # noqa: E402
+    INCEPTION_WEIGHTS_FILENAME,
+    DomainFrechetScorer,
+    InceptionScorer,
+    InceptionWeightsNotFoundError,
+    ablation_sweep,
+    energy_profile,
+    frechet_distance,
+    interpolation_grids,
+    load_images,
+    reconstruction_mse,
+    reference_statistics,
+    save_random_inception_weights,
+    save_statistics,
+    to_uint8,
+    write_model_index,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO.parent / "shared"))
+MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+needs_mnist = pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not found at {MNIST} (../shared absent)")
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory) -> str:
+    return save_random_inception_weights(tmp_path_factory.mktemp("inception") / INCEPTION_WEIGHTS_FILENAME, seed=0)
+
+
+@pytest.fixture(scope="module")
+def scorer(inception_weights) -> InceptionScorer:
+    # the real torch-fidelity extractor with injected (random) weights; layer "64" keeps CPU time low
+    return InceptionScorer(inception_weights, fid_feature_layer="64", compute_is=False)
+
+
+@pytest.fixture(scope="module")
+def pipe_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    e, g, i = configs_for_image_size(16, 1, latent_dim=8, ngf=16, ndf=16, nif=8)
+    pipe = DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),
+                            num_revision_steps=4, num_latent_steps=2)
+    path = tmp_path_factory.mktemp("pipe") / "tiny"
+    pipe.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipe(pipe_dir) -> DualMCMCPipeline:
+    p = DualMCMCPipeline.from_pretrained(pipe_dir)
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def _random_images(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # smooth blobs rather than white noise, so added noise is a real distribution shift
+    base = rng.random((n, size // 4, size // 4, 1))
+    return to_uint8(np.kron(base, np.ones((1, 4, 4, 1))))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FID / IS
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_fid_library_path_zero_for_identical_and_grows_with_noise(scorer):
+    x = _random_images(24)
+    stats = scorer.statistics(x)
+    assert abs(frechet_distance(stats, stats)) < 1e-6
+    rng = np.random.default_rng(1)
+    fids = []
+    for sd in (10, 40, 100):
+        noisy = np.clip(x.astype(np.float64) + rng.normal(0, sd, x.shape), 0, 255).astype(np.uint8)
+        fids.append(frechet_distance(stats, scorer.statistics(noisy)))
+    assert 0 < fids[0] < fids[1] < fids[2], fids
+    opts = scorer.options
+    assert opts["library"] == "torch-fidelity" and opts["fid_feature_layer"] == "64" and opts["antialias"] is False
+    assert opts["inception_weights"] == INCEPTION_WEIGHTS_FILENAME and opts["versions"]["torch_fidelity"]
+
+
+def test_inception_score_runs_through_library(inception_weights):
+    s = InceptionScorer(inception_weights, fid_feature_layer="64", compute_is=True)
+    mean, std = s.inception_score(_random_images(4), splits=2)
+    assert mean >= 1.0 - 1e-6 and std >= 0.0
+
+
+def test_offline_without_weights_names_flag_and_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no cached copy
+    with pytest.raises(InceptionWeightsNotFoundError) as err:
+        InceptionScorer(None)
+    assert "--inception-weights" in str(err.value) and INCEPTION_WEIGHTS_FILENAME in str(err.value)
+    with pytest.raises(InceptionWeightsNotFoundError, match="--inception-weights"):
+        InceptionScorer(tmp_path / "missing.pth")
+
+
+def test_reference_statistics_cached_npz_and_precomputed(scorer, tmp_path):
+    images = _random_images(10)
+    np.savez(tmp_path / "ref.npz", images=images)
+    stats, info = reference_statistics(tmp_path / "ref.npz", scorer, cache_dir=tmp_path / "cache")
+    assert info["cached"] is False and info["num_images"] == 10 and Path(info["cache"]).is_file()
+    again, info2 = reference_statistics(tmp_path / "ref.npz", scorer, cache_dir=tmp_path / "cache")
+    assert info2["cached"] is True and np.allclose(again["mu"], stats["mu"]) and np.allclose(again["sigma"], stats["sigma"])
+    save_statistics(tmp_path / "stats.npz", stats)
+    pre, pinfo = reference_statistics(tmp_path / "stats.npz", scorer)
+    assert pinfo["kind"] == "precomputed statistics" and np.allclose(pre["mu"], stats["mu"])
+    bad = {"mu": np.zeros(2048), "sigma": np.eye(2048)}
+    save_statistics(tmp_path / "stats2048.npz", bad)
+    with pytest.raises(ValueError, match="feature layer"):
+        reference_statistics(tmp_path / "stats2048.npz", scorer)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# domain Frechet distance
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_thread():
+    # small convolutions on a shared 2-core machine run far faster single-threaded (no thread oversubscription)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@needs_mnist
+def test_domain_fd_separates_real_from_noisy_mnist(tmp_path, one_thread):
+    scorer = DomainFrechetScorer("mnist", tmp_path, steps=150)
+    assert scorer.info["test_accuracy"] > 0.5
+    assert (tmp_path / "domain-classifier-mnist.safetensors").is_file()
+    meta = json.loads((tmp_path / "domain-classifier-mnist.json").read_text())
+    assert meta["test_accuracy"] == scorer.info["test_accuracy"] and meta["num_train"] == 8000
+    real = load_images("mnist", split="test")[:400]
+    rng = np.random.default_rng(0)
+    noisy = np.clip(real + rng.normal(0, 60, real.shape), 0, 255).astype(np.uint8)
+    d_real, d_noisy = scorer.distance(real), scorer.distance(noisy)
+    assert d_noisy > 5 * d_real, (d_real, d_noisy)
+    cached = DomainFrechetScorer("mnist", tmp_path, steps=150)
+    assert cached.info["cached"] is True
+    assert cached.distance(real) == pytest.approx(d_real, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# analyses on a tiny random pipeline
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_reconstruction_mse_writes_json_and_pngs(pipe, tmp_path):
+    images = _random_images(12)
+    res = reconstruction_mse(pipe, images, num_latent_steps=2, curve_steps=[0, 1, 3], batch_size=6, out_dir=tmp_path,
+                             progress=False)
+    steps = [c["num_latent_steps"] for c in res["curve"]]
+    assert steps == [0, 1, 2, 3]
+    curve = {c["num_latent_steps"]: c["mse"] for c in res["curve"]}
+    assert res["mse_inf_plus_l"] == curve[2]
+    # zero z-steps reproduce the encoder-only reconstruction; values are per-pixel MSE on [0, 1]
+    assert res["mse_inf"] == pytest.approx(curve[0], rel=1e-6) and 0 < res["mse_inf"] < 1
+    data = json.loads((tmp_path / "recon_mse.json").read_text())
+    assert data["mse_inf"] == pytest.approx(res["mse_inf"])
+    for name in ("recon_mse_curve.png", "recon_examples.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_energy_profile_matches_pipeline_energies(pipe, tmp_path):
+    res = energy_profile(pipe, batch_size=4, num_revision_steps=4, num_snapshots=3, seed=3, out_dir=tmp_path)
+    ref = pipe(batch_size=4, num_revision_steps=4, generator=3, return_energies=True, output_type="pt")
+    assert len(res["mean_energy"]) == 5
+    np.testing.assert_allclose(res["mean_energy"], ref.energies.double().mean(1).numpy(), rtol=1e-4, atol=1e-6)
+    assert res["snapshot_steps"] == [0, 2, 4]
+    assert json.loads((tmp_path / "energy_profile.json").read_text())["steps"] == [0, 1, 2, 3, 4]
+    from PIL import Image
+
+    strip = Image.open(tmp_path / "revision_strip.png")
+    assert strip.size == (3 * 16, 4 * 16)
+    assert (tmp_path / "energy_profile.png").stat().st_size > 0
+
+
+def test_interpolation_grids(pipe, tmp_path):
+    res = interpolation_grids(pipe, num_rows=2, num_points=4, images=_random_images(4), num_revision_steps=1,
+                              out_dir=tmp_path)
+    assert res["kinds"] == ["generation", "reconstruction"]
+    assert res["grids"]["generation"].size == (4 * 16, 2 * 16)
+    for kind in res["kinds"]:
+        assert (tmp_path / f"interpolation_{kind}.png").is_file()
+    assert json.loads((tmp_path / "interpolation.json").read_text())["num_points"] == 4
+
+
+def test_ablation_sweep_table_and_json(pipe, tmp_path):
+    calls = []
+
+    def metric(samples):
+        calls.append(samples.shape)
+        return {"mean_pixel": float(samples.mean())}
+
+    res = ablation_sweep(pipe, x_steps=(0, 2), z_steps=(0, 2), num_samples=6, batch_size=6, images=_random_images(6),
+                         sample_metric=metric, out_dir=tmp_path, progress=False)
+    assert [r["x_steps"] for r in res["x_steps"]] == [0, 2] and calls == [(6, 16, 16, 1)] * 2
+    assert [r["z_steps"] for r in res["z_steps"]] == ["encoder only (Inf)", 0, 2]
+    assert "| x_steps |" in res["markdown"] and "mean_pixel" in res["markdown"]
+    assert json.loads((tmp_path / "ablation.json").read_text())["x_steps"][1]["x_steps"] == 2
+    assert (tmp_path / "ablation.md").read_text().startswith("### x-chain steps")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluate modules, model index, CLI
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_load_metric_modules(inception_weights):
+    import evaluate
+
+    mse = evaluate.load(str(REPO / "metrics" / "dualmcmc_recon_mse"))
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 8, 8, 1)), rng.random((3, 8, 8, 1))
+    assert mse.compute(predictions=a, references=b)["mse"] == pytest.approx(np.mean((a - b) ** 2), rel=1e-5)
+    u = to_uint8(a)
+    assert mse.compute(predictions=u, references=u)["mse"] == 0.0
+
+    fid = evaluate.load(str(REPO / "metrics" / "dualmcmc_fid"))
+    x = _random_images(8)
+    same = fid.compute(predictions=x, references=x, inception_weights=inception_weights, feature_layer="64")
+    noisy = np.clip(x + np.random.default_rng(1).normal(0, 60, x.shape), 0, 255).astype(np.uint8)
+    diff = fid.compute(predictions=noisy, references=x, inception_weights=inception_weights, feature_layer="64")
+    assert abs(same["fid"]) < 1e-6 and diff["fid"] > 1e-3 and same["num_references"] == 8
+
+
+def test_write_model_index_round_trip(tmp_path):
+    from huggingface_hub import ModelCard
+
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: apache-2.0\ntags:\n- ebm\n---\n# My EBM\n\nSome text.\n")
+    write_model_index(card, {"fid": 9.26, "is": 8.55, "note": "skipped"}, dataset_name="CIFAR-10", dataset_type="cifar10")
+    write_model_index(card, {"fid": 9.0, "mse_inf": 0.02}, dataset_name="CIFAR-10", dataset_type="cifar10")
+    loaded = ModelCard.load(card)
+    got = {r.metric_type: r.metric_value for r in loaded.data.eval_results}
+    assert got == {"fid": 9.0, "inception-score": 8.55, "mse-encoder-only": 0.02}
+    assert all(r.task_type == "unconditional-image-generation" and r.dataset_type == "cifar10"
+               for r in loaded.data.eval_results)
+    assert loaded.data.license == "apache-2.0" and "Some text." in loaded.text
+
+    bare = tmp_path / "bare" / "README.md"
+    bare.parent.mkdir()
+    bare.write_text("# No front matter\n")
+    write_model_index(bare, {"fid": 1.0}, dataset_name="MNIST", dataset_type="mnist", model_name="tiny")
+    loaded = ModelCard.load(bare)
+    assert loaded.data.model_name == "tiny" and loaded.data.eval_results[0].metric_value == 1.0
+    assert "# No front matter" in loaded.text
+    with pytest.raises(ValueError, match="numeric"):
+        write_model_index(bare, {"note": "x"}, dataset_name="MNIST", dataset_type="mnist")
+
+
+def test_cli_smoke(pipe_dir, inception_weights, tmp_path):
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, images=_random_images(12))
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, str(REPO / "scripts" / "evaluate.py"), "--pipeline", str(pipe_dir), "--out", str(out),
+        "--metrics", "fid,recon,profile,interp,ablation", "--num-samples", "8", "--batch-size", "8",
+        "--reference", str(ref), "--inception-weights", inception_weights, "--fid-feature-layer", "64",
+        "--num-recon", "8", "--steps", "2", "--latent-steps", "1", "--ablation-x-steps", "0,2",
+        "--ablation-z-steps", "0,1", "--ablation-samples", "4", "--no-progress",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    s = results["summary"]
+    assert {"fid_proposal", "fid_revised", "mse_inf", "mse_inf_plus_l", "energy_change"} <= set(s)
+    assert results["sampler"]["num_revision_steps"] == 2 and results["sampler"]["num_samples"] == 8
+    assert results["inception_options"]["fid_feature_layer"] == "64"
+    for name in ("energy_profile.png", "recon_mse_curve.png", "interpolation_generation.png", "ablation.md"):
+        assert (out / name).is_file(), name
+    assert "fid_revised" in proc.stdout
+
+
+
+def test_cli_offline_without_weights_names_flag_and_file(pipe_dir, tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_cli", REPO / "scripts" / "evaluate.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    argv = ["--pipeline", str(pipe_dir), "--out", str(tmp_path / "out"), "--metrics", "is", "--num-samples", "2",
+            "--batch-size", "2", "--steps", "0", "--no-progress"]
+    with pytest.raises(InceptionWeightsNotFoundError) as err:
+        cli.main(argv)
+    assert "--inception-weights" in str(err.value) and INCEPTION_WEIGHTS_FILENAME in str(err.value)
