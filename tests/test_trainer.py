@@ -146,3 +146,33 @@ def test_script_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pipeline:" in proc.stdout
     assert yaml.safe_load((tmp_path / "out" / "training_config.yaml").read_text())["run"]["seed"] == 7
+
+
+MIXED_PRECISION_CHECK = """
+import json, sys, torch
+sys.path.insert(0, {tests!r})
+from test_trainer import tiny_config
+from hf_dualmcmc import DualMCMCPipeline
+from hf_dualmcmc.trainer import train
+r = train(tiny_config({out!r}, max_steps=3, checkpoint_every=0, mixed_precision={mp!r}))
+pipe = DualMCMCPipeline.from_pretrained(r.pipeline_dir)
+dtypes = sorted({{str(p.dtype) for m in (pipe.energy_model, pipe.generator_model, pipe.encoder) for p in m.parameters()}})
+print(json.dumps({{"mp": r.mixed_precision, "scaler": r.grad_scaler, "last": r.history[-1], "dtypes": dtypes}}))
+"""
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_training(tmp_path, precision):
+    # a fresh process per precision: Accelerate's state is a process-wide singleton
+    code = MIXED_PRECISION_CHECK.format(tests=str(REPO / "tests"), out=str(tmp_path / precision), mp=precision)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["mp"] == precision
+    # bf16 needs no loss scaler; fp16 gets one on GPUs, while on CPU Accelerate runs fp32 and the trainer warns
+    assert result["scaler"] is False
+    if precision == "fp16":
+        assert "not supported on CPU by Accelerate" in proc.stderr
+    assert result["dtypes"] == ["torch.float32"]  # master weights stay fp32
+    assert all(np.isfinite(v) for k, v in result["last"].items() if isinstance(v, float))

@@ -87,7 +87,7 @@ def _decode_fn(decoder: nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> C
 
 
 def _check_chain_args(n_steps: int, step_size: float, noise_std: float) -> None:
-    if not isinstance(n_steps, int) or n_steps < 0:
+    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 0:
         raise ValueError(f"number of Langevin steps must be an integer >= 0, got {n_steps!r}")
     if step_size < 0:
         raise ValueError(f"Langevin step size must be >= 0, got {step_size}")

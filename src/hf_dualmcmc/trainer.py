@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,6 +346,8 @@ class TrainResult:
     output_dir: Path
     pipeline_dir: Path | None
     seconds: float
+    mixed_precision: str = "no"
+    grad_scaler: bool = False  # fp16: accelerate's loss scaler is active
 
 
 def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> TrainResult:
@@ -357,6 +360,10 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
     )
     main = accelerator.is_main_process
+    if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        # Accelerate neither autocasts nor scales losses for fp16 on CPU: say so rather than pretend
+        warnings.warn("mixed_precision='fp16' is not supported on CPU by Accelerate: this run computes in float32 "
+                      "(use bf16 on CPU; fp16 with a loss scaler is used on GPUs)", stacklevel=2)
     set_seed(run.seed)  # identical initial weights on every process
     energy, generator, encoder = build_models(config.data, config.model)
     optimizers = make_optimizers(energy, generator, encoder, teaching)
@@ -451,7 +458,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
 
             push_pipeline_to_hub(pipeline_dir, run.hub_model_id, private=run.hub_private)
     accelerator.end_training()
-    return TrainResult(step=step, history=history, output_dir=output_dir, pipeline_dir=pipeline_dir, seconds=seconds)
+    return TrainResult(step=step, history=history, output_dir=output_dir, pipeline_dir=pipeline_dir, seconds=seconds,
+                       mixed_precision=str(accelerator.mixed_precision), grad_scaler=accelerator.scaler is not None)
 
 
 def _guard(out: StepOutput, step: int, threshold: float, last_checkpoint: Path | None) -> None:
