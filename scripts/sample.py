@@ -8,10 +8,19 @@ import argparse
 import math
 
 import torch
-from diffusers.utils import make_image_grid
 from PIL import Image
 
 from hf_dualmcmc import DualMCMCPipeline
+
+
+def grid(images, rows: int, cols: int, scale: int = 1, gap: int = 2) -> Image.Image:
+    """Images in a rows x cols grid with white gaps (nearest-neighbour upscaled by ``scale``)."""
+    w, h = images[0].width * scale, images[0].height * scale
+    canvas = Image.new("RGB", (cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap), "white")
+    for i, im in enumerate(images[: rows * cols]):
+        r, c = divmod(i, cols)
+        canvas.paste(im.convert("RGB").resize((w, h), Image.NEAREST), (c * (w + gap), r * (h + gap)))
+    return canvas
 
 
 def main(argv=None):
@@ -25,7 +34,7 @@ def main(argv=None):
     p.add_argument("--bn_stats", choices=["batch", "running"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--scale", type=int, default=0, help="upscale factor for tiny images (0: auto to >= 256 px)")
+    p.add_argument("--scale", type=int, default=0, help="upscale factor per image (0: auto, to >= 32 px)")
     args = p.parse_args(argv)
     if args.num < 1:
         p.error("--num must be >= 1")
@@ -36,16 +45,12 @@ def main(argv=None):
                return_proposals=True, return_energies=True)
     rows = max(1, int(math.sqrt(args.num)))
     cols = math.ceil(args.num / rows)
-    pad = rows * cols - args.num
-    blank = [Image.new(out.images[0].mode, out.images[0].size)] * pad
-    left = make_image_grid(out.proposals + blank, rows, cols)
-    right = make_image_grid(out.images + blank, rows, cols)
-    canvas = Image.new(left.mode, (left.width * 2 + 4, left.height), 255)
+    size = out.images[0].width
+    scale = args.scale or max(1, 32 // size)  # tiny images (8x8 digits) are upscaled, pixels kept sharp
+    left, right = grid(out.proposals, rows, cols, scale), grid(out.images, rows, cols, scale)
+    canvas = Image.new("RGB", (left.width * 2 + 12, left.height), "white")
     canvas.paste(left, (0, 0))
-    canvas.paste(right, (left.width + 4, 0))
-    scale = args.scale or max(1, 256 // left.height)
-    if scale > 1:
-        canvas = canvas.resize((canvas.width * scale, canvas.height * scale), Image.NEAREST)
+    canvas.paste(right, (left.width + 12, 0))
     canvas.save(args.out)
     e = out.energies.mean(1)
     print(f"wrote {args.out}: {args.num} samples, proposals (left) vs revised (right); "

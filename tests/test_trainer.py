@@ -176,3 +176,10 @@ def test_mixed_precision_training(tmp_path, precision):
         assert "not supported on CPU by Accelerate" in proc.stderr
     assert result["dtypes"] == ["torch.float32"]  # master weights stay fp32
     assert all(np.isfinite(v) for k, v in result["last"].items() if isinstance(v, float))
+
+
+def test_wall_clock_budget_stops_with_checkpoint_and_export(tmp_path):
+    result = train(tiny_config(tmp_path, max_steps=6, max_minutes=0.0))
+    assert result.step == 1
+    assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-1"]
+    assert (result.pipeline_dir / "model_index.json").is_file()

@@ -91,6 +91,7 @@ class RunSettings:
     batch_size: int = 100  # per process
     epochs: int = 301
     max_steps: int | None = None
+    max_minutes: float | None = None  # wall-clock budget: stop (checkpoint + export) after the step that exceeds it
     seed: int = 1234
     mixed_precision: str | None = None  # None: whatever `accelerate launch` / the accelerate config says
     log_every: int = 10
@@ -305,7 +306,7 @@ def _side_by_side(left, right):
     from PIL import Image
 
     gap = 4
-    canvas = Image.new(left.mode, (left.width + right.width + gap, max(left.height, right.height)), 255)
+    canvas = Image.new(left.mode, (left.width + right.width + gap, max(left.height, right.height)), "white")
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width + gap, 0))
     return canvas
@@ -418,6 +419,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             )
             step += 1
             last_batch = data
+            if run.max_minutes is not None and _out_of_time(accelerator, started, run.max_minutes):
+                total_steps = step  # out of time: this is the last step (checkpoint and export follow)
             _guard(out, step, teaching.explode_threshold, last_checkpoint)
             record = {"step": step, "epoch": epoch, **out.as_dict(), "lr_energy": schedulers[0].get_last_lr()[0]}
             history.append(record)
@@ -473,6 +476,12 @@ def _guard(out: StepOutput, step: int, threshold: float, last_checkpoint: Path |
             f"training diverged at step {step}: |mean E(data) - mean E(samples)| = {out.energy_gap:.4g} > "
             f"teaching.explode_threshold = {threshold:g}; {where}"
         )
+
+
+def _out_of_time(accelerator: Accelerator, started: float, minutes: float) -> bool:
+    """Whether any process has spent its wall-clock budget (all processes agree, so none waits for the others)."""
+    over = torch.tensor([float(time.time() - started > 60 * minutes)], device=accelerator.device)
+    return bool(accelerator.reduce(over, reduction="sum").item() > 0)
 
 
 def _write_grids(energy, generator, encoder, config: TrainConfig, data, output_dir: Path, step: int) -> None:
