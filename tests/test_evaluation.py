@@ -155,7 +155,7 @@ def test_domain_fd_separates_real_from_noisy_mnist(tmp_path, one_thread):
     assert scorer.info["test_accuracy"] > 0.5
     assert (tmp_path / "domain-classifier-mnist.safetensors").is_file()
     meta = json.loads((tmp_path / "domain-classifier-mnist.json").read_text())
-    assert meta["test_accuracy"] == scorer.info["test_accuracy"] and meta["num_train"] == 8000
+    assert meta["test_accuracy"] == scorer.info["test_accuracy"] and meta["num_train"] == 9000
     real = load_images("mnist", split="test")[:400]
     rng = np.random.default_rng(0)
     noisy = np.clip(real + rng.normal(0, 60, real.shape), 0, 255).astype(np.uint8)

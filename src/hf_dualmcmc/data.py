@@ -458,13 +458,15 @@ def _find_idx(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def load_mnist_images(directory: str | os.PathLike | None = None, split: str = "train") -> np.ndarray:
+def load_mnist_images(
+    directory: str | os.PathLike | None = None, split: str = "train", return_labels: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """MNIST images as a uint8 array ``[N, 28, 28]`` from IDX files (gzipped or not) in ``directory``.
 
     ``directory`` defaults to ``default_shared_dir() / "data" / "mnist"``. Partition: with only
     ``t10k-images-idx3-ubyte`` present, ``"train"`` = its first 9,000 images, ``"test"`` = its last 1,000, ``"all"``
     = all 10,000; with ``train-images-idx3-ubyte`` present too, ``"train"`` = the 60,000 training images, ``"test"``
-    = the 10,000 test images, ``"all"`` = both.
+    = the 10,000 test images, ``"all"`` = both. ``return_labels``: also the int64 labels of the same images.
     """
     if split not in ARRAY_SPLITS:
         raise ValueError(f"MNIST split must be one of {ARRAY_SPLITS}, got {split!r}")
@@ -476,44 +478,55 @@ def load_mnist_images(directory: str | os.PathLike | None = None, split: str = "
             f"no MNIST IDX images in {directory} (expected t10k-images-idx3-ubyte.gz and/or "
             "train-images-idx3-ubyte.gz); pass source='mnist:<dir>' or set HF_DUALMCMC_SHARED"
         )
+
+    def read(image_file: Path | None, stem: str) -> tuple[np.ndarray, np.ndarray | None]:
+        if image_file is None:
+            raise FileNotFoundError(f"no {stem}-images-idx3-ubyte[.gz] in {directory} for MNIST split {split!r}")
+        images = read_idx(image_file, MNIST_IMAGES_MAGIC)
+        if images.ndim != 3:
+            raise ValueError(f"{image_file}: expected images [N, H, W], got shape {images.shape}")
+        if not return_labels:
+            return images, None
+        label_file = _find_idx(directory, f"{stem}-labels-idx1-ubyte")
+        if label_file is None:
+            raise FileNotFoundError(f"no {stem}-labels-idx1-ubyte[.gz] in {directory}")
+        return images, read_idx(label_file, MNIST_LABELS_MAGIC).astype(np.int64)
+
     if train_file is not None:
-        if split == "train":
-            return read_idx(train_file, MNIST_IMAGES_MAGIC)
-        if test_file is None:
-            raise FileNotFoundError(
-                f"no t10k-images-idx3-ubyte[.gz] in {directory} for MNIST split {split!r}"
-            )
-        test = read_idx(test_file, MNIST_IMAGES_MAGIC)
-        return test if split == "test" else np.concatenate([read_idx(train_file, MNIST_IMAGES_MAGIC), test])
-    images = read_idx(test_file, MNIST_IMAGES_MAGIC)
-    if images.ndim != 3:
-        raise ValueError(f"{test_file}: expected images [N, H, W], got shape {images.shape}")
-    if split == "train":
-        return images[:MNIST_T10K_TRAIN_SIZE]
-    if split == "test":
-        return images[MNIST_T10K_TRAIN_SIZE:]
-    return images
+        parts = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}[split]
+        files = {"train": train_file, "t10k": test_file}
+        loaded = [read(files[stem], stem) for stem in parts]
+        images = np.concatenate([im for im, _ in loaded])
+        labels = np.concatenate([lb for _, lb in loaded]) if return_labels else None
+    else:
+        images, labels = read(test_file, "t10k")
+        index = {"train": slice(0, MNIST_T10K_TRAIN_SIZE), "test": slice(MNIST_T10K_TRAIN_SIZE, None),
+                 "all": slice(None)}[split]
+        images = images[index]
+        labels = labels[index] if return_labels else None
+    return (images, labels) if return_labels else images
 
 
-def load_digits_images(split: str = "train") -> np.ndarray:
+def load_digits_images(split: str = "train", return_labels: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 8x8 digits as uint8 ``[N, 8, 8]`` (values 0..16 scaled to 0..255, rounded).
 
     Digits have no official split. This uses a fixed, deterministic 90/10 partition: ``perm =
     numpy.random.default_rng(0).permutation(1797)``; ``"test"`` = ``perm[:180]``, ``"train"`` = ``perm[180:]`` (both
-    in original order), ``"all"`` = all 1,797.
+    in original order), ``"all"`` = all 1,797. ``return_labels``: also the int64 labels of the same images.
     """
     if split not in ARRAY_SPLITS:
         raise ValueError(f"sklearn:digits split must be one of {ARRAY_SPLITS}, got {split!r}")
     from sklearn.datasets import load_digits
 
-    raw = load_digits().images  # float64, 0..16
-    images = np.rint(raw * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    if split == "all":
-        return images
-    perm = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(images))
-    num_test = int(round(DIGITS_TEST_FRACTION * len(images)))
-    index = np.sort(perm[:num_test] if split == "test" else perm[num_test:])
-    return images[index]
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    labels = bunch.target.astype(np.int64)
+    if split != "all":
+        perm = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(images))
+        num_test = int(round(DIGITS_TEST_FRACTION * len(images)))
+        index = np.sort(perm[:num_test] if split == "test" else perm[num_test:])
+        images, labels = images[index], labels[index]
+    return (images, labels) if return_labels else images
 
 
 def _array_source(config: DataConfig) -> np.ndarray | None:

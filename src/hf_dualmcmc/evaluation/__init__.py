@@ -34,8 +34,6 @@ from .fid import (
     save_statistics,
 )
 from .images import (
-    DIGITS_NUM_TRAIN,
-    MNIST_NUM_TRAIN,
     builtin_split,
     convert_images,
     load_images,
@@ -47,7 +45,6 @@ from .images import (
 from .model_index import METRIC_NAMES, write_model_index
 
 __all__ = [
-    "DIGITS_NUM_TRAIN",
     "DOMAIN_DATASETS",
     "DomainClassifier",
     "DomainFrechetScorer",
@@ -56,7 +53,6 @@ __all__ = [
     "InceptionScorer",
     "InceptionWeightsNotFoundError",
     "METRIC_NAMES",
-    "MNIST_NUM_TRAIN",
     "ablation_sweep",
     "builtin_split",
     "convert_images",

@@ -3,8 +3,8 @@
 InceptionV3 features of 8-32 px digits say little, so this metric swaps the feature network for a small CNN classifier
 trained on the data itself (its penultimate, globally pooled activations), then uses the *same* Frechet code as FID
 (:func:`hf_dualmcmc.evaluation.fid.frechet_distance`, i.e. torch-fidelity's). The classifier is trained once on the
-fixed training partition (:data:`~hf_dualmcmc.evaluation.images.MNIST_NUM_TRAIN` /
-:data:`~hf_dualmcmc.evaluation.images.DIGITS_NUM_TRAIN`) and cached as ``domain-classifier-<name>.safetensors`` plus a
+``"train"`` partition of the training data (:func:`hf_dualmcmc.evaluation.images.builtin_split`, the same as
+:mod:`hf_dualmcmc.data`'s) and cached as ``domain-classifier-<name>.safetensors`` plus a
 ``.json`` with its settings and held-out accuracy. Reference statistics use the held-out partition.
 """
 

@@ -13,7 +13,6 @@ libraries quantise to and image files store. Sources accepted by :func:`load_ima
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
@@ -21,77 +20,48 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..data import default_shared_dir, load_mnist_images
+from ..data import load_digits_images as _load_digits
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 BUILTIN_SOURCES = ("mnist", "digits")
 
-# Fixed, documented partitions of the two built-in sets (classifier train / held-out test).
-MNIST_NUM_TRAIN = 8000  # MNIST test split: images [0, 8000) train the domain classifier, [8000, 10000) are held out
-DIGITS_NUM_TRAIN = 1400  # sklearn digits: [0, 1400) train, [1400, 1797) held out
+# The built-in sets use the training data's partitions (hf_dualmcmc.data), so "test" is held out from training:
+# MNIST (10k test split here): [0, 9000) train, [9000, 10000) test; digits: a fixed seeded 90/10 split.
 
 
 def shared_dir() -> Path:
-    """The project's shared data folder: ``$HF_DUALMCMC_SHARED`` or ``../shared`` next to the repository."""
-    env = os.environ.get("HF_DUALMCMC_SHARED")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3].parent / "shared"
+    """The project's shared data folder (``$HF_DUALMCMC_SHARED`` or ``../shared``): see ``hf_dualmcmc.data``."""
+    return default_shared_dir()
 
 
-def _read_idx(path: Path, magic: int) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    found = int.from_bytes(data[:4], "big")
-    if found != magic:
-        raise ValueError(f"{path} is not an IDX file with magic {magic} (found {found})")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def load_mnist(pad_to: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """The 10k MNIST test split as ``(uint8 [N, pad_to, pad_to, 1], labels [N])`` (zero-padded from 28 px)."""
-    root = shared_dir() / "data" / "mnist"
-    images_path, labels_path = root / "t10k-images-idx3-ubyte.gz", root / "t10k-labels-idx1-ubyte.gz"
-    if not images_path.is_file() or not labels_path.is_file():
-        raise FileNotFoundError(
-            f"MNIST not found: expected {images_path} and {labels_path} (set HF_DUALMCMC_SHARED to the shared folder)"
-        )
-    images = _read_idx(images_path, 2051)
-    labels = _read_idx(labels_path, 2049).astype(np.int64)
+def load_mnist(pad_to: int = 32, split: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """MNIST as ``(uint8 [N, pad_to, pad_to, 1], labels [N])`` (zero-padded from 28 px), split as for training."""
     if pad_to < 28:
         raise ValueError(f"pad_to must be >= 28 for MNIST, got {pad_to}")
+    images, labels = load_mnist_images(None, split, return_labels=True)
     lo = (pad_to - 28) // 2
     padded = np.zeros((images.shape[0], pad_to, pad_to), dtype=np.uint8)
     padded[:, lo : lo + 28, lo : lo + 28] = images
     return padded[..., None], labels
 
 
-def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 8x8 digits as ``(uint8 [N, 8, 8, 1], labels [N])``."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.round(bunch.images / 16.0 * 255.0).clip(0, 255).astype(np.uint8)
-    return images[..., None], bunch.target.astype(np.int64)
+def load_digits_images(split: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as ``(uint8 [N, 8, 8, 1], labels [N])``, split as for training."""
+    images, labels = _load_digits(split, return_labels=True)
+    return images[..., None], labels
 
 
 def builtin_split(name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """The fixed ``"train"``/``"test"``/``"all"`` partition of a built-in source (see the module constants)."""
+    """The ``"train"``/``"test"``/``"all"`` partition of a built-in source: the same as the training data's, so a
+    model trained on ``"train"`` (the default of ``configs/mnist.yaml`` / ``configs/digits.yaml``) never saw ``"test"``."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
     if name == "mnist":
-        images, labels = load_mnist()
-        cut = MNIST_NUM_TRAIN
-    elif name == "digits":
-        images, labels = load_digits_images()
-        cut = DIGITS_NUM_TRAIN
-    else:
-        raise ValueError(f"unknown built-in source {name!r}; expected one of {BUILTIN_SOURCES}")
-    if split == "train":
-        return images[:cut], labels[:cut]
-    if split == "test":
-        return images[cut:], labels[cut:]
-    if split == "all":
-        return images, labels
-    raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        return load_mnist(split=split)
+    if name == "digits":
+        return load_digits_images(split)
+    raise ValueError(f"unknown built-in source {name!r}; expected one of {BUILTIN_SOURCES}")
 
 
 def to_uint8(images) -> np.ndarray:
@@ -280,8 +250,6 @@ def sample_images(
 
 __all__ = [
     "BUILTIN_SOURCES",
-    "DIGITS_NUM_TRAIN",
-    "MNIST_NUM_TRAIN",
     "as_rgb",
     "builtin_split",
     "convert_images",
