@@ -47,8 +47,12 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def save_image(image: PIL.Image.Image, path: str | os.PathLike) -> str:
-    """Atomically save a PIL image as PNG."""
+def save_image(image: PIL.Image.Image, path: str | os.PathLike, min_size: int = 256) -> str:
+    """Atomically save a PIL image as PNG; grids of tiny images (8x8 digits) are upscaled by an integer factor
+    (nearest neighbour, pixels kept sharp) until their smaller side reaches ``min_size``."""
+    factor = max(1, -(-min_size // max(1, min(image.size))))
+    if factor > 1:
+        image = image.resize((image.width * factor, image.height * factor), PIL.Image.NEAREST)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
