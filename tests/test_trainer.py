@@ -60,6 +60,8 @@ def test_export_and_sample_grids(tmp_path):
     images = pipe(batch_size=2, output_type="np").images
     assert images.shape == (2, 8, 8, 1)
     assert (result.pipeline_dir / "README.md").is_file() and (result.pipeline_dir / "samples.png").is_file()
+    card = (result.pipeline_dir / "README.md").read_text()
+    assert f'DualMCMCPipeline.from_pretrained("{result.pipeline_dir}")' in card and ".tmp" not in card
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
         "step_0000002_data_vs_reconstructions.png", "step_0000002_proposals_vs_revised.png"]
     lines = (tmp_path / "history.jsonl").read_text().splitlines()

@@ -179,7 +179,7 @@ def _yaml_safe(value):
 def write_model_card(output_dir, *, template: str = "run", dataset: str | None = None,
                      training_config: dict | None = None, metrics: dict | None = None,
                      sample_grid: str | None = None, hub_model_id: str | None = None,
-                     extra_tags: list[str] | None = None) -> pathlib.Path:
+                     extra_tags: list[str] | None = None, model_id: str | None = None) -> pathlib.Path:
     """Render model_cards/<template>.md for the pipeline saved in output_dir and write output_dir/README.md
     atomically. Reads the pipeline's model_index.json and component config.json files for the sampler and
     architecture. sample_grid is a path relative to output_dir (an image to embed). metrics maps names to values
@@ -195,6 +195,8 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
         sample_grid: an image inside ``output_dir`` to embed.
         hub_model_id: the repository id for the usage snippet and ``model-index`` (default: the folder name).
         extra_tags: tags added to the metadata.
+        model_id: the name in the title and usage snippet when there is no ``hub_model_id`` (e.g. the final
+            local path when the card is written into a temporary folder; default: the folder name).
 
     Returns:
         The path of the written ``README.md``.
@@ -227,7 +229,7 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
     metric_rows = _check_metrics(metrics)
     grid = _check_sample_grid(output_dir, sample_grid)
     gen = configs["generator_model"]
-    model_id = hub_model_id or output_dir.resolve().name
+    model_id = hub_model_id or model_id or output_dir.resolve().name
     dataset_name, dataset_id = KNOWN_DATASETS.get(dataset, (dataset, None)) if dataset else (None, None)
 
     tags = list(BASE_TAGS)

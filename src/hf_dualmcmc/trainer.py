@@ -328,6 +328,7 @@ def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig
     write_model_card(
         tmp, template=config.run.card_template, dataset=config.run.dataset_name or config.data.source,
         training_config=config.to_dict(), metrics=metrics, sample_grid=grid_name, hub_model_id=config.run.hub_model_id,
+        model_id=str(directory),
     )
     if directory.exists():
         shutil.rmtree(directory)
