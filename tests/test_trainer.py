@@ -185,3 +185,31 @@ def test_wall_clock_budget_stops_with_checkpoint_and_export(tmp_path):
     assert result.step == 1
     assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-1"]
     assert (result.pipeline_dir / "model_index.json").is_file()
+
+
+def test_kill_during_checkpoint_save_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    real_save = Accelerator.save_state
+    calls = {"n": 0}
+
+    def dying_save(self, output_dir=None, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second checkpoint (step 6): write part of it, then "get killed"
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(output_dir) / "model.safetensors").write_bytes(b"truncated")
+            raise KeyboardInterrupt("killed during save")
+        return real_save(self, output_dir, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path, max_steps=6))
+    monkeypatch.setattr(Accelerator, "save_state", real_save)
+    # only complete checkpoints count; the half-written one is a hidden temporary folder
+    assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3"]
+    assert any(p.name.startswith(".tmp-") for p in (tmp_path / "checkpoints").iterdir())
+    resumed = train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "checkpoints" / "checkpoint-3"))
+    assert resumed.step == 6 and [r["step"] for r in resumed.history] == [4, 5, 6]
+    assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "checkpoints").iterdir())
+    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+        train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "nowhere"))
