@@ -2,6 +2,7 @@
 
 from transformers import AutoConfig, AutoModel
 
+from .baselines import METHOD_NETWORKS, method_networks, teaching_step
 from .configuration_dualmcmc import (
     DualMCMCEncoderConfig,
     DualMCMCEnergyConfig,
@@ -26,6 +27,14 @@ from .modeling_dualmcmc import (
     GeneratorOutput,
     refresh_spectral_norm,
 )
+from .modeling_toy import (
+    DualMCMCToyEncoderConfig,
+    DualMCMCToyEncoderModel,
+    DualMCMCToyEnergyConfig,
+    DualMCMCToyEnergyModel,
+    DualMCMCToyGeneratorConfig,
+    DualMCMCToyGeneratorModel,
+)
 from .pipeline_dualmcmc import DualMCMCPipeline, DualMCMCPipelineOutput
 
 __version__ = "0.1.0"
@@ -34,11 +43,23 @@ for _config, _model in (
     (DualMCMCEnergyConfig, DualMCMCEnergyModel),
     (DualMCMCGeneratorConfig, DualMCMCGeneratorModel),
     (DualMCMCEncoderConfig, DualMCMCEncoderModel),
+    (DualMCMCToyEnergyConfig, DualMCMCToyEnergyModel),
+    (DualMCMCToyGeneratorConfig, DualMCMCToyGeneratorModel),
+    (DualMCMCToyEncoderConfig, DualMCMCToyEncoderModel),
 ):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _model, exist_ok=True)
 
 __all__ = [
+    "METHOD_NETWORKS",
+    "DualMCMCToyEncoderConfig",
+    "DualMCMCToyEncoderModel",
+    "DualMCMCToyEnergyConfig",
+    "DualMCMCToyEnergyModel",
+    "DualMCMCToyGeneratorConfig",
+    "DualMCMCToyGeneratorModel",
+    "method_networks",
+    "teaching_step",
     "DualMCMCPipeline",
     "DualMCMCPipelineOutput",
     "LangevinOutput",

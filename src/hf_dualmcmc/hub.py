@@ -135,9 +135,9 @@ def _component_rows(output_dir: pathlib.Path, model_index: dict) -> tuple[list[d
             dict(name=name, class_name=entry[1], parameters=f"{params:,}" if params is not None else "n/a",
                  details=", ".join(details))
         )
-    if "energy_model" not in configs or "generator_model" not in configs:
+    if "energy_model" not in configs and "generator_model" not in configs:
         raise ValueError(
-            f"{str(output_dir)!r}: model_index.json must name energy_model and generator_model components, "
+            f"{str(output_dir)!r}: model_index.json must name an energy_model or a generator_model component, "
             f"got {sorted(k for k in model_index if not k.startswith('_'))}"
         )
     return rows, configs
@@ -228,7 +228,7 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
     components, configs = _component_rows(output_dir, model_index)
     metric_rows = _check_metrics(metrics)
     grid = _check_sample_grid(output_dir, sample_grid)
-    gen = configs["generator_model"]
+    gen = configs.get("generator_model") or configs["energy_model"]  # baselines export one of the two
     model_id = hub_model_id or model_id or output_dir.resolve().name
     dataset_name, dataset_id = KNOWN_DATASETS.get(dataset, (dataset, None)) if dataset else (None, None)
 

@@ -31,10 +31,11 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .langevin import chain_mode, energy_langevin, posterior_langevin
+from .langevin import LangevinOutput, chain_mode, energy_langevin, posterior_langevin
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+PROPOSALS = ("generator", "noise")
 BN_STATS = ("batch", "running")
 RANGE_TOLERANCE = 1e-4
 
@@ -47,6 +48,14 @@ def _is_a(module, cls: type) -> bool:
     copies of the model classes rather than of the classes this pipeline module imported.
     """
     return isinstance(module, cls) or any(c.__name__ == cls.__name__ for c in type(module).__mro__)
+
+
+def _rand_tensor(shape, generator, device) -> torch.Tensor:
+    """``Uniform[0, 1)`` float32 noise drawn like ``randn_tensor`` (CPU generators, one per sample for a list)."""
+    if isinstance(generator, list):
+        return torch.cat([torch.rand((1, *shape[1:]), generator=g) for g in generator]).to(device)
+    where = generator.device if generator is not None else "cpu"
+    return torch.rand(shape, generator=generator, dtype=torch.float32, device=where).to(device)
 
 
 @dataclass
@@ -81,10 +90,15 @@ class DualMCMCPipeline(DiffusionPipeline):
 
     Sampler defaults are stored in ``model_index.json`` and reloaded by ``from_pretrained``; the official FID
     sampler is 70 steps of size 0.4 with noise 0.001 and generator BatchNorm on batch statistics.
+
+    Baselines (``hf_dualmcmc.baselines``) export the same pipeline with fewer components: ``proposal="noise"``
+    starts the x-chain from ``Uniform[-noise_init_range, noise_init_range]`` instead of ``G(z)`` (the short-run EBM;
+    ``generator_model`` may then be ``None``), and ``energy_model=None`` (generator + encoder only) allows only
+    ``num_revision_steps=0``: the samples are the generator's. Both options are off by default.
     """
 
     model_cpu_offload_seq = "encoder->generator_model->energy_model"
-    _optional_components = ["encoder"]
+    _optional_components = ["encoder", "generator_model", "energy_model"]
 
     def __init__(
         self,
@@ -98,11 +112,17 @@ class DualMCMCPipeline(DiffusionPipeline):
         num_latent_steps: int = 10,
         latent_step_size: float = 0.1,
         latent_noise_scale: float = 0.1,
+        proposal: str = "generator",
+        noise_init_range: float = 1.0,
     ):
         super().__init__()
+        self._check_proposal(proposal, noise_init_range, energy_model, generator_model, encoder)
         self._check_components(energy_model, generator_model, encoder)
         self._check_sampler(num_revision_steps, step_size, noise_scale, bn_stats)
         self._check_sampler(num_latent_steps, latent_step_size, latent_noise_scale, bn_stats, what="latent ")
+        if energy_model is None and num_revision_steps != 0:
+            raise ValueError(f"a pipeline without energy_model cannot revise samples: expected num_revision_steps=0, "
+                             f"got {num_revision_steps}")
         self.register_modules(energy_model=energy_model, generator_model=generator_model, encoder=encoder)
         self.register_to_config(
             num_revision_steps=num_revision_steps,
@@ -112,6 +132,8 @@ class DualMCMCPipeline(DiffusionPipeline):
             num_latent_steps=num_latent_steps,
             latent_step_size=latent_step_size,
             latent_noise_scale=latent_noise_scale,
+            proposal=proposal,
+            noise_init_range=noise_init_range,
         )
         self.image_processor = VaeImageProcessor(do_normalize=True, do_resize=False)
 
@@ -120,22 +142,36 @@ class DualMCMCPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------------------------
 
     @staticmethod
+    def _check_proposal(proposal, noise_init_range, energy_model, generator_model, encoder) -> None:
+        if proposal not in PROPOSALS:
+            raise ValueError(f"proposal must be one of {PROPOSALS}, got {proposal!r}")
+        if noise_init_range is None or not noise_init_range > 0:
+            raise ValueError(f"noise_init_range must be > 0, got {noise_init_range!r}")
+        if proposal == "generator" and generator_model is None:
+            raise ValueError("proposal='generator' needs generator_model (or use proposal='noise' for a short-run EBM)")
+        if proposal == "noise" and energy_model is None:
+            raise ValueError("proposal='noise' needs energy_model to revise the noise")
+        if encoder is not None and generator_model is None:
+            raise ValueError("encoder needs generator_model (reconstruction decodes with it)")
+
+    @staticmethod
     def _check_components(energy_model, generator_model, encoder) -> None:
         for name, module, cls in (
             ("energy_model", energy_model, DualMCMCEnergyModel),
             ("generator_model", generator_model, DualMCMCGeneratorModel),
         ):
-            if not _is_a(module, cls):
+            if module is not None and not _is_a(module, cls):
                 raise ValueError(f"{name} must be a {cls.__name__}, got {type(module).__name__}")
         if encoder is not None and not _is_a(encoder, DualMCMCEncoderModel):
             raise ValueError(f"encoder must be a DualMCMCEncoderModel or None, got {type(encoder).__name__}")
-        g, e = generator_model.config, energy_model.config
-        if (g.image_size, g.num_channels) != (e.image_size, e.num_channels):
+        g = generator_model.config if generator_model is not None else None
+        e = energy_model.config if energy_model is not None else None
+        if g is not None and e is not None and (g.image_size, g.num_channels) != (e.image_size, e.num_channels):
             raise ValueError(
                 f"generator_model produces {g.num_channels}x{g.image_size}x{g.image_size} images but energy_model "
                 f"expects {e.num_channels}x{e.image_size}x{e.image_size}: expected matching image_size/num_channels"
             )
-        if encoder is not None:
+        if encoder is not None and g is not None:
             c = encoder.config
             if (c.image_size, c.num_channels) != (g.image_size, g.num_channels):
                 raise ValueError(
@@ -165,12 +201,13 @@ class DualMCMCPipeline(DiffusionPipeline):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        c = self.generator_model.config
+        c = (self.generator_model if self.generator_model is not None else self.energy_model).config
         return (c.num_channels, c.image_size, c.image_size)
 
     @property
-    def latent_dim(self) -> int:
-        return self.generator_model.config.latent_dim
+    def latent_dim(self) -> int | None:
+        """The generator's latent size (``None`` for a noise-initialised pipeline without generator)."""
+        return self.generator_model.config.latent_dim if self.generator_model is not None else None
 
     def _generators(self, generator, batch_size: int):
         if isinstance(generator, int):
@@ -194,7 +231,8 @@ class DualMCMCPipeline(DiffusionPipeline):
             for m in modules:
                 m.eval()
             stack.callback(lambda: [m.train(t) for m, t in zip(modules, modes)])
-            stack.enter_context(self.generator_model.batch_norm_stats(bn_stats))
+            if self.generator_model is not None:
+                stack.enter_context(self.generator_model.batch_norm_stats(bn_stats))
             yield
 
     def _energy(self, x: torch.Tensor) -> torch.Tensor:
@@ -259,6 +297,12 @@ class DualMCMCPipeline(DiffusionPipeline):
         self._check_sampler(steps, step_size, noise_scale, bn_stats)
         self._check_output_type(output_type)
         device = self._execution_device
+        noise_init = getattr(cfg, "proposal", "generator") == "noise"
+        if self.energy_model is None and (steps != 0 or return_energies):
+            raise ValueError("this pipeline has no energy_model (a generator + encoder baseline): expected "
+                             f"num_revision_steps=0 and return_energies=False, got {steps} and {return_energies}")
+        if noise_init and latents is not None:
+            raise ValueError("this pipeline starts from uniform noise (proposal='noise'): it takes no latents")
 
         if latents is not None:
             if latents.dim() == 4:
@@ -270,12 +314,20 @@ class DualMCMCPipeline(DiffusionPipeline):
         elif not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         generator = self._generators(generator, batch_size)
-        if latents is None:
+        if noise_init:
+            r = cfg.noise_init_range
+            u = _rand_tensor((batch_size, *self.image_shape), generator=generator, device=device)
+            proposals = (u * 2 - 1) * r
+        elif latents is None:
             latents = randn_tensor((batch_size, self.latent_dim), generator=generator, device=device, dtype=torch.float32)
 
         with self._sampling_state(bn_stats):
-            proposals = self._decode(latents).float()
-            out = self._revise(proposals, steps, step_size, noise_scale, generator, return_energies, progress=True)
+            if not noise_init:
+                proposals = self._decode(latents).float()
+            if self.energy_model is None:
+                out = LangevinOutput(sample=proposals)
+            else:
+                out = self._revise(proposals, steps, step_size, noise_scale, generator, return_energies, progress=True)
 
         images = self._to_output(out.sample, output_type)
         proposals_out = self._to_output(proposals, output_type) if return_proposals else None

@@ -1,7 +1,8 @@
 """The training loop behind ``accelerate launch scripts/train.py`` (one loop a reader can follow).
 
 ``train(config)`` builds the three models from :class:`ModelSettings`, loads images with :mod:`hf_dualmcmc.data`,
-and repeats :func:`hf_dualmcmc.training.dual_mcmc_step` under Accelerate (one or many processes, mixed precision
+and repeats :func:`hf_dualmcmc.training.dual_mcmc_step` (or, with ``teaching.method``, one of the baselines of
+:mod:`hf_dualmcmc.baselines`) under Accelerate (one or many processes, mixed precision
 ``no``/``bf16``/``fp16``; MCMC chains always run through the unwrapped models with float32 state). Around it:
 trackers (TensorBoard by default) and a tqdm bar, sample grids (proposals vs revised, data vs reconstructions),
 atomic checkpoints (``accelerator.save_state`` into a temporary folder renamed into place, last K kept) and
@@ -30,6 +31,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers.utils import make_image_grid
 from tqdm.auto import tqdm
 
+from .baselines import method_networks, teaching_step
 from .configuration_dualmcmc import (
     DualMCMCEncoderConfig,
     DualMCMCEnergyConfig,
@@ -277,10 +279,18 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def build_pipeline(energy, generator, encoder, sampler: SamplerSettings) -> DualMCMCPipeline:
+def build_pipeline(energy, generator, encoder, sampler: SamplerSettings, teaching: TeachingConfig | None = None
+                   ) -> DualMCMCPipeline:
+    """The exported pipeline. Baselines (``teaching.method``) export what they learned: ``short_run`` an energy with
+    uniform-noise proposals (``proposal="noise"``), ``cooperative`` no encoder, ``inference_only`` no energy (its
+    samples are the generator's: ``num_revision_steps=0``)."""
+    noise = teaching is not None and teaching.method == "short_run"
     pipe = DualMCMCPipeline(
-        energy, generator, encoder, num_revision_steps=sampler.num_revision_steps, step_size=sampler.step_size,
+        energy, generator, encoder,
+        num_revision_steps=sampler.num_revision_steps if energy is not None else 0, step_size=sampler.step_size,
         noise_scale=sampler.noise_scale, bn_stats=sampler.bn_stats, num_latent_steps=sampler.num_latent_steps,
+        proposal="noise" if noise else "generator",
+        noise_init_range=teaching.noise_init_range if noise else 1.0,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -368,6 +378,9 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
                       "(use bf16 on CPU; fp16 with a loss scaler is used on GPUs)", stacklevel=2)
     set_seed(run.seed)  # identical initial weights on every process
     energy, generator, encoder = build_models(config.data, config.model)
+    keep = method_networks(teaching.method)  # baselines learn (and export) only some of the three networks
+    energy, generator, encoder = (m if name in keep else None
+                                  for name, m in zip(("energy", "generator", "encoder"), (energy, generator, encoder)))
     optimizers = make_optimizers(energy, generator, encoder, teaching)
     schedulers = make_schedulers(optimizers, teaching)
 
@@ -398,12 +411,16 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     if accelerator.trackers == [] and run.report_to not in (None, "none"):
         accelerator.init_trackers("dualmcmc", config={k: v for k, v in _flat(config.to_dict()).items()})
 
-    unwrap = accelerator.unwrap_model
+    def unwrap(model):
+        return None if model is None else accelerator.unwrap_model(model)
+
     history: list[dict] = []
     last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
-    bar = tqdm(total=total_steps, initial=step, disable=not main, desc="dual-mcmc", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=step, disable=not main, desc=teaching.method.replace("_", "-"),
+               dynamic_ncols=True)
     started = time.time()
     last_batch = None
+    lr_key = "lr_energy" if energy is not None else "lr_generator"  # the first optimizer's network
     while step < total_steps:
         epoch, start_batch = divmod(step, steps_per_epoch)
         sampler.set_epoch(epoch, start_batch)
@@ -414,7 +431,9 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
                     s.step()
             start_batch = 0
             data = batch.to(accelerator.device, non_blocking=True)
-            out: StepOutput = dual_mcmc_step(
+            # the default path calls dual_mcmc_step itself; baselines go through the method dispatcher
+            step_fn = dual_mcmc_step if teaching.method == "dual_mcmc" else teaching_step
+            out: StepOutput = step_fn(
                 data, energy, generator, encoder, optimizers, teaching,
                 backward=accelerator.backward, autocast=accelerator.autocast, unwrap=unwrap,
             )
@@ -423,7 +442,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             if run.max_minutes is not None and _out_of_time(accelerator, started, run.max_minutes):
                 total_steps = step  # out of time: this is the last step (checkpoint and export follow)
             _guard(out, step, teaching.explode_threshold, last_checkpoint)
-            record = {"step": step, "epoch": epoch, **out.as_dict(), "lr_energy": schedulers[0].get_last_lr()[0]}
+            record = {"step": step, "epoch": epoch, **out.as_dict(), lr_key: schedulers[0].get_last_lr()[0]}
             history.append(record)
             bar.update()
             bar.set_postfix(E=f"{out.loss_energy:.3g}", G=f"{out.loss_generator:.3g}", I=f"{out.loss_encoder:.3g}",
@@ -438,7 +457,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
                     run.checkpoints_total_limit,
                 )
                 if run.export_at_checkpoints and main:
-                    pipe = build_pipeline(unwrap(energy), unwrap(generator), unwrap(encoder), config.sampler)
+                    pipe = build_pipeline(unwrap(energy), unwrap(generator), unwrap(encoder), config.sampler, teaching)
                     export_pipeline(pipe, last_checkpoint / "pipeline", config, None)
             if step >= total_steps:
                 break
@@ -447,7 +466,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     accelerator.wait_for_everyone()
     pipeline_dir = None
     if main:
-        pipe = build_pipeline(unwrap(energy), unwrap(generator), unwrap(encoder), config.sampler)
+        pipe = build_pipeline(unwrap(energy), unwrap(generator), unwrap(encoder), config.sampler, teaching)
         grids, _ = sample_grids(pipe, last_batch, run.num_sample_images, run.seed) if last_batch is not None else (None, None)
         grid = grids[1] if grids else None
         pipeline_dir = export_pipeline(pipe, output_dir / "pipeline", config, grid)
@@ -486,7 +505,7 @@ def _out_of_time(accelerator: Accelerator, started: float, minutes: float) -> bo
 
 
 def _write_grids(energy, generator, encoder, config: TrainConfig, data, output_dir: Path, step: int) -> None:
-    pipe = build_pipeline(energy, generator, encoder, config.sampler)
+    pipe = build_pipeline(energy, generator, encoder, config.sampler, config.teaching)
     (samples, recon) = sample_grids(pipe, data, config.run.num_sample_images, config.run.seed)
     folder = output_dir / "samples"
     folder.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,8 @@ from torch import nn
 
 from .langevin import chain_mode, energy_langevin, mcmc_temperature, posterior_langevin
 
+TEACHING_METHODS = ("dual_mcmc", "short_run", "cooperative", "inference_only")
+
 
 @dataclass
 class TeachingConfig:
@@ -40,6 +42,12 @@ class TeachingConfig:
         lr_* / betas / weight_decay_*: Adam (coupled L2 weight decay, not AdamW).
         lr_decay: ExponentialLR gamma, stepped once per epoch (lr = base * gamma^epoch).
         explode_threshold: the divergence guard's bound on ``|mean E(data) - mean E(samples)|``.
+        method: which learning scheme the iteration runs (see :mod:`hf_dualmcmc.baselines`): ``"dual_mcmc"`` (this
+            module's :func:`dual_mcmc_step`, the default), or the paper's baselines ``"short_run"`` (EBM only,
+            noise-initialised x-chain), ``"cooperative"`` (EBM + generator, CoopNets) and ``"inference_only"``
+            (generator + encoder, no EBM).
+        noise_init_range: ``short_run`` only: the x-chain starts from ``Uniform[-r, r]`` (1 for images in
+            ``[-1, 1]``, as Nijkamp et al.'s short-run EBM; the data's extent for 2-D toys).
     """
 
     x_steps: int = 30
@@ -63,6 +71,8 @@ class TeachingConfig:
     weight_decay_encoder: float = 5e-4
     lr_decay: float = 0.998
     explode_threshold: float = 1e4
+    method: str = "dual_mcmc"
+    noise_init_range: float = 1.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -72,6 +82,10 @@ class TeachingConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.x_step_size <= 0:
             raise ValueError(f"x_step_size must be > 0, got {self.x_step_size}")
+        if self.method not in TEACHING_METHODS:
+            raise ValueError(f"method must be one of {TEACHING_METHODS}, got {self.method!r}")
+        if not self.noise_init_range > 0:
+            raise ValueError(f"noise_init_range must be > 0, got {self.noise_init_range}")
 
     @property
     def temperature(self) -> float:
@@ -317,22 +331,29 @@ class _null_context:
 
 
 def make_optimizers(
-    energy: nn.Module, generator: nn.Module, encoder: nn.Module, config: TeachingConfig
-) -> tuple[torch.optim.Adam, torch.optim.Adam, torch.optim.Adam]:
-    """The authors' three Adam optimizers (betas (0, 0.9), coupled L2 weight decay)."""
+    energy: nn.Module | None, generator: nn.Module | None, encoder: nn.Module | None, config: TeachingConfig
+) -> tuple[torch.optim.Adam | None, torch.optim.Adam | None, torch.optim.Adam | None]:
+    """The authors' three Adam optimizers (betas (0, 0.9), coupled L2 weight decay); ``None`` for a missing network
+    (the baselines of :mod:`hf_dualmcmc.baselines` train only some of the three)."""
+
+    def adam(module, lr, weight_decay):
+        return None if module is None else torch.optim.Adam(module.parameters(), lr=lr, betas=config.betas, weight_decay=weight_decay)
+
     return (
-        torch.optim.Adam(energy.parameters(), lr=config.lr_energy, betas=config.betas, weight_decay=config.weight_decay_energy),
-        torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=config.betas, weight_decay=config.weight_decay_generator),
-        torch.optim.Adam(encoder.parameters(), lr=config.lr_encoder, betas=config.betas, weight_decay=config.weight_decay_encoder),
+        adam(energy, config.lr_energy, config.weight_decay_energy),
+        adam(generator, config.lr_generator, config.weight_decay_generator),
+        adam(encoder, config.lr_encoder, config.weight_decay_encoder),
     )
 
 
 def make_schedulers(optimizers, config: TeachingConfig) -> list[torch.optim.lr_scheduler.ExponentialLR]:
-    """ExponentialLR(gamma=lr_decay) per optimizer, to be stepped once at the start of every epoch after the first."""
-    return [torch.optim.lr_scheduler.ExponentialLR(opt, gamma=config.lr_decay) for opt in optimizers]
+    """ExponentialLR(gamma=lr_decay) per optimizer (``None`` entries skipped), to be stepped once at the start of
+    every epoch after the first."""
+    return [torch.optim.lr_scheduler.ExponentialLR(opt, gamma=config.lr_decay) for opt in optimizers if opt is not None]
 
 
 __all__ = [
+    "TEACHING_METHODS",
     "StepOutput",
     "TeachingConfig",
     "dual_mcmc_step",
