@@ -39,6 +39,7 @@ from .configuration_dualmcmc import (
 )
 from .data import DataConfig, check_dataset_size, describe, load_image_dataset
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
+from .performance import chain_compiler, to_memory_format
 from .pipeline_dualmcmc import DualMCMCPipeline
 from .training import StepOutput, TeachingConfig, dual_mcmc_step, make_optimizers, make_schedulers
 
@@ -105,6 +106,8 @@ class RunSettings:
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = False
+    channels_last: bool = False  # NHWC models, data and chain states (same math; see docs/PERFORMANCE.md)
+    compile: bool = False  # torch.compile the networks the MCMC chains call (CUDA graphs on GPU; slower on CPU)
 
 
 @dataclass
@@ -359,6 +362,9 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     main = accelerator.is_main_process
     set_seed(run.seed)  # identical initial weights on every process
     energy, generator, encoder = build_models(config.data, config.model)
+    memory_format = torch.channels_last if run.channels_last else None
+    if memory_format is not None:
+        to_memory_format(energy, generator, encoder, memory_format=memory_format)
     optimizers = make_optimizers(energy, generator, encoder, teaching)
     schedulers = make_schedulers(optimizers, teaching)
 
@@ -390,6 +396,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         accelerator.init_trackers("dualmcmc", config={k: v for k, v in _flat(config.to_dict()).items()})
 
     unwrap = accelerator.unwrap_model
+    compiler = chain_compiler(accelerator.device) if run.compile else None
     history: list[dict] = []
     last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
     bar = tqdm(total=total_steps, initial=step, disable=not main, desc="dual-mcmc", dynamic_ncols=True)
@@ -408,6 +415,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             out: StepOutput = dual_mcmc_step(
                 data, energy, generator, encoder, optimizers, teaching,
                 backward=accelerator.backward, autocast=accelerator.autocast, unwrap=unwrap,
+                memory_format=memory_format, chain_compiler=compiler,
             )
             step += 1
             last_batch = data
