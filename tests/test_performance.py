@@ -274,3 +274,29 @@ def test_trainer_exposes_channels_last_and_compile(tmp_path):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
     pipe = DualMCMCPipeline.from_pretrained(nhwc.pipeline_dir)  # channels_last weights export and load
     assert pipe(batch_size=2, output_type="np").images.shape == (2, 8, 8, 1)
+
+
+def test_bench_step_reports_both_modes(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_step", root / "benchmarks" / "bench_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    rc = bench.main([
+        "--config", str(root / "configs" / "digits.yaml"), "--ngf", "8", "--ndf", "8", "--nif", "4", "--latent-dim", "4",
+        "--batch-size", "4", "--reference", "--channels-last", "--precision", "bf16", "--repeats", "2", "--warmup", "1",
+        "--sample-steps", "3", "--set", "teaching.x_steps=3", "teaching.z_steps=2", "--json", str(out),
+    ])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    for section in ("train", "sample"):
+        assert len(res[section]["runs_s"]["optimised"]) == 2 and len(res[section]["runs_s"]["reference"]) == 2
+        assert all(t > 0 for t in res[section]["median_s"].values())
+    assert res["train"]["flops"]["reference"] > 0 and res["train"]["gflops_per_s"]["optimised"] > 0
+    assert res["sample"]["images_per_s"]["optimised"] > 0
+    assert 0.99 < res["bf16_deviation"]["revision_cosine"] <= 1.0
+    assert res["peak_memory_bytes"] > 0 and len(res["load_start"]) == 3

@@ -74,7 +74,7 @@ def chain_compiler(device: torch.device | str, backend: str = "inductor", mode: 
     cache: dict[Any, Callable] = {}
 
     def compile_fn(fn: Callable) -> Callable:
-        key = (getattr(fn, "__self__", None) and id(fn.__self__), getattr(fn, "__func__", fn))
+        key = (id(getattr(fn, "__self__", None)), getattr(fn, "__func__", fn))
         if key not in cache:
             cache[key] = torch.compile(fn, backend=backend, mode=mode, dynamic=False)
         return cache[key]
