@@ -65,7 +65,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: autocast, float32 chain state")
     p.add_argument("--channels-last", action="store_true", help="NHWC models, data and chain states")
-    p.add_argument("--compile", action="store_true", help="torch.compile the networks the training chains call")
+    p.add_argument("--compile", action="store_true", help="torch.compile the energy network the training x-chains call")
     p.add_argument("--reference", action="store_true", help="also time the plain reference, interleaved")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per mode (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per mode first")

@@ -7,7 +7,8 @@ Identical math (checked against :mod:`hf_dualmcmc.reference` by ``tests/test_per
 * ``channels_last`` (:func:`to_memory_format` on the models, ``memory_format=`` of
   :func:`~hf_dualmcmc.training.dual_mcmc_step`): oneDNN's NHWC convolution kernels, same arithmetic up to float
   rounding;
-* ``torch.compile`` of the networks the chains call (:func:`chain_compiler`, opt-in; on CUDA it uses CUDA graphs).
+* ``torch.compile`` of the energy network the x-chains call (:func:`chain_compiler`, opt-in; on CUDA it uses CUDA
+  graphs).
 
 Opt-in faster modes that change the arithmetic: ``precision="bf16"`` (:func:`autocast_factory`: bfloat16 autocast for
 the network forwards, chain state, losses and weights stay float32). Their measured costs are in

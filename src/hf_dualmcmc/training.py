@@ -232,8 +232,8 @@ def dual_mcmc_step(
         keep_tensors: put ``x0``, ``x~``, ``x1`` and ``G(z~)`` (detached) in ``StepOutput.extras``.
         memory_format: e.g. ``torch.channels_last``: the data and the x-chain states are laid out in it (convert the
             models too, :func:`hf_dualmcmc.performance.to_memory_format`). Same math, other conv kernels.
-        chain_compiler: ``fn -> compiled fn`` applied to the networks' functions the chains call (e.g.
-            :func:`hf_dualmcmc.performance.chain_compiler`, ``torch.compile``); ``None`` runs them eagerly.
+        chain_compiler: ``fn -> compiled fn`` applied to the energy function the x-chains call (e.g.
+            :func:`hf_dualmcmc.performance.chain_compiler`, ``torch.compile``); ``None`` runs it eagerly.
 
     All randomness comes from the global torch RNG, in a fixed order: ``z``, x-chain noise, ``eps``, z-chain noise,
     second x-chain noise.
@@ -251,7 +251,9 @@ def dual_mcmc_step(
     layout = (lambda t: t.contiguous(memory_format=memory_format)) if memory_format is not None else (lambda t: t)
     data = layout(data)
     energy_call = chain_compiler(e_raw.energy) if chain_compiler is not None else e_raw.energy
-    decode_call = chain_compiler(g_raw.generate) if chain_compiler is not None else g_raw.generate
+    # the generator is not compiled: compiled train-mode BatchNorm updates its running statistics with in-place ops that
+    # bump version counters, which the eager graph of ``x0 = G(z)`` (still alive during the z-chain) saved
+    decode_call = g_raw.generate
 
     def energy_fn(x):
         with autocast():
