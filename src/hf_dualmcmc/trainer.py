@@ -107,7 +107,7 @@ class RunSettings:
     hub_model_id: str | None = None
     hub_private: bool = False
     channels_last: bool = False  # NHWC models, data and chain states (same math; see docs/PERFORMANCE.md)
-    compile: bool = False  # torch.compile the energy network the x-chains call (CUDA graphs on GPU; slower on CPU)
+    compile: bool = False  # torch.compile the energy network the x-chains call (CUDA graphs on GPU; opt-in)
 
 
 @dataclass
