@@ -253,7 +253,7 @@ def test_count_flops_through_a_langevin_step():
     assert peak_memory_bytes("cpu") > 0
 
 
-def test_trainer_exposes_channels_last_and_compile(tmp_path):
+def test_trainer_channels_last_matches_default_and_exports(tmp_path):
     from hf_dualmcmc.trainer import TrainConfig, train
 
     raw = {

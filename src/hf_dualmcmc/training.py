@@ -250,10 +250,9 @@ def dual_mcmc_step(
     device = data.device
     layout = (lambda t: t.contiguous(memory_format=memory_format)) if memory_format is not None else (lambda t: t)
     data = layout(data)
+    # only the energy is compiled: compiled train-mode BatchNorm updates the generator's running statistics with
+    # in-place ops that bump version counters, which the eager graph of ``x0 = G(z)`` (alive during the z-chain) saved
     energy_call = chain_compiler(e_raw.energy) if chain_compiler is not None else e_raw.energy
-    # the generator is not compiled: compiled train-mode BatchNorm updates its running statistics with in-place ops that
-    # bump version counters, which the eager graph of ``x0 = G(z)`` (still alive during the z-chain) saved
-    decode_call = g_raw.generate
 
     def energy_fn(x):
         with autocast():
@@ -261,7 +260,7 @@ def dual_mcmc_step(
 
     def decode_fn(z):
         with autocast():
-            return decode_call(z)
+            return g_raw.generate(z)
 
     # 1. generator proposals, revised by the EBM
     z = torch.randn(batch, latent_dim, device=device)
