@@ -104,9 +104,12 @@ def test_one_iteration_matches_oracle(variant):
         # train mode: the step runs the power iteration once per chain, the oracle (like the authors) at every
         # forward. sigma then differs by ~1e-6 relative, which the 1/mcmc_temp = 250,000 scale of the energy loss
         # turns into ~1e-4, and Adam's first step (~lr * sign(grad)) can flip for near-zero gradients.
-        loss_tol, weight_atol = 1e-3, 2.5 * cfg.lr_energy
+        # So each network's weights may differ by up to ~2 of its own learning rates.
+        loss_tol = 1e-3
+        weight_atol = {id(E): 2.5 * cfg.lr_energy, id(G): 2.5 * cfg.lr_generator, id(I): 2.5 * cfg.lr_encoder}
     else:
-        loss_tol, weight_atol = 1e-5, 1e-6
+        loss_tol = 1e-5
+        weight_atol = {id(E): 1e-6, id(G): 1e-6, id(I): 1e-6}
     assert out.loss_energy == pytest.approx(ref[0], rel=loss_tol)
     assert out.loss_generator == pytest.approx(ref[1], rel=loss_tol)
     assert out.loss_encoder == pytest.approx(ref[2], rel=loss_tol)
@@ -114,7 +117,7 @@ def test_one_iteration_matches_oracle(variant):
         for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
             if name.endswith(("_u", "_v")) and variant == "spectral_norm_train":
                 continue  # power-iteration vectors: updated once per chain vs once per forward
-            assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=weight_atol), name
+            assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=weight_atol[id(ours)]), name
     # the update really moved every network
     E0, G0, I0 = build(spectral_norm=variant != "no_spectral_norm")
     for ours, init in ((E, E0), (G, G0), (I, I0)):

@@ -42,6 +42,7 @@ from .configuration_dualmcmc import (
 )
 from .data import DataConfig, check_dataset_size, describe, load_image_dataset
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
+from .performance import chain_compiler, to_memory_format
 from .pipeline_dualmcmc import DualMCMCPipeline
 from .training import StepOutput, TeachingConfig, dual_mcmc_step, make_optimizers, make_schedulers
 
@@ -109,6 +110,8 @@ class RunSettings:
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = False
+    channels_last: bool = False  # NHWC models, data and chain states (same math; see docs/PERFORMANCE.md)
+    compile: bool = False  # torch.compile the energy network the x-chains call (CUDA graphs on GPU; opt-in)
 
 
 @dataclass
@@ -381,6 +384,12 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     keep = method_networks(teaching.method)  # baselines learn (and export) only some of the three networks
     energy, generator, encoder = (m if name in keep else None
                                   for name, m in zip(("energy", "generator", "encoder"), (energy, generator, encoder)))
+    if (run.channels_last or run.compile) and teaching.method != "dual_mcmc":
+        raise ValueError(f"run.channels_last / run.compile are options of the dual_mcmc step, not of "
+                         f"teaching.method={teaching.method!r}")
+    memory_format = torch.channels_last if run.channels_last else None
+    if memory_format is not None:
+        to_memory_format(energy, generator, encoder, memory_format=memory_format)
     optimizers = make_optimizers(energy, generator, encoder, teaching)
     schedulers = make_schedulers(optimizers, teaching)
 
@@ -414,6 +423,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     def unwrap(model):
         return None if model is None else accelerator.unwrap_model(model)
 
+    compiler = chain_compiler(accelerator.device) if run.compile else None
     history: list[dict] = []
     last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
     bar = tqdm(total=total_steps, initial=step, disable=not main, desc=teaching.method.replace("_", "-"),
@@ -431,11 +441,15 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
                     s.step()
             start_batch = 0
             data = batch.to(accelerator.device, non_blocking=True)
-            # the default path calls dual_mcmc_step itself; baselines go through the method dispatcher
-            step_fn = dual_mcmc_step if teaching.method == "dual_mcmc" else teaching_step
+            # the default path calls dual_mcmc_step itself (with the speed options); baselines go through the
+            # method dispatcher
+            if teaching.method == "dual_mcmc":
+                step_fn, fast = dual_mcmc_step, {"memory_format": memory_format, "chain_compiler": compiler}
+            else:
+                step_fn, fast = teaching_step, {}
             out: StepOutput = step_fn(
                 data, energy, generator, encoder, optimizers, teaching,
-                backward=accelerator.backward, autocast=accelerator.autocast, unwrap=unwrap,
+                backward=accelerator.backward, autocast=accelerator.autocast, unwrap=unwrap, **fast,
             )
             step += 1
             last_batch = data

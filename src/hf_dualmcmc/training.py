@@ -223,6 +223,8 @@ def dual_mcmc_step(
     autocast: Callable[[], object] | None = None,
     unwrap: Callable[[nn.Module], nn.Module] | None = None,
     keep_tensors: bool = False,
+    memory_format: torch.memory_format | None = None,
+    chain_compiler: Callable[[Callable], Callable] | None = None,
 ) -> StepOutput:
     """One Dual-MCMC teaching iteration, in the authors' order.
 
@@ -242,6 +244,10 @@ def dual_mcmc_step(
         autocast: a context-manager factory for network forwards (``accelerator.autocast``); chain states and
             losses stay float32.
         keep_tensors: put ``x0``, ``x~``, ``x1`` and ``G(z~)`` (detached) in ``StepOutput.extras``.
+        memory_format: e.g. ``torch.channels_last``: the data and the x-chain states are laid out in it (convert the
+            models too, :func:`hf_dualmcmc.performance.to_memory_format`). Same math, other conv kernels.
+        chain_compiler: ``fn -> compiled fn`` applied to the energy function the x-chains call (e.g.
+            :func:`hf_dualmcmc.performance.chain_compiler`, ``torch.compile``); ``None`` runs it eagerly.
 
     All randomness comes from the global torch RNG, in a fixed order: ``z``, x-chain noise, ``eps``, z-chain noise,
     second x-chain noise.
@@ -256,10 +262,15 @@ def dual_mcmc_step(
     batch = data.shape[0]
     latent_dim = g_raw.config.latent_dim
     device = data.device
+    layout = (lambda t: t.contiguous(memory_format=memory_format)) if memory_format is not None else (lambda t: t)
+    data = layout(data)
+    # only the energy is compiled: compiled train-mode BatchNorm updates the generator's running statistics with
+    # in-place ops that bump version counters, which the eager graph of ``x0 = G(z)`` (alive during the z-chain) saved
+    energy_call = chain_compiler(e_raw.energy) if chain_compiler is not None else e_raw.energy
 
     def energy_fn(x):
         with autocast():
-            return e_raw.energy(x)
+            return energy_call(x)
 
     def decode_fn(z):
         with autocast():
@@ -270,7 +281,7 @@ def dual_mcmc_step(
     with autocast():
         x0 = generator(z, return_dict=False)[0]
     with chain_mode(e_raw):
-        x_rev = energy_langevin(energy_fn, x0, cfg.x_steps, cfg.x_step_size, x_noise).sample
+        x_rev = energy_langevin(energy_fn, layout(x0.detach()), cfg.x_steps, cfg.x_step_size, x_noise).sample
     # 2. generator update from both revised pairs
     with autocast():
         mean, logvar = encoder(data, return_dict=False)
@@ -299,7 +310,7 @@ def dual_mcmc_step(
         x1 = g_raw.generate(z)
     if cfg.fine_tune:
         with chain_mode(e_raw):
-            x1 = energy_langevin(energy_fn, x1, cfg.x_steps, cfg.x_step_size, x_noise).sample
+            x1 = energy_langevin(energy_fn, layout(x1), cfg.x_steps, cfg.x_step_size, x_noise).sample
     with autocast():
         e_data = energy(data, return_dict=False)[0]
         e_samples = energy(x1.detach(), return_dict=False)[0]
