@@ -144,13 +144,15 @@ def main(argv=None) -> int:
     summary: dict = {}
 
     need_samples = {"fid", "is", "domain_fd"} & set(args.metrics)
+    if {"fid", "is"} & set(args.metrics):
+        # before any sampling: a missing Inception file must fail in seconds, not after 50k samples
+        scorer = InceptionScorer(args.inception_weights, fid_feature_layer=args.fid_feature_layer,
+                                 device=args.device, compute_is="is" in args.metrics, progress=progress)
     if need_samples:
         proposals, revised, sampler = sample_images(pipe, args.num_samples, batch_size=args.batch_size, seed=args.seed,
                                                     progress=progress, **sampler_kwargs)
         results["sampler"] = {**sampler, "num_samples": args.num_samples}
         if {"fid", "is"} & set(args.metrics):
-            scorer = InceptionScorer(args.inception_weights, fid_feature_layer=args.fid_feature_layer,
-                                     device=args.device, compute_is="is" in args.metrics, progress=progress)
             results["inception_options"] = scorer.options
             if "fid" in args.metrics:
                 ref_stats, ref_info = reference_statistics(
@@ -233,4 +235,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (FileNotFoundError, ValueError) as err:  # missing Inception weights / data, bad arguments: no traceback
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
