@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .langevin import chain_mode, energy_langevin, posterior_langevin
+from .langevin import chain_mode, energy_langevin
 from .training import (
     TEACHING_METHODS,
     StepOutput,
@@ -43,7 +43,10 @@ from .training import (
     dual_mcmc_step,
     encoder_loss,
     energy_loss,
+    energy_update,
     generator_loss,
+    infer_revised_latents,
+    optimizer_step,
     sum_squared_error,
 )
 
@@ -72,12 +75,6 @@ def _check_networks(method: str, energy, generator, encoder) -> None:
 
 def _defaults(backward, autocast, unwrap):
     return backward or (lambda loss: loss.backward()), autocast or _null_context, unwrap or _unwrap
-
-
-def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, backward) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    backward(loss)
-    optimizer.step()
 
 
 def short_run_step(
@@ -115,7 +112,7 @@ def short_run_step(
         e_data = energy(data, return_dict=False)[0]
         e_samples = energy(x_rev, return_dict=False)[0]
     loss_e = energy_loss(e_data, e_samples, cfg.temperature)
-    _update(optimizer, loss_e, backward)
+    optimizer_step(optimizer, loss_e, backward)
     out = StepOutput(
         loss_energy=loss_e.item(), loss_generator=0.0, loss_encoder=0.0,
         energy_data=e_data.float().mean().item(), energy_samples=e_samples.float().mean().item(),
@@ -163,17 +160,10 @@ def cooperative_step(
         x_rev = energy_langevin(energy_fn, x0, cfg.x_steps, cfg.x_step_size, x_noise).sample
     # g_factor = 0: the data term vanishes (its arguments are placeholders), only the teaching term remains
     loss_g = generator_loss(data, data, x0, x_rev, 0.0, cfg.s_factor)
-    _update(opt_g, loss_g, backward)
-    with torch.no_grad(), autocast():
-        x1 = g_raw.generate(z)
-    if cfg.fine_tune:
-        with chain_mode(e_raw):
-            x1 = energy_langevin(energy_fn, x1, cfg.x_steps, cfg.x_step_size, x_noise).sample
-    with autocast():
-        e_data = energy(data, return_dict=False)[0]
-        e_samples = energy(x1.detach(), return_dict=False)[0]
-    loss_e = energy_loss(e_data, e_samples, cfg.temperature)
-    _update(opt_e, loss_e, backward)
+    optimizer_step(opt_g, loss_g, backward)
+    loss_e, e_data, e_samples, x1 = energy_update(
+        energy, e_raw, g_raw, z, data, opt_e, cfg, energy_fn, backward=backward, autocast=autocast
+    )
     out = StepOutput(
         loss_energy=loss_e.item(), loss_generator=loss_g.item(), loss_encoder=0.0,
         energy_data=e_data.float().mean().item(), energy_samples=e_samples.float().mean().item(),
@@ -213,23 +203,15 @@ def inference_only_step(
         with autocast():
             return g_raw.generate(z)
 
-    with autocast():
-        mean, logvar = encoder(data, return_dict=False)
-    eps = torch.randn_like(mean, dtype=torch.float32)
-    z0 = mean.detach().float() + torch.exp(0.5 * logvar.detach().float()) * eps
-    with chain_mode(g_raw):
-        z_rev = posterior_langevin(
-            decode_fn, z0, data, cfg.z_steps, cfg.z_step_size, cfg.z_noise,
-            g_raw.config.observation_std, g_raw.config.prior_std,
-        ).sample
+    mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, decode_fn, data, cfg, autocast)
     with autocast():
         recon = generator(z_rev, return_dict=False)[0]
     # s_factor = 0: no EBM revision to learn from; proposal/revised are placeholders of the vanished term
     loss_g = generator_loss(recon, data, data, data, cfg.g_factor, 0.0)
-    _update(opt_g, loss_g, backward)
+    optimizer_step(opt_g, loss_g, backward)
     # i_factor = 0: only the data-side NLL; the sample-side arguments are placeholders of the vanished term
     loss_i = encoder_loss(mean, logvar, z_rev, mean.detach(), logvar.detach(), z_rev, cfg.g_factor, 0.0)
-    _update(opt_i, loss_i, backward)
+    optimizer_step(opt_i, loss_i, backward)
     out = StepOutput(
         loss_energy=0.0, loss_generator=loss_g.item(), loss_encoder=loss_i.item(), energy_data=0.0,
         energy_samples=0.0, recon_sse=sum_squared_error(recon.detach(), data).item() / batch, proposal_gap=0.0,

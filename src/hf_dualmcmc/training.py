@@ -283,41 +283,20 @@ def dual_mcmc_step(
     with chain_mode(e_raw):
         x_rev = energy_langevin(energy_fn, layout(x0.detach()), cfg.x_steps, cfg.x_step_size, x_noise).sample
     # 2. generator update from both revised pairs
-    with autocast():
-        mean, logvar = encoder(data, return_dict=False)
-    eps = torch.randn_like(mean, dtype=torch.float32)
-    z0 = mean.detach().float() + torch.exp(0.5 * logvar.detach().float()) * eps
-    with chain_mode(g_raw):
-        z_rev = posterior_langevin(
-            decode_fn, z0, data, cfg.z_steps, cfg.z_step_size, cfg.z_noise,
-            g_raw.config.observation_std, g_raw.config.prior_std,
-        ).sample
+    mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, decode_fn, data, cfg, autocast)
     with autocast():
         recon = generator(z_rev, return_dict=False)[0]
     loss_g = generator_loss(recon, data, x0, x_rev, cfg.g_factor, cfg.s_factor)
-    opt_g.zero_grad(set_to_none=True)
-    backward(loss_g)
-    opt_g.step()
+    optimizer_step(opt_g, loss_g, backward)
     # 3. encoder update from both revised pairs
     with autocast():
         mean_rev, logvar_rev = encoder(x_rev, return_dict=False)
     loss_i = encoder_loss(mean, logvar, z_rev, mean_rev, logvar_rev, z, cfg.g_factor, cfg.i_factor)
-    opt_i.zero_grad(set_to_none=True)
-    backward(loss_i)
-    opt_i.step()
+    optimizer_step(opt_i, loss_i, backward)
     # 4. energy update: data against (revised) proposals of the updated generator
-    with torch.no_grad(), autocast():
-        x1 = g_raw.generate(z)
-    if cfg.fine_tune:
-        with chain_mode(e_raw):
-            x1 = energy_langevin(energy_fn, layout(x1), cfg.x_steps, cfg.x_step_size, x_noise).sample
-    with autocast():
-        e_data = energy(data, return_dict=False)[0]
-        e_samples = energy(x1.detach(), return_dict=False)[0]
-    loss_e = energy_loss(e_data, e_samples, cfg.temperature)
-    opt_e.zero_grad(set_to_none=True)
-    backward(loss_e)
-    opt_e.step()
+    loss_e, e_data, e_samples, x1 = energy_update(
+        energy, e_raw, g_raw, z, data, opt_e, cfg, energy_fn, backward=backward, autocast=autocast, layout=layout
+    )
 
     out = StepOutput(
         loss_energy=loss_e.item(),
@@ -331,6 +310,56 @@ def dual_mcmc_step(
     if keep_tensors:
         out.extras = {"proposals": x0.detach(), "revised": x_rev, "samples": x1.detach(), "reconstructions": recon.detach()}
     return out
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, backward: Callable[[torch.Tensor], None]):
+    """``zero_grad`` (to None), ``backward(loss)``, ``step``: one parameter update."""
+    optimizer.zero_grad(set_to_none=True)
+    backward(loss)
+    optimizer.step()
+
+
+def infer_revised_latents(encoder: nn.Module, g_raw: nn.Module, decode_fn: Callable, data: torch.Tensor,
+                          config: TeachingConfig, autocast: Callable[[], object]):
+    """The data side of the iteration: ``(mu, logvar) = q(x)`` (with its graph), ``z0 = mu + exp(logvar/2) * eps``
+    and the z-chain ``z~ = T^z(z0 | x)`` through the unwrapped generator ``g_raw`` (``decode_fn`` calls it).
+
+    Returns ``(mean, logvar, z~)``; ``z~`` is detached float32. Draws ``eps`` then the z-chain noise.
+    """
+    with autocast():
+        mean, logvar = encoder(data, return_dict=False)
+    eps = torch.randn_like(mean, dtype=torch.float32)
+    z0 = mean.detach().float() + torch.exp(0.5 * logvar.detach().float()) * eps
+    with chain_mode(g_raw):
+        z_rev = posterior_langevin(
+            decode_fn, z0, data, config.z_steps, config.z_step_size, config.z_noise,
+            g_raw.config.observation_std, g_raw.config.prior_std,
+        ).sample
+    return mean, logvar, z_rev
+
+
+def energy_update(energy: nn.Module, e_raw: nn.Module, g_raw: nn.Module, z: torch.Tensor, data: torch.Tensor,
+                  optimizer: torch.optim.Optimizer, config: TeachingConfig, energy_fn: Callable, *,
+                  backward: Callable[[torch.Tensor], None], autocast: Callable[[], object],
+                  layout: Callable[[torch.Tensor], torch.Tensor] = lambda t: t):
+    """The last part of the iteration: ``x1 = G(z)`` with the *updated* generator (same ``z``), revised by a second
+    x-chain when ``fine_tune`` (``energy_fn`` calls the unwrapped energy ``e_raw``), then an energy step on
+    :func:`energy_loss` ``(E(x), E(x1))`` through ``energy`` (possibly DDP-wrapped).
+
+    Returns ``(loss_e, E(data), E(x1), x1)``.
+    """
+    x_noise = config.x_noise if config.use_noise else 0.0
+    with torch.no_grad(), autocast():
+        x1 = g_raw.generate(z)
+    if config.fine_tune:
+        with chain_mode(e_raw):
+            x1 = energy_langevin(energy_fn, layout(x1), config.x_steps, config.x_step_size, x_noise).sample
+    with autocast():
+        e_data = energy(data, return_dict=False)[0]
+        e_samples = energy(x1.detach(), return_dict=False)[0]
+    loss_e = energy_loss(e_data, e_samples, config.temperature)
+    optimizer_step(optimizer, loss_e, backward)
+    return loss_e, e_data, e_samples, x1
 
 
 class _null_context:
@@ -370,9 +399,12 @@ __all__ = [
     "dual_mcmc_step",
     "encoder_loss",
     "energy_loss",
+    "energy_update",
     "gaussian_nll",
     "generator_loss",
+    "infer_revised_latents",
     "make_optimizers",
     "make_schedulers",
+    "optimizer_step",
     "sum_squared_error",
 ]
