@@ -308,3 +308,21 @@ def test_push_argument_errors(saved, tmp_path):
         push_pipeline_to_hub(tmp_path, "someone/x")
     with pytest.raises(ValueError, match="not a valid repository id"):
         push_pipeline_to_hub(path, "bad id with spaces")
+
+
+def test_atomic_directory_keeps_previous_content_on_failure(tmp_path):
+    from hf_dualmcmc.hub import atomic_directory
+
+    target = tmp_path / "pipeline"
+    with atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_directory(target) as tmp:
+            (tmp / "a.txt").write_text("half-written")
+            raise RuntimeError("boom")
+    assert (target / "a.txt").read_text() == "first"
+    with atomic_directory(target) as tmp:
+        (tmp / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline"]  # no temporary or old folders left

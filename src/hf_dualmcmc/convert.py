@@ -24,8 +24,6 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 
 import torch
@@ -341,14 +339,13 @@ def _mark_upstream_license(readme: pathlib.Path) -> None:
     """The authors' weights carry no licence: say so instead of this project's licence."""
     from huggingface_hub import ModelCard
 
+    from .hub import _atomic_write_text
+
     card = ModelCard.load(readme)
     card.data.license = "other"
     card.data.license_name = "upstream-unlicensed"
     card.data.license_link = UPSTREAM_REPOSITORY
-    fd, tmp = tempfile.mkstemp(prefix=".README.md.", dir=readme.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(str(card))
-    os.replace(tmp, readme)
+    _atomic_write_text(readme, str(card))
 
 
 def convert_official_checkpoint(
@@ -378,7 +375,7 @@ def convert_official_checkpoint(
     Returns:
         The output directory.
     """
-    from .hub import write_model_card
+    from .hub import atomic_directory, write_model_card
 
     output_dir = pathlib.Path(output_dir)
     if output_dir.exists() and not overwrite:
@@ -389,9 +386,7 @@ def convert_official_checkpoint(
     dataset = dataset or infer_official_dataset(checkpoint)
     pipe = convert_official_state_dicts(checkpoint, dataset, configs=configs)
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with atomic_directory(output_dir) as tmp:
         pipe.save_pretrained(tmp)
         if model_card:
             training = dict(OFFICIAL_TRAINING[dataset])
@@ -406,12 +401,6 @@ def convert_official_checkpoint(
             readme = write_model_card(tmp, template=dataset, dataset=dataset, training_config=training,
                                       hub_model_id=hub_model_id, extra_tags=["converted-checkpoint"])
             _mark_upstream_license(readme)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return output_dir
 
 

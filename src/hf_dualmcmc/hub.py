@@ -18,6 +18,7 @@ itself, so a component file must not import sibling files.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
 import json
@@ -77,6 +78,30 @@ def _read_json(path: pathlib.Path, what: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{what}: {str(path)!r} is not valid JSON ({err})") from err
+
+
+@contextlib.contextmanager
+def atomic_directory(output_dir: str | os.PathLike):
+    """Build a folder in a temporary sibling and move it into place at the end: ``with atomic_directory(d) as tmp:``.
+
+    On an exception (or a kill) ``output_dir`` keeps its previous content and the temporary folder is removed (a
+    kill leaves only a hidden ``.name.*`` sibling). An existing ``output_dir`` is replaced.
+    """
+    output_dir = pathlib.Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        yield tmp
+        old = None
+        if output_dir.exists():
+            old = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=output_dir.parent))
+            os.replace(output_dir, old / output_dir.name)
+        os.replace(tmp, output_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _atomic_write_text(path: pathlib.Path, text: str) -> None:
@@ -480,9 +505,7 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False) -> p
     output_dir = pathlib.Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise ValueError(f"output directory {str(output_dir)!r} exists; pass overwrite=True to replace it")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with atomic_directory(output_dir) as tmp:
         _source_directory(pipeline_or_dir, tmp)
         index_path = tmp / "model_index.json"
         index = _read_json(index_path, "export_for_hub")
@@ -517,12 +540,6 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False) -> p
             if "trust_remote_code=True" not in text:
                 model_id = output_dir.resolve().name
                 _atomic_write_text(readme, text.rstrip("\n") + "\n" + REMOTE_CODE_SECTION.format(model_id=model_id))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return output_dir
 
 

@@ -326,26 +326,21 @@ def _side_by_side(left, right):
 
 
 def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig, grid, metrics: dict | None = None):
-    """``save_pretrained`` + sample grid + model card, written to ``directory.tmp`` and renamed into place."""
-    tmp = directory.with_name(directory.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    pipe.save_pretrained(tmp)
-    grid_name = None
-    if grid is not None:
-        grid_name = "samples.png"
-        grid.save(tmp / grid_name)
-    (tmp / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    from .hub import write_model_card
+    """``save_pretrained`` + sample grid + model card, built in a temporary folder and moved into place."""
+    from .hub import atomic_directory, write_model_card
 
-    write_model_card(
-        tmp, template=config.run.card_template, dataset=config.run.dataset_name or config.data.source,
-        training_config=config.to_dict(), metrics=metrics, sample_grid=grid_name, hub_model_id=config.run.hub_model_id,
-        model_id=str(directory),
-    )
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
+    with atomic_directory(directory) as tmp:
+        pipe.save_pretrained(tmp)
+        grid_name = None
+        if grid is not None:
+            grid_name = "samples.png"
+            grid.save(tmp / grid_name)
+        (tmp / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        write_model_card(
+            tmp, template=config.run.card_template, dataset=config.run.dataset_name or config.data.source,
+            training_config=config.to_dict(), metrics=metrics, sample_grid=grid_name,
+            hub_model_id=config.run.hub_model_id, model_id=str(directory),
+        )
     return directory
 
 
