@@ -38,8 +38,6 @@ from .training import (
     TEACHING_METHODS,
     StepOutput,
     TeachingConfig,
-    _null_context,
-    _unwrap,
     dual_mcmc_step,
     encoder_loss,
     energy_loss,
@@ -47,7 +45,9 @@ from .training import (
     generator_loss,
     infer_revised_latents,
     optimizer_step,
+    step_defaults,
     sum_squared_error,
+    under_autocast,
 )
 
 METHOD_NETWORKS: dict[str, tuple[str, ...]] = {
@@ -73,10 +73,6 @@ def _check_networks(method: str, energy, generator, encoder) -> None:
         raise ValueError(f"method {method!r} needs the {', '.join(missing)} model(s) (got None)")
 
 
-def _defaults(backward, autocast, unwrap):
-    return backward or (lambda loss: loss.backward()), autocast or _null_context, unwrap or _unwrap
-
-
 def short_run_step(
     data: torch.Tensor,
     energy: nn.Module,
@@ -94,15 +90,13 @@ def short_run_step(
     chain settings as dual-MCMC (``x_steps``, ``x_step_size``, ``x_noise``, ``use_noise``); energy step on
     ``(E(x) - E(x~)) / T``. ``fine_tune`` does not apply (there is no generator to update between two chains).
     """
-    backward, autocast, unwrap = _defaults(backward, autocast, unwrap)
+    backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
     cfg = config
     e_raw = unwrap(energy)
     x_noise = cfg.x_noise if cfg.use_noise else 0.0
     batch = data.shape[0]
 
-    def energy_fn(x):
-        with autocast():
-            return e_raw.energy(x)
+    energy_fn = under_autocast(e_raw.energy, autocast)
 
     r = cfg.noise_init_range
     x0 = (torch.rand(data.shape, device=data.device, dtype=torch.float32) * 2 - 1) * r
@@ -142,16 +136,14 @@ def cooperative_step(
        ``s_factor * ||G(z) - x~||^2 / B`` (the generator absorbs the EBM's revision).
     3. ``x1 = G(z)`` with the updated generator, ``x1 = T^x(x1)`` when ``fine_tune``; energy step on ``(E(x), E(x1))``.
     """
-    backward, autocast, unwrap = _defaults(backward, autocast, unwrap)
+    backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
     opt_e, opt_g = optimizers
     cfg = config
     e_raw, g_raw = unwrap(energy), unwrap(generator)
     x_noise = cfg.x_noise if cfg.use_noise else 0.0
     batch = data.shape[0]
 
-    def energy_fn(x):
-        with autocast():
-            return e_raw.energy(x)
+    energy_fn = under_autocast(e_raw.energy, autocast)
 
     z = torch.randn(batch, g_raw.config.latent_dim, device=data.device)
     with autocast():
@@ -193,15 +185,13 @@ def inference_only_step(
     2. encoder step on :func:`~hf_dualmcmc.training.encoder_loss` with ``i_factor = 0``
        (``g_factor * mean NLL(z~ | mu(x), logvar(x))``).
     """
-    backward, autocast, unwrap = _defaults(backward, autocast, unwrap)
+    backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
     opt_g, opt_i = optimizers
     cfg = config
     g_raw = unwrap(generator)
     batch = data.shape[0]
 
-    def decode_fn(z):
-        with autocast():
-            return g_raw.generate(z)
+    decode_fn = under_autocast(g_raw.generate, autocast)
 
     mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, decode_fn, data, cfg, autocast)
     with autocast():

@@ -252,9 +252,7 @@ def dual_mcmc_step(
     All randomness comes from the global torch RNG, in a fixed order: ``z``, x-chain noise, ``eps``, z-chain noise,
     second x-chain noise.
     """
-    backward = backward or (lambda loss: loss.backward())
-    unwrap = unwrap or _unwrap
-    autocast = autocast or _null_context
+    backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
     opt_e, opt_g, opt_i = optimizers
     cfg = config
     e_raw, g_raw = unwrap(energy), unwrap(generator)
@@ -266,15 +264,8 @@ def dual_mcmc_step(
     data = layout(data)
     # only the energy is compiled: compiled train-mode BatchNorm updates the generator's running statistics with
     # in-place ops that bump version counters, which the eager graph of ``x0 = G(z)`` (alive during the z-chain) saved
-    energy_call = chain_compiler(e_raw.energy) if chain_compiler is not None else e_raw.energy
-
-    def energy_fn(x):
-        with autocast():
-            return energy_call(x)
-
-    def decode_fn(z):
-        with autocast():
-            return g_raw.generate(z)
+    energy_fn = under_autocast(chain_compiler(e_raw.energy) if chain_compiler is not None else e_raw.energy, autocast)
+    decode_fn = under_autocast(g_raw.generate, autocast)
 
     # 1. generator proposals, revised by the EBM
     z = torch.randn(batch, latent_dim, device=device)
@@ -310,6 +301,21 @@ def dual_mcmc_step(
     if keep_tensors:
         out.extras = {"proposals": x0.detach(), "revised": x_rev, "samples": x1.detach(), "reconstructions": recon.detach()}
     return out
+
+
+def step_defaults(backward, autocast, unwrap):
+    """The defaults of a step's hooks: ``loss.backward()``, no autocast, unwrap ``.module`` (DDP)."""
+    return backward or (lambda loss: loss.backward()), autocast or _null_context, unwrap or _unwrap
+
+
+def under_autocast(fn: Callable[[torch.Tensor], torch.Tensor], autocast: Callable[[], object]):
+    """``fn`` called inside ``autocast()``: the network call a chain makes (its state stays float32)."""
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        with autocast():
+            return fn(x)
+
+    return call
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, backward: Callable[[torch.Tensor], None]):
