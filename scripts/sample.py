@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from hf_dualmcmc import DualMCMCPipeline
+from hf_dualmcmc.trainer import side_by_side
 
 
 def grid(images, rows: int, cols: int, scale: int = 1, gap: int = 2) -> Image.Image:
@@ -48,10 +49,7 @@ def main(argv=None):
     size = out.images[0].width
     scale = args.scale or max(1, 32 // size)  # tiny images (8x8 digits) are upscaled, pixels kept sharp
     left, right = grid(out.proposals, rows, cols, scale), grid(out.images, rows, cols, scale)
-    canvas = Image.new("RGB", (left.width * 2 + 12, left.height), "white")
-    canvas.paste(left, (0, 0))
-    canvas.paste(right, (left.width + 12, 0))
-    canvas.save(args.out)
+    side_by_side(left, right, gap=12).save(args.out)
     e = out.energies.mean(1)
     print(f"wrote {args.out}: {args.num} samples, proposals (left) vs revised (right); "
           f"mean energy {e[0].item():.4g} -> {e[-1].item():.4g} over {len(e) - 1} steps")

@@ -315,10 +315,10 @@ def sample_grids(pipe: DualMCMCPipeline, data: torch.Tensor, num: int, seed: int
     return samples, recon
 
 
-def _side_by_side(left, right):
+def side_by_side(left, right, gap: int = 4):
+    """Two images next to each other on white, ``gap`` pixels apart (e.g. proposals | revised)."""
     from PIL import Image
 
-    gap = 4
     canvas = Image.new(left.mode, (left.width + right.width + gap, max(left.height, right.height)), "white")
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width + gap, 0))
@@ -518,9 +518,9 @@ def _write_grids(energy, generator, encoder, config: TrainConfig, data, output_d
     (samples, recon) = sample_grids(pipe, data, config.run.num_sample_images, config.run.seed)
     folder = output_dir / "samples"
     folder.mkdir(parents=True, exist_ok=True)
-    _side_by_side(*samples).save(folder / f"step_{step:07d}_proposals_vs_revised.png")
+    side_by_side(*samples).save(folder / f"step_{step:07d}_proposals_vs_revised.png")
     if recon is not None:
-        _side_by_side(*recon).save(folder / f"step_{step:07d}_data_vs_reconstructions.png")
+        side_by_side(*recon).save(folder / f"step_{step:07d}_data_vs_reconstructions.png")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
