@@ -20,7 +20,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..data import default_shared_dir, load_mnist_images
+from ..data import default_shared_dir, find_image_column, load_mnist_images
 from ..data import load_digits_images as _load_digits
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -151,9 +151,7 @@ def _load_hf_dataset(source: str, split: str, max_images: int | None) -> list[PI
         ds = datasets.load_dataset("imagefolder", data_dir=source.split(":", 1)[1], split=split)
     else:
         ds = datasets.load_dataset(source, split=split)
-    column = next((c for c in ("image", "img", "images") if c in ds.column_names), None)
-    if column is None:
-        raise ValueError(f"dataset {source!r} has no image column: expected 'image' or 'img', got {ds.column_names}")
+    column = find_image_column(ds)  # by feature type, as for training (a clear error lists the columns)
     if max_images:
         ds = ds.select(range(min(max_images, len(ds))))
     return [im if im.mode in ("L", "RGB") else im.convert("RGB") for im in ds[column]]
