@@ -5,14 +5,18 @@ Toy suite (2-D data, MLPs, exact grid-normalised density; see ``hf_dualmcmc.toy`
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/reproduce.py --suite toy \
         --toys 8gaussians,rings,checkerboard --seeds 0,1,2 --iterations 600
 
-MNIST suite (the 10k test split under ../shared/data/mnist, padded to 32 px; trains through ``hf_dualmcmc.trainer``
-with ``teaching.method``; evaluation needs ``hf_dualmcmc.evaluation``)::
+MNIST suite (the 10k test split under ../shared/data/mnist: trains on data.py's "train" partition, images 0-8999,
+padded to 32 px, through ``hf_dualmcmc.trainer`` with ``teaching.method``; evaluates on the held-out 9000-9999 with
+``hf_dualmcmc.evaluation``; defaults: 400 iterations, batch 32, 15-step x-chains, about 12 minutes for dual-MCMC on
+2 cores)::
 
-    OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/reproduce.py --suite mnist --seeds 0 --mnist-steps 400
+    OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/reproduce.py --suite mnist --seeds 0
 
 Every run writes ``CACHE/<suite>/<dataset>/<method>/seed<k>.json`` (settings, iterations, seconds, metrics; toys also
 a ``.npz`` with the arrays for the plots) and is skipped when that file exists (``--force`` retrains), so the suite
-can be run in pieces, across sessions, and the table rebuilt from the cache alone with ``--table-only``.
+can be run in pieces, across sessions, and the table rebuilt from the cache alone with ``--table-only``. MNIST
+variants (``--variant NAME --set section.key=value``) are cached as ``METHOD+NAME``; the MNIST table lists every
+cached run of the given seeds.
 """
 
 from __future__ import annotations
@@ -141,43 +145,74 @@ def toy_plots(args, toys, methods) -> list[Path]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def mnist_config(args, method: str, seed: int, output_dir: Path):
-    from hf_dualmcmc.trainer import TrainConfig
+def mnist_run_name(method: str, variant: str | None) -> str:
+    """Cache folder of an MNIST run: the method, or ``method+variant`` for a run with ``--set`` overrides."""
+    return method if not variant else f"{method}+{variant}"
 
-    return TrainConfig.from_dict({
-        # data.py's MNIST "train" is images [0, 9000); the evaluation holds out [8000, 10000): train on [0, 8000)
-        "data": {"source": "mnist", "split": "train", "image_size": 32, "num_channels": 1, "resize": "pad",
-                 "max_images": 8000},
+
+def mnist_config(args, method: str, seed: int, output_dir: Path):
+    from hf_dualmcmc.trainer import TrainConfig, apply_overrides
+
+    return TrainConfig.from_dict(apply_overrides({
+        # data.py's MNIST "train" is images [0, 9000); the evaluation (FD reference, reconstructions) uses its
+        # held-out "test" split [9000, 10000)
+        "data": {"source": "mnist", "split": "train", "image_size": 32, "num_channels": 1, "resize": "pad"},
         "model": {"latent_dim": 32, "ngf": args.mnist_width, "ndf": args.mnist_width, "nif": args.mnist_width // 2},
-        "teaching": {"method": method, "x_steps": args.x_steps},
-        "sampler": {"num_revision_steps": args.x_steps},
-        "run": {"output_dir": str(output_dir), "batch_size": 64, "epochs": 1000, "max_steps": args.mnist_steps,
-                "seed": seed, "sample_every": 0, "checkpoint_every": 100, "report_to": "none",
-                "dataset_name": "mnist"},
-    })
+        "teaching": {"method": method, "x_steps": args.mnist_x_steps},
+        # samples are drawn with the training x-chain (steps, step size, noise), as for the toys: a short-run EBM is
+        # only meant to be sampled with the chain it was trained with
+        "sampler": {"num_revision_steps": args.mnist_x_steps, "step_size": 0.5, "noise_scale": 0.001},
+        "run": {"output_dir": str(output_dir), "batch_size": args.mnist_batch_size, "epochs": 1000,
+                "max_steps": args.mnist_steps, "seed": seed, "sample_every": 0, "checkpoint_every": 100,
+                "report_to": "none", "dataset_name": "mnist"},
+    }, args.overrides))
+
+
+def comparable(config: dict) -> dict:
+    """A run's settings without where it was written (the cache may be moved or cloned elsewhere)."""
+    return {section: {k: v for k, v in values.items() if (section, k) != ("run", "output_dir")}
+            for section, values in config.items()}
+
+
+def repo_relative(path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def run_mnist(args, method: str, seed: int) -> dict:
-    from hf_dualmcmc.trainer import train
+    from hf_dualmcmc.trainer import list_checkpoints, train
 
-    path = run_path(args.cache_dir, "mnist", "mnist", method, seed)
-    if path.exists() and not args.force:
-        return json.loads(path.read_text())
+    path = run_path(args.cache_dir, "mnist", "mnist", mnist_run_name(method, args.variant), seed)
     out_dir = path.with_suffix("")
     config = mnist_config(args, method, seed, out_dir)
-    from hf_dualmcmc.trainer import list_checkpoints
-
+    if path.exists() and not args.force:
+        cached = json.loads(path.read_text())
+        if comparable(cached.get("config", config.to_dict())) != comparable(config.to_dict()):
+            raise SystemExit(f"{path} was trained with other settings than these; name this run with --variant "
+                             f"(and --set) or retrain it with --force")
+        return cached
     result = train(config, resume_from_checkpoint="latest" if list_checkpoints(out_dir) else None)
-    record = {"suite": "mnist", "dataset": "mnist", "method": method, "seed": seed, "iterations": result.step,
-              "train_seconds": result.seconds, "config": config.to_dict(), "pipeline": str(result.pipeline_dir),
-              "environment": environment()}
-    record["metrics"] = evaluate_mnist(result.pipeline_dir, args)
+    record = {"suite": "mnist", "dataset": "mnist", "method": method, "variant": args.variant,
+              "overrides": args.overrides, "seed": seed, "iterations": result.step,
+              "train_seconds": result.seconds, "config": config.to_dict(), "pipeline": repo_relative(result.pipeline_dir),
+              "num_samples": args.mnist_samples, "environment": environment()}
+    record["config"]["run"]["output_dir"] = repo_relative(out_dir)
+    started = time.perf_counter()
+    record["metrics"], grids = evaluate_mnist(result.pipeline_dir, args)
+    record["eval_seconds"] = time.perf_counter() - started
+    if grids:
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez_compressed(tmp, **grids)
+        os.replace(tmp, path.with_suffix(".npz"))
     atomic_write(path, json.dumps(record, indent=2))
-    print(f"[mnist] {method}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}", flush=True)
+    print(f"[mnist] {mnist_run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}", flush=True)
     return record
 
 
-def evaluate_mnist(pipeline_dir, args) -> dict:
+def evaluate_mnist(pipeline_dir, args) -> tuple[dict, dict]:
+    """Domain FD of revised samples and of generator proposals (against the held-out split), the same distance for
+    1,000 training images (the floor), reconstruction MSE Inf / Inf+L on 500 held-out images; plus the first 64
+    samples of each kind (uint8) for the plots."""
     try:
         from hf_dualmcmc.evaluation import (
             DomainFrechetScorer,
@@ -188,41 +223,102 @@ def evaluate_mnist(pipeline_dir, args) -> dict:
     except ImportError as err:
         print(f"MNIST evaluation needs hf_dualmcmc.evaluation (the evaluation suite, issue #4), which is not "
               f"importable here ({err}); the trained pipeline is at {pipeline_dir}", file=sys.stderr)
-        return {"error": "hf_dualmcmc.evaluation not importable"}
+        return {"error": "hf_dualmcmc.evaluation not importable"}, {}
     from hf_dualmcmc import DualMCMCPipeline
 
     pipe = DualMCMCPipeline.from_pretrained(pipeline_dir)
     pipe.set_progress_bar_config(disable=True)
-    scorer = DomainFrechetScorer("mnist", args.cache_dir / "mnist" / "eval-cache")
-    metrics = {}
+    scorer = DomainFrechetScorer("mnist", args.cache_dir / "mnist" / "eval-cache", steps=args.fd_classifier_steps)
+    metrics, grids = {"domain_classifier_test_accuracy": scorer.info.get("test_accuracy")}, {}
     proposals, revised, _ = sample_images(pipe, args.mnist_samples, batch_size=100, seed=0, progress=False)
+    train_images = builtin_split("mnist", "train")[0]
+    metrics["domain_fd_train_data"] = scorer.distance(train_images[: args.mnist_samples])
     if pipe.energy_model is not None:
         metrics["domain_fd_revised"] = scorer.distance(revised)
+        grids["revised"] = revised[:64]
     if pipe.generator_model is not None:
         metrics["domain_fd_proposals"] = scorer.distance(proposals)
+        grids["proposals"] = proposals[:64]
     if pipe.encoder is not None:
         held_out = builtin_split("mnist", "test")[0][:500]
         rec = reconstruction_mse(pipe, held_out, seed=0, progress=False)
         metrics.update({k: rec[k] for k in ("mse_inf", "mse_inf_plus_l") if k in rec})
-    return metrics
+    return metrics, grids
+
+
+def mnist_plot(args, records: list[dict]) -> Path | None:
+    """One figure: a row per run (of ``--plot-seed``), its revised samples (left) and its generator proposals
+    (right), 8x8 each."""
+    from diffusers.utils import make_image_grid
+    from PIL import Image, ImageDraw
+
+    from hf_dualmcmc.trainer import side_by_side
+
+    rows = []
+    for record in sorted(records, key=mnist_order):
+        name = mnist_run_name(record["method"], record.get("variant"))
+        npz = run_path(args.cache_dir, "mnist", "mnist", name, record["seed"]).with_suffix(".npz")
+        if record["seed"] != args.plot_seed or not npz.exists():
+            continue
+        with np.load(npz) as f:
+            panels = {k: f[k] for k in f.files}
+        some = next(iter(panels.values()))
+        blank = np.full_like(some, 255)
+        grids = [make_image_grid([Image.fromarray(im.squeeze(-1)) for im in panels.get(kind, blank)], 8, 8)
+                 for kind in ("revised", "proposals")]
+        title = Image.new("L", (grids[0].width * 2 + 4, 14), 255)
+        ImageDraw.Draw(title).text((2, 1), f"{name}: revised | G(z)", fill=0)
+        body = side_by_side(*grids)
+        row = Image.new("L", (body.width, body.height + title.height + 6), 255)
+        row.paste(title, (0, 0))
+        row.paste(body, (0, title.height))
+        rows.append(row)
+    if not rows:
+        return None
+    figure = Image.new("L", (rows[0].width, sum(r.height for r in rows)), 255)
+    y = 0
+    for row in rows:
+        figure.paste(row, (0, y))
+        y += row.height
+    path = args.out_dir / "mnist_samples.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.save(path)
+    return path
+
+
+def mnist_order(record: dict) -> tuple:
+    return METHODS.index(record["method"]), record.get("variant") or "", record["seed"]
 
 
 def mnist_table(records: list[dict]) -> str:
-    cols = [("FD revised", "domain_fd_revised"), ("FD G(z)", "domain_fd_proposals"), ("recon MSE Inf", "mse_inf"),
-            ("recon MSE Inf+L", "mse_inf_plus_l")]
-    head = ["method", "iterations", "train s"] + [c for c, _ in cols]
+    cols = [("domain FD revised", "domain_fd_revised"), ("domain FD G(z)", "domain_fd_proposals"),
+            ("recon MSE Inf", "mse_inf"), ("recon MSE Inf+L", "mse_inf_plus_l")]
+    head = ["method", "overrides", "seeds", "iterations", "train s"] + [c for c, _ in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for r in sorted(records, key=lambda r: METHODS.index(r["method"])):
-        row = [r["method"], str(r["iterations"]), f"{r['train_seconds']:.0f}"]
-        row += [fmt([r["metrics"].get(k)]) for _, k in cols]
+    by_run: dict[str, list[dict]] = {}
+    for r in sorted(records, key=mnist_order):
+        by_run.setdefault(mnist_run_name(r["method"], r.get("variant")), []).append(r)
+    floors = []
+    for name, rs in by_run.items():
+        overrides = ", ".join(f"`{o}`" for o in rs[0].get("overrides") or []) or "-"
+        row = [name, overrides, str(len(rs)), fmt([r["iterations"] for r in rs], digits=4),
+               fmt([r["train_seconds"] for r in rs])]
+        row += [fmt([r["metrics"].get(k) for r in rs]) for _, k in cols]
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+        floors += [r["metrics"]["domain_fd_train_data"] for r in rs if "domain_fd_train_data" in r["metrics"]]
+    text = "\n".join(lines) + "\n"
+    if floors:
+        text += (f"\nDomain FD of {records[0].get('num_samples', 1000)} training images against the "
+                 f"held-out split (the floor): {np.mean(floors):.3g}\n")
+    return text
 
 
 # ----------------------------------------------------------------------------------------------------------------
 
 
 def parse_args(argv=None):
+    from hf_dualmcmc.evaluation.domain import DEFAULT_TRAIN_STEPS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=("toy", "mnist"), required=True)
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
@@ -233,8 +329,17 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=200, help="toy batch size")
     p.add_argument("--x-steps", type=int, default=30, help="x-chain steps (training and evaluation)")
     p.add_argument("--mnist-steps", type=int, default=400, help="MNIST: training iterations per method")
+    p.add_argument("--mnist-batch-size", type=int, default=32, help="MNIST: batch size")
+    p.add_argument("--mnist-x-steps", type=int, default=15,
+                   help="MNIST: x-chain steps in training and sampling (the authors' 30, halved for 2 CPU cores)")
     p.add_argument("--mnist-width", type=int, default=32, help="MNIST: ngf = ndf (nif = half)")
-    p.add_argument("--mnist-samples", type=int, default=1000)
+    p.add_argument("--mnist-samples", type=int, default=1000, help="MNIST: samples drawn for the FDs")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="MNIST: a trainer config override (repeatable, e.g. model.spectral_norm=false); needs --variant")
+    p.add_argument("--variant", default=None,
+                   help="MNIST: name of a run with --set overrides; cached as METHOD+VARIANT, its own table row")
+    p.add_argument("--fd-classifier-steps", type=int, default=DEFAULT_TRAIN_STEPS,
+                   help="MNIST: training steps of the domain-FD classifier (hf_dualmcmc.evaluation's default)")
     p.add_argument("--cache-dir", type=Path, default=REPO / "benchmarks" / "cache")
     p.add_argument("--out-dir", type=Path, default=REPO / "docs" / "results", help="plots and table")
     p.add_argument("--plot-seed", type=int, default=0)
@@ -246,6 +351,10 @@ def parse_args(argv=None):
     if bad:
         p.error(f"unknown methods {sorted(bad)}; expected some of {METHODS}")
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    if args.overrides and not args.variant:
+        p.error("--set changes a run's settings: name the run with --variant so it is cached apart from the default")
+    if args.variant is not None and not args.variant.replace("-", "").replace("_", "").isalnum():
+        p.error(f"--variant must be letters, digits, '-' or '_' (a folder name), got {args.variant!r}")
     args.toys = [t for t in args.toys.split(",") if t]
     return args
 
@@ -276,18 +385,22 @@ def main(argv=None) -> str:
         for p in plots:
             print(f"plot: {p}")
         return table
+    if not args.table_only:
+        for method in args.methods:
+            for seed in args.seeds:
+                run_mnist(args, method, seed)
+    # the table: every cached run of the given seeds, whichever methods and variants this call trained
     records = []
-    for method in args.methods:
-        for seed in args.seeds:
-            path = run_path(args.cache_dir, "mnist", "mnist", method, seed)
-            if args.table_only:
-                if path.exists():
-                    records.append(json.loads(path.read_text()))
-            else:
-                records.append(run_mnist(args, method, seed))
+    for path in sorted((args.cache_dir / "mnist" / "mnist").glob("*/seed*.json")):
+        record = json.loads(path.read_text())
+        if record["seed"] in args.seeds:
+            records.append(record)
     table = mnist_table(records)
     atomic_write(args.out_dir / "mnist_table.md", table)
+    plot = mnist_plot(args, records)
     print(table)
+    if plot is not None:
+        print(f"plot: {plot}")
     return table
 
 

@@ -1,0 +1,90 @@
+"""benchmarks/reproduce.py end to end at toy sizes: runs are cached, skipped when cached, and the table and plots are
+rebuilt from the cache alone (``--table-only``)."""
+
+import importlib.util
+import json
+
+import pytest
+from conftest import REPO_ROOT, SHARED
+
+MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+
+
+@pytest.fixture(scope="module")
+def reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", REPO_ROOT / "benchmarks" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bad_arguments_are_refused(reproduce, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--suite", "toy", "--methods", "dual_mcmc,vae"])
+    assert "unknown methods ['vae']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--suite", "mnist", "--set", "model.spectral_norm=false"])
+    assert "--variant" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--suite", "mnist", "--variant", "../x", "--set", "model.spectral_norm=false"])
+    assert "folder name" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not found at {MNIST} (../shared absent)")
+def test_mnist_suite_trains_evaluates_caches_and_rebuilds_the_table(reproduce, tmp_path, capsys):
+    argv = ["--suite", "mnist", "--seeds", "0", "--methods", "short_run,inference_only", "--mnist-steps", "2",
+            "--mnist-width", "8", "--mnist-batch-size", "8", "--mnist-x-steps", "2", "--mnist-samples", "100",
+            "--fd-classifier-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out")]
+    table = reproduce.main(argv)
+
+    short = json.loads((tmp_path / "cache/mnist/mnist/short_run/seed0.json").read_text())
+    inf = json.loads((tmp_path / "cache/mnist/mnist/inference_only/seed0.json").read_text())
+    assert short["iterations"] == inf["iterations"] == 2
+    assert short["config"]["teaching"]["method"] == "short_run"
+    assert short["config"]["data"]["split"] == "train" and short["config"]["sampler"]["num_revision_steps"] == 2
+    # each method reports what its networks allow: an EBM without a generator has no proposals, an encoder without
+    # an EBM has no revised samples
+    assert {"domain_fd_revised", "domain_fd_train_data"} <= set(short["metrics"])
+    assert "domain_fd_proposals" not in short["metrics"] and "mse_inf" not in short["metrics"]
+    assert {"domain_fd_proposals", "mse_inf", "mse_inf_plus_l"} <= set(inf["metrics"])
+    assert "domain_fd_revised" not in inf["metrics"]
+    assert all(v >= 0 for m in (short, inf) for k, v in m["metrics"].items() if k.startswith(("domain_fd", "mse")))
+    assert "| short_run | - | 1 | 2 |" in table and "| inference_only | - | 1 | 2 |" in table
+    assert (tmp_path / "out" / "mnist_table.md").read_text() == table
+    assert (tmp_path / "out" / "mnist_samples.png").stat().st_size > 1000
+
+    # cached runs are not retrained (the run folder's mtime would change) and --table-only gives the same table
+    stamp = (tmp_path / "cache/mnist/mnist/short_run/seed0.json").stat().st_mtime_ns
+    assert reproduce.main(argv) == table
+    assert reproduce.main(argv + ["--table-only"]) == table
+    assert (tmp_path / "cache/mnist/mnist/short_run/seed0.json").stat().st_mtime_ns == stamp
+
+    # a cached run is never silently reused for other settings
+    with pytest.raises(SystemExit, match="--variant"):
+        reproduce.main(argv + ["--mnist-width", "16"])
+    # a variant is its own cached run and its own table row, with its overrides
+    variant = reproduce.main(argv + ["--methods", "inference_only", "--variant", "obs05", "--set",
+                                     "model.observation_std=0.5"])
+    record = json.loads((tmp_path / "cache/mnist/mnist/inference_only+obs05/seed0.json").read_text())
+    assert record["config"]["model"]["observation_std"] == 0.5 and record["variant"] == "obs05"
+    assert "| inference_only+obs05 | `model.observation_std=0.5` | 1 | 2 |" in variant
+    # the table is the cache's: every cached run, not only those of this call's --methods
+    assert variant.count("| inference_only") == 2 and "| short_run | - | 1 | 2 |" in variant
+
+
+def test_toy_suite_runs_caches_and_rebuilds_the_table(reproduce, tmp_path, monkeypatch):
+    import hf_dualmcmc.toy as toy
+
+    real_train, real_eval = toy.train_toy, toy.evaluate_toy
+    monkeypatch.setattr(toy, "train_toy", lambda *a, **k: real_train(*a, hidden_dim=16, num_layers=1, **k))
+    monkeypatch.setattr(toy, "evaluate_toy", lambda run: real_eval(run, num_samples=200, resolution=32,
+                                                                   num_data_hist=20000, num_test=300))
+    argv = ["--suite", "toy", "--toys", "8gaussians", "--seeds", "0,1", "--iterations", "2", "--batch-size", "16",
+            "--x-steps", "2", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out")]
+    table = reproduce.main(argv)
+    for method in reproduce.METHODS:
+        for seed in (0, 1):
+            assert (tmp_path / f"cache/toy/8gaussians/{method}/seed{seed}.json").is_file()
+        assert f"| 8gaussians | {method} | 2 | 2 ± 0 |" in table
+    assert (tmp_path / "out" / "toy_8gaussians.png").stat().st_size > 1000
+    assert reproduce.main(argv + ["--table-only"]) == table
