@@ -33,7 +33,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .langevin import chain_mode, energy_langevin
 from .training import (
     TEACHING_METHODS,
     StepOutput,
@@ -45,6 +44,7 @@ from .training import (
     generator_loss,
     infer_revised_latents,
     optimizer_step,
+    revise_with_energy,
     step_defaults,
     sum_squared_error,
     under_autocast,
@@ -93,15 +93,13 @@ def short_run_step(
     backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
     cfg = config
     e_raw = unwrap(energy)
-    x_noise = cfg.x_noise if cfg.use_noise else 0.0
     batch = data.shape[0]
 
     energy_fn = under_autocast(e_raw.energy, autocast)
 
     r = cfg.noise_init_range
     x0 = (torch.rand(data.shape, device=data.device, dtype=torch.float32) * 2 - 1) * r
-    with chain_mode(e_raw):
-        x_rev = energy_langevin(energy_fn, x0, cfg.x_steps, cfg.x_step_size, x_noise).sample
+    x_rev = revise_with_energy(e_raw, energy_fn, x0, cfg)
     with autocast():
         e_data = energy(data, return_dict=False)[0]
         e_samples = energy(x_rev, return_dict=False)[0]
@@ -140,7 +138,6 @@ def cooperative_step(
     opt_e, opt_g = optimizers
     cfg = config
     e_raw, g_raw = unwrap(energy), unwrap(generator)
-    x_noise = cfg.x_noise if cfg.use_noise else 0.0
     batch = data.shape[0]
 
     energy_fn = under_autocast(e_raw.energy, autocast)
@@ -148,8 +145,7 @@ def cooperative_step(
     z = torch.randn(batch, g_raw.config.latent_dim, device=data.device)
     with autocast():
         x0 = generator(z, return_dict=False)[0]
-    with chain_mode(e_raw):
-        x_rev = energy_langevin(energy_fn, x0, cfg.x_steps, cfg.x_step_size, x_noise).sample
+    x_rev = revise_with_energy(e_raw, energy_fn, x0, cfg)
     # g_factor = 0: the data term vanishes (its arguments are placeholders), only the teaching term remains
     loss_g = generator_loss(data, data, x0, x_rev, 0.0, cfg.s_factor)
     optimizer_step(opt_g, loss_g, backward)

@@ -341,7 +341,6 @@ def evaluate_toy(
     metrics: dict = {"temperature": cfg.temperature}
     arrays: dict = {"data": ref}
     gen = torch.Generator().manual_seed(eval_seed + 3)
-    x_noise = cfg.x_noise if cfg.use_noise else 0.0
     if run.energy is not None:
         e = run.energy.eval()
         density = grid_density(e.energy, bound, resolution, cfg.temperature)
@@ -354,7 +353,7 @@ def evaluate_toy(
             x0 = _generate(run.generator, num_samples, gen)
         else:
             x0 = (torch.rand(num_samples, 2, generator=gen) * 2 - 1) * cfg.noise_init_range
-        revised = energy_langevin(e, x0, cfg.x_steps, cfg.x_step_size, x_noise, generator=gen).sample
+        revised = energy_langevin(e, x0, cfg.x_steps, cfg.x_step_size, cfg.chain_noise, generator=gen).sample
         metrics["mmd_revised"], metrics["mmd_fine_revised"] = _mmds(revised, ref)
         arrays["revised"] = revised.numpy()
     if run.generator is not None:

@@ -92,6 +92,11 @@ class TeachingConfig:
         """``mcmc_temp`` by which the energy loss is divided (1 when ``use_temp`` is off)."""
         return mcmc_temperature(self.x_step_size, self.x_noise) if self.use_temp else 1.0
 
+    @property
+    def chain_noise(self) -> float:
+        """The x-chain's noise: ``x_noise``, or 0 without ``use_noise`` (gradient descent on ``E``)."""
+        return self.x_noise if self.use_noise else 0.0
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -256,7 +261,6 @@ def dual_mcmc_step(
     opt_e, opt_g, opt_i = optimizers
     cfg = config
     e_raw, g_raw = unwrap(energy), unwrap(generator)
-    x_noise = cfg.x_noise if cfg.use_noise else 0.0
     batch = data.shape[0]
     latent_dim = g_raw.config.latent_dim
     device = data.device
@@ -271,8 +275,7 @@ def dual_mcmc_step(
     z = torch.randn(batch, latent_dim, device=device)
     with autocast():
         x0 = generator(z, return_dict=False)[0]
-    with chain_mode(e_raw):
-        x_rev = energy_langevin(energy_fn, layout(x0.detach()), cfg.x_steps, cfg.x_step_size, x_noise).sample
+    x_rev = revise_with_energy(e_raw, energy_fn, layout(x0.detach()), cfg)
     # 2. generator update from both revised pairs
     mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, decode_fn, data, cfg, autocast)
     with autocast():
@@ -318,6 +321,13 @@ def under_autocast(fn: Callable[[torch.Tensor], torch.Tensor], autocast: Callabl
     return call
 
 
+def revise_with_energy(e_raw: nn.Module, energy_fn: Callable, x: torch.Tensor, config: TeachingConfig) -> torch.Tensor:
+    """The x-chain ``x~ = T^x(x)`` with the config's steps, step size and noise (:attr:`TeachingConfig.chain_noise`),
+    run on the unwrapped energy ``e_raw`` (``energy_fn`` calls it); returns the detached float32 samples."""
+    with chain_mode(e_raw):
+        return energy_langevin(energy_fn, x, config.x_steps, config.x_step_size, config.chain_noise).sample
+
+
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, backward: Callable[[torch.Tensor], None]):
     """``zero_grad`` (to None), ``backward(loss)``, ``step``: one parameter update."""
     optimizer.zero_grad(set_to_none=True)
@@ -354,12 +364,10 @@ def energy_update(energy: nn.Module, e_raw: nn.Module, g_raw: nn.Module, z: torc
 
     Returns ``(loss_e, E(data), E(x1), x1)``.
     """
-    x_noise = config.x_noise if config.use_noise else 0.0
     with torch.no_grad(), autocast():
         x1 = g_raw.generate(z)
     if config.fine_tune:
-        with chain_mode(e_raw):
-            x1 = energy_langevin(energy_fn, layout(x1), config.x_steps, config.x_step_size, x_noise).sample
+        x1 = revise_with_energy(e_raw, energy_fn, layout(x1), config)
     with autocast():
         e_data = energy(data, return_dict=False)[0]
         e_samples = energy(x1.detach(), return_dict=False)[0]
@@ -412,5 +420,6 @@ __all__ = [
     "make_optimizers",
     "make_schedulers",
     "optimizer_step",
+    "revise_with_energy",
     "sum_squared_error",
 ]
