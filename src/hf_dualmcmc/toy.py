@@ -243,10 +243,10 @@ def mmd_rbf(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, bandwidt
 def toy_teaching_config(**overrides) -> TeachingConfig:
     """The teaching constants of the toy suite (the same for every method; see ``docs/RESULTS.md``).
 
-    The authors' iteration and factors (``g/s/i_factor`` 1 / 50 / 0.1, z-chain 10 steps of 0.1 / 0.1, Adam betas
-    (0, 0.9), weight decay 5e-4 on G and I), with a warm x-chain, ``x_step_size = x_noise = 0.1`` (``T = 1``: the
-    chain is exact Langevin with step ``0.005`` on ``E``, so the learned ``E`` is a usable density model), 30 x-steps,
-    learning rates 1e-3 and no learning-rate decay.
+    The authors' iteration and factors (``g/s/i_factor`` 1 / 50 / 0.1, Adam betas (0, 0.9), weight decay 5e-4 on G
+    and I), with a z-chain of 10 steps of 0.05 / noise 0.05 (the authors' 0.1 diverged on the toys), a warm x-chain,
+    ``x_step_size = x_noise = 0.2`` (``T = 1``: the chain is exact Langevin with step ``0.5 * 0.2^2 = 0.02`` on ``E``,
+    so the learned ``E`` is a usable density model), 30 x-steps, learning rates 1e-3 and no learning-rate decay.
     """
     base = dict(x_steps=30, x_step_size=0.2, x_noise=0.2, z_step_size=0.05, z_noise=0.05, lr_energy=1e-3,
                 lr_generator=1e-3, lr_encoder=1e-3, lr_decay=1.0)
