@@ -45,6 +45,13 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def atomic_savez(path: Path, arrays: dict) -> None:
+    """``np.savez_compressed`` to ``path`` through a temporary file (a killed run leaves no half-written cache)."""
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
 def run_path(cache: Path, suite: str, dataset: str, method: str, seed: int) -> Path:
     return cache / suite / dataset / method / f"seed{seed}.json"
 
@@ -77,9 +84,7 @@ def run_toy(args, toy: str, method: str, seed: int) -> dict:
         "environment": environment(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **{k: np.asarray(v, dtype=np.float16) for k, v in arrays.items()})
-    os.replace(tmp, path.with_suffix(".npz"))
+    atomic_savez(path.with_suffix(".npz"), {k: np.asarray(v, dtype=np.float16) for k, v in arrays.items()})
     atomic_write(path, json.dumps(record, indent=2))
     print(f"[toy] {toy:12s} {method:15s} seed {seed}: {run.iterations} it, {run.seconds:.1f} s, "
           + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
@@ -153,19 +158,25 @@ def mnist_run_name(method: str, variant: str | None) -> str:
 def mnist_config(args, method: str, seed: int, output_dir: Path):
     from hf_dualmcmc.trainer import TrainConfig, apply_overrides
 
-    return TrainConfig.from_dict(apply_overrides({
+    raw = apply_overrides({
         # data.py's MNIST "train" is images [0, 9000); the evaluation (FD reference, reconstructions) uses its
         # held-out "test" split [9000, 10000)
         "data": {"source": "mnist", "split": "train", "image_size": 32, "num_channels": 1, "resize": "pad"},
         "model": {"latent_dim": 32, "ngf": args.mnist_width, "ndf": args.mnist_width, "nif": args.mnist_width // 2},
         "teaching": {"method": method, "x_steps": args.mnist_x_steps},
-        # samples are drawn with the training x-chain (steps, step size, noise), as for the toys: a short-run EBM is
-        # only meant to be sampled with the chain it was trained with
-        "sampler": {"num_revision_steps": args.mnist_x_steps, "step_size": 0.5, "noise_scale": 0.001},
         "run": {"output_dir": str(output_dir), "batch_size": args.mnist_batch_size, "epochs": 1000,
                 "max_steps": args.mnist_steps, "seed": seed, "sample_every": 0, "checkpoint_every": 100,
                 "report_to": "none", "dataset_name": "mnist"},
-    }, args.overrides))
+    }, args.overrides)
+    config = TrainConfig.from_dict(raw)
+    # samples are drawn with the training x-chain (steps, step size, noise), as for the toys: a short-run EBM is only
+    # meant to be sampled with the chain it was trained with; a `--set sampler.KEY=...` still wins
+    chain = {"num_revision_steps": config.teaching.x_steps, "step_size": config.teaching.x_step_size,
+             "noise_scale": config.teaching.chain_noise}
+    for key, value in chain.items():
+        if key not in (raw.get("sampler") or {}):
+            setattr(config.sampler, key, value)
+    return config
 
 
 def comparable(config: dict) -> dict:
@@ -201,9 +212,7 @@ def run_mnist(args, method: str, seed: int) -> dict:
     record["metrics"], grids = evaluate_mnist(result.pipeline_dir, args)
     record["eval_seconds"] = time.perf_counter() - started
     if grids:
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez_compressed(tmp, **grids)
-        os.replace(tmp, path.with_suffix(".npz"))
+        atomic_savez(path.with_suffix(".npz"), grids)
     atomic_write(path, json.dumps(record, indent=2))
     print(f"[mnist] {mnist_run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}", flush=True)
     return record

@@ -88,3 +88,18 @@ def test_toy_suite_runs_caches_and_rebuilds_the_table(reproduce, tmp_path, monke
         assert f"| 8gaussians | {method} | 2 | 2 ± 0 |" in table
     assert (tmp_path / "out" / "toy_8gaussians.png").stat().st_size > 1000
     assert reproduce.main(argv + ["--table-only"]) == table
+
+
+def test_mnist_runs_are_sampled_with_their_training_chain(reproduce, tmp_path):
+    def config(*sets):
+        argv = ["--suite", "mnist", "--mnist-x-steps", "7"]
+        if sets:
+            argv += ["--variant", "v"] + [a for s in sets for a in ("--set", s)]
+        return reproduce.mnist_config(reproduce.parse_args(argv), "short_run", 0, tmp_path)
+
+    default = config()
+    assert (default.sampler.num_revision_steps, default.sampler.step_size, default.sampler.noise_scale) == (
+        7, default.teaching.x_step_size, default.teaching.x_noise)
+    changed = config("teaching.x_step_size=0.3", "teaching.use_noise=false")
+    assert (changed.sampler.step_size, changed.sampler.noise_scale) == (0.3, 0.0)
+    assert config("teaching.x_step_size=0.3", "sampler.step_size=0.4").sampler.step_size == 0.4
