@@ -47,8 +47,9 @@ from hf_dualmcmc.performance import (  # noqa: E402
     to_memory_format,
 )
 from hf_dualmcmc.reference import reference_dual_mcmc_step, reference_sample  # noqa: E402
-from hf_dualmcmc.trainer import build_models, load_config  # noqa: E402
+from hf_dualmcmc.trainer import build_models  # noqa: E402
 from hf_dualmcmc.training import dual_mcmc_step, make_optimizers  # noqa: E402
+from hf_dualmcmc.training_config import load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -61,7 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--image-size", type=int, help="resolution (default: the config's)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
-                   help="further config overrides, e.g. teaching.x_steps=10 (changes the algorithm: label such runs)")
+                   help="further config overrides, e.g. teaching.num_steps=10 (changes the algorithm: label such runs)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: autocast, float32 chain state")
     p.add_argument("--channels-last", action="store_true", help="NHWC models, data and chain states")
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
             overrides.append(f"{key}={getattr(args, flag)}")
     config = load_config(args.config, overrides + list(args.set))
     teaching, sampler = config.teaching, config.sampler
-    sample_steps = sampler.num_revision_steps if args.sample_steps is None else args.sample_steps
+    sample_steps = sampler.num_inference_steps if args.sample_steps is None else args.sample_steps
     sample_batch = args.sample_batch or args.batch_size
     memory_format = torch.channels_last if args.channels_last else None
     autocast = autocast_factory(device, args.precision)
@@ -154,7 +155,7 @@ def main(argv=None) -> int:
         print(f"# gpu: {torch.cuda.get_device_name(device)}")
     print(f"# config {args.config}: image {config.data.image_size}px x{config.data.num_channels}, ngf/ndf/nif/nz "
           f"{config.model.ngf}/{config.model.ndf}/{config.model.nif}/{config.model.latent_dim}, batch {args.batch_size}, "
-          f"x_steps {teaching.x_steps}, z_steps {teaching.z_steps}, fine_tune {teaching.fine_tune}; sampling "
+          f"num_steps {teaching.num_steps}, num_latent_steps {teaching.num_latent_steps}, rerun_chain_for_energy {teaching.rerun_chain_for_energy}; sampling "
           f"{sample_steps} x-steps, batch {sample_batch}")
     print(f"# optimised: precision {args.precision}, channels_last {args.channels_last}, compile {args.compile}; "
           f"repeats {args.repeats} after {args.warmup} warm-up, load average at start {load_start[0]:.2f} "
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
     shape = (args.batch_size, config.data.num_channels, config.data.image_size, config.data.image_size)
     data = (torch.rand(shape, generator=gen) * 2 - 1).to(device)
     latents = torch.randn(sample_batch, config.model.latent_dim, generator=gen).to(device)
-    pipe = DualMCMCPipeline(E, G, I, num_revision_steps=sample_steps, step_size=sampler.step_size,
+    pipe = DualMCMCPipeline(E, G, I, num_inference_steps=sample_steps, step_size=sampler.step_size,
                             noise_scale=sampler.noise_scale, bn_stats=sampler.bn_stats)
     pipe.set_progress_bar_config(disable=True)
 

@@ -72,7 +72,7 @@ def run_toy(args, toy: str, method: str, seed: int) -> dict:
     path = run_path(args.cache_dir, "toy", toy, method, seed)
     if path.exists() and not args.force:
         return json.loads(path.read_text())
-    teaching = toy_teaching_config(x_steps=args.x_steps)
+    teaching = toy_teaching_config(num_steps=args.x_steps)
     run = train_toy(toy, method, seed, iterations=args.iterations, batch_size=args.batch_size, teaching=teaching,
                     max_seconds=args.max_seconds)
     started = time.perf_counter()
@@ -156,14 +156,14 @@ def mnist_run_name(method: str, variant: str | None) -> str:
 
 
 def mnist_config(args, method: str, seed: int, output_dir: Path):
-    from hf_dualmcmc.trainer import TrainConfig, apply_overrides
+    from hf_dualmcmc.training_config import TrainConfig, apply_overrides
 
     raw = apply_overrides({
         # data.py's MNIST "train" is images [0, 9000); the evaluation (FD reference, reconstructions) uses its
         # held-out "test" split [9000, 10000)
         "data": {"source": "mnist", "split": "train", "image_size": 32, "num_channels": 1, "resize": "pad"},
         "model": {"latent_dim": 32, "ngf": args.mnist_width, "ndf": args.mnist_width, "nif": args.mnist_width // 2},
-        "teaching": {"method": method, "x_steps": args.mnist_x_steps},
+        "teaching": {"method": method, "num_steps": args.mnist_x_steps},
         "run": {"output_dir": str(output_dir), "batch_size": args.mnist_batch_size, "epochs": 1000,
                 "max_steps": args.mnist_steps, "seed": seed, "sample_every": 0, "checkpoint_every": 100,
                 "report_to": "none", "dataset_name": "mnist"},
@@ -171,7 +171,7 @@ def mnist_config(args, method: str, seed: int, output_dir: Path):
     config = TrainConfig.from_dict(raw)
     # samples are drawn with the training x-chain (steps, step size, noise), as for the toys: a short-run EBM is only
     # meant to be sampled with the chain it was trained with; a `--set sampler.KEY=...` still wins
-    chain = {"num_revision_steps": config.teaching.x_steps, "step_size": config.teaching.x_step_size,
+    chain = {"num_inference_steps": config.teaching.num_steps, "step_size": config.teaching.step_size,
              "noise_scale": config.teaching.chain_noise}
     for key, value in chain.items():
         if key not in (raw.get("sampler") or {}):
@@ -180,7 +180,11 @@ def mnist_config(args, method: str, seed: int, output_dir: Path):
 
 
 def comparable(config: dict) -> dict:
-    """A run's settings without where it was written (the cache may be moved or cloned elsewhere)."""
+    """A run's settings without where it was written (the cache may be moved or cloned elsewhere), read through the
+    current schema: keys added since the run was cached take their defaults, renamed keys their new names."""
+    from hf_dualmcmc.training_config import TrainConfig
+
+    config = TrainConfig.from_dict(config).to_dict()
     return {section: {k: v for k, v in values.items() if (section, k) != ("run", "output_dir")}
             for section, values in config.items()}
 

@@ -131,7 +131,7 @@ def main(argv=None) -> int:
 
     pipe = DualMCMCPipeline.from_pretrained(args.pipeline).to(args.device)
     pipe.set_progress_bar_config(disable=True)
-    sampler_kwargs = {"num_revision_steps": args.steps, "step_size": args.step_size, "noise_scale": args.noise_scale,
+    sampler_kwargs = {"num_inference_steps": args.steps, "step_size": args.step_size, "noise_scale": args.noise_scale,
                       "bn_stats": args.bn_stats}
     results: dict = {
         "pipeline": str(args.pipeline),
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
         summary["energy_change"] = prof["energy_change"]
 
     if "interp" in args.metrics:
-        interp = interpolation_grids(pipe, images=held_out, num_revision_steps=args.steps,
+        interp = interpolation_grids(pipe, images=held_out, num_inference_steps=args.steps,
                                      num_latent_steps=args.latent_steps, seed=args.seed, out_dir=out)
         results["interp"] = {k: v for k, v in interp.items() if k != "grids"}
 

@@ -41,7 +41,7 @@ def main(argv=None):
         p.error("--num must be >= 1")
 
     pipe = DualMCMCPipeline.from_pretrained(args.pipeline).to(args.device)
-    out = pipe(batch_size=args.num, num_revision_steps=args.steps, step_size=args.step_size,
+    out = pipe(batch_size=args.num, num_inference_steps=args.steps, step_size=args.step_size,
                noise_scale=args.noise_scale, bn_stats=args.bn_stats, generator=torch.Generator().manual_seed(args.seed),
                return_proposals=True, return_energies=True)
     rows = max(1, int(math.sqrt(args.num)))

@@ -6,7 +6,7 @@
 Examples:
     accelerate launch scripts/train.py --config configs/cifar10.yaml --output_dir outputs/cifar10
     accelerate launch --mixed_precision bf16 scripts/train.py --config configs/celeba64.yaml
-    python scripts/train.py --config configs/digits.yaml run.max_steps=50 teaching.x_steps=10
+    python scripts/train.py --config configs/digits.yaml run.max_steps=50 teaching.num_steps=10
     accelerate launch scripts/train.py --config configs/mnist.yaml --resume_from_checkpoint latest
     accelerate launch scripts/train.py --config configs/digits.yaml --push_to_hub --hub_model_id org/dualmcmc-digits
 
@@ -16,7 +16,8 @@ Overrides use ``section.key=value`` with sections data / model / teaching / samp
 import argparse
 import sys
 
-from hf_dualmcmc.trainer import DivergenceError, load_config, train
+from hf_dualmcmc.trainer import DivergenceError, train
+from hf_dualmcmc.training_config import load_config
 
 
 def parse_args(argv=None):

@@ -35,7 +35,7 @@ def tiny_pipeline(tiny_configs):
     torch.manual_seed(0)
     e, g, i = tiny_configs
     pipe = DualMCMCPipeline(
-        DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i), num_revision_steps=4
+        DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i), num_inference_steps=4
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

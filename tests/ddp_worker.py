@@ -12,8 +12,9 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from hf_dualmcmc.data import DataConfig
-from hf_dualmcmc.trainer import ModelSettings, build_models
-from hf_dualmcmc.training import TeachingConfig, dual_mcmc_step, make_optimizers
+from hf_dualmcmc.trainer import build_models
+from hf_dualmcmc.training import dual_mcmc_step, make_optimizers
+from hf_dualmcmc.training_config import ModelSettings, TeachingConfig
 
 
 def main(out_dir):
@@ -21,7 +22,7 @@ def main(out_dir):
     set_seed(0)
     E, G, I = build_models(DataConfig("sklearn:digits", image_size=8, num_channels=1),
                            ModelSettings(latent_dim=4, ngf=8, ndf=8, nif=4))
-    cfg = TeachingConfig(x_steps=3, z_steps=2)
+    cfg = TeachingConfig(num_steps=3, num_latent_steps=2)
     opts = make_optimizers(E, G, I, cfg)
     E, G, I, *opts = acc.prepare(E, G, I, *opts)
     set_seed(0, device_specific=True)

@@ -29,7 +29,8 @@ from hf_dualmcmc.toy import (
     toy_teaching_config,
     train_toy,
 )
-from hf_dualmcmc.training import TeachingConfig, dual_mcmc_step, make_optimizers
+from hf_dualmcmc.training import dual_mcmc_step, make_optimizers
+from hf_dualmcmc.training_config import TeachingConfig
 
 METHODS = ("dual_mcmc", "short_run", "cooperative", "inference_only")
 
@@ -123,7 +124,7 @@ def test_mmd_sanity():
 
 
 def toy_teaching(**kw):
-    return toy_teaching_config(x_steps=3, z_steps=2, **kw)
+    return toy_teaching_config(num_steps=3, num_latent_steps=2, **kw)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -182,7 +183,7 @@ def test_cooperative_generator_learns_only_from_revised_samples():
 
 
 def test_teaching_config_validates_method():
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match=r"teaching.method: expected one of \[.dual_mcmc., .short_run"):
         TeachingConfig(method="vae")
     with pytest.raises(ValueError, match="noise_init_range"):
         TeachingConfig(noise_init_range=0.0)
@@ -232,14 +233,15 @@ def tiny_image_models():
 def test_each_baseline_runs_on_tiny_images_and_exports_a_working_pipeline(method, tmp_path):
     nets = dict(zip(("energy", "generator", "encoder"), tiny_image_models()))
     used = {k: (v if k in method_networks(method) else None) for k, v in nets.items()}
-    cfg = TeachingConfig(x_steps=2, z_steps=2, method=method)
+    cfg = TeachingConfig(num_steps=2, num_latent_steps=2, method=method)
     opts = make_optimizers(used["energy"], used["generator"], used["encoder"], cfg)
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     for _ in range(2):
         assert teaching_step(x, used["energy"], used["generator"], used["encoder"], opts, cfg).is_finite()
-    from hf_dualmcmc.trainer import SamplerSettings, build_pipeline
+    from hf_dualmcmc.trainer import build_pipeline
+    from hf_dualmcmc.training_config import SamplerSettings
 
-    pipe = build_pipeline(used["energy"], used["generator"], used["encoder"], SamplerSettings(num_revision_steps=2), cfg)
+    pipe = build_pipeline(used["energy"], used["generator"], used["encoder"], SamplerSettings(num_inference_steps=2), cfg)
     pipe.save_pretrained(tmp_path)
     pipe = DualMCMCPipeline.from_pretrained(tmp_path)
     pipe.set_progress_bar_config(disable=True)
@@ -249,11 +251,11 @@ def test_each_baseline_runs_on_tiny_images_and_exports_a_working_pipeline(method
         assert pipe.config.proposal == "noise" and pipe.generator_model is None and out.latents is None
         assert pipe.encoder is None
     if method == "inference_only":
-        assert pipe.energy_model is None and pipe.config.num_revision_steps == 0
+        assert pipe.energy_model is None and pipe.config.num_inference_steps == 0
         assert torch.equal(out.images, out.proposals)
         assert pipe.reconstruct(pixel_values=x, output_type="pt").images.shape == (4, 1, 8, 8)
         with pytest.raises(ValueError, match="no energy_model"):
-            pipe(batch_size=1, num_revision_steps=3)
+            pipe(batch_size=1, num_inference_steps=3)
     if method == "cooperative":
         assert pipe.encoder is None and pipe.config.proposal == "generator"
 
@@ -264,9 +266,9 @@ def test_pipeline_proposal_option_validation():
         DualMCMCPipeline(e, g, proposal="prior")
     with pytest.raises(ValueError, match="needs generator_model"):
         DualMCMCPipeline(e, None)
-    with pytest.raises(ValueError, match="num_revision_steps=0"):
+    with pytest.raises(ValueError, match="num_inference_steps=0"):
         DualMCMCPipeline(None, g, i)
-    pipe = DualMCMCPipeline(e, None, proposal="noise", noise_init_range=0.5, num_revision_steps=0)
+    pipe = DualMCMCPipeline(e, None, proposal="noise", noise_init_range=0.5, num_inference_steps=0)
     pipe.set_progress_bar_config(disable=True)
     noise = pipe(batch_size=64, output_type="pt", generator=0).images  # [0, 1] scale: 0.5 +- 0.25
     assert noise.min() >= 0.25 - 1e-6 and noise.max() <= 0.75 + 1e-6 and noise.std() > 0.1

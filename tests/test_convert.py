@@ -181,7 +181,7 @@ def test_full_size_cifar10_checkpoint_converts_exactly():
     assert pipe.energy_model.num_parameters_total == 16_793_088
     assert pipe.generator_model.num_parameters_total == 16_024_579
     assert pipe.encoder.num_parameters_total == 15_208_064
-    assert (pipe.config.num_revision_steps, pipe.config.step_size, pipe.config.noise_scale) == (70, 0.4, 0.001)
+    assert (pipe.config.num_inference_steps, pipe.config.step_size, pipe.config.noise_scale) == (70, 0.4, 0.001)
     assert pipe.config.bn_stats == "batch"
     assert_matches_reference(pipe, ckpt, batch=2)
 
@@ -194,7 +194,7 @@ def test_convert_file_to_pipeline_directory_and_reload(tmp_path):
     out = convert_official_checkpoint(path, tmp_path / "pipe", dataset="cifar10", configs=configs,
                                       hub_model_id="someone/dualmcmc-cifar10")
     index = json.loads((out / "model_index.json").read_text())
-    assert index["num_revision_steps"] == 70 and index["step_size"] == 0.4
+    assert index["num_inference_steps"] == 70 and index["step_size"] == 0.4
     assert index["noise_scale"] == 0.001 and index["bn_stats"] == "batch"
     card = (out / "README.md").read_text()
     assert "someone/dualmcmc-cifar10" in card and "converted-checkpoint" in card and "checkpoint_epoch: 300" in card
@@ -202,7 +202,7 @@ def test_convert_file_to_pipeline_directory_and_reload(tmp_path):
     pipe = DualMCMCPipeline.from_pretrained(out)
     assert_matches_reference(pipe, ckpt)
     # sampling runs with the converted weights
-    images = pipe(batch_size=2, num_revision_steps=2, generator=0, output_type="np").images
+    images = pipe(batch_size=2, num_inference_steps=2, generator=0, output_type="np").images
     assert images.shape == (2, 32, 32, 3)
     with pytest.raises(ValueError, match="exists"):
         convert_official_checkpoint(path, out, dataset="cifar10", configs=configs)

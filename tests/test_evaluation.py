@@ -63,7 +63,7 @@ def pipe_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     e, g, i = configs_for_image_size(16, 1, latent_dim=8, ngf=16, ndf=16, nif=8)
     pipe = DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),
-                            num_revision_steps=4, num_latent_steps=2)
+                            num_inference_steps=4, num_latent_steps=2)
     path = tmp_path_factory.mktemp("pipe") / "tiny"
     pipe.save_pretrained(path)
     return path
@@ -188,8 +188,8 @@ def test_reconstruction_mse_writes_json_and_pngs(pipe, tmp_path):
 
 
 def test_energy_profile_matches_pipeline_energies(pipe, tmp_path):
-    res = energy_profile(pipe, batch_size=4, num_revision_steps=4, num_snapshots=3, seed=3, out_dir=tmp_path)
-    ref = pipe(batch_size=4, num_revision_steps=4, generator=3, return_energies=True, output_type="pt")
+    res = energy_profile(pipe, batch_size=4, num_inference_steps=4, num_snapshots=3, seed=3, out_dir=tmp_path)
+    ref = pipe(batch_size=4, num_inference_steps=4, generator=3, return_energies=True, output_type="pt")
     assert len(res["mean_energy"]) == 5
     np.testing.assert_allclose(res["mean_energy"], ref.energies.double().mean(1).numpy(), rtol=1e-4, atol=1e-6)
     assert res["snapshot_steps"] == [0, 2, 4]
@@ -204,7 +204,7 @@ def test_energy_profile_matches_pipeline_energies(pipe, tmp_path):
 
 
 def test_interpolation_grids(pipe, tmp_path):
-    res = interpolation_grids(pipe, num_rows=2, num_points=4, images=_random_images(4), num_revision_steps=1,
+    res = interpolation_grids(pipe, num_rows=2, num_points=4, images=_random_images(4), num_inference_steps=1,
                               out_dir=tmp_path)
     assert res["kinds"] == ["generation", "reconstruction"]
     assert res["grids"]["generation"].size == (4 * 16, 2 * 16)
@@ -295,7 +295,7 @@ def test_cli_smoke(pipe_dir, inception_weights, tmp_path):
     results = json.loads((out / "results.json").read_text())
     s = results["summary"]
     assert {"fid_proposal", "fid_revised", "mse_inf", "mse_inf_plus_l", "energy_change"} <= set(s)
-    assert results["sampler"]["num_revision_steps"] == 2 and results["sampler"]["num_samples"] == 8
+    assert results["sampler"]["num_inference_steps"] == 2 and results["sampler"]["num_samples"] == 8
     assert results["inception_options"]["fid_feature_layer"] == "64"
     for name in ("energy_profile.png", "recon_mse_curve.png", "interpolation_generation.png", "ablation.md"):
         assert (out / name).is_file(), name

@@ -42,7 +42,7 @@ def tiny_pipeline(encoder: bool = True) -> DualMCMCPipeline:
     e, g, i = configs_for_image_size(8, 3, latent_dim=8, ngf=8, ndf=8, nif=8)
     return DualMCMCPipeline(
         DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i) if encoder else None,
-        num_revision_steps=3, step_size=0.3,
+        num_inference_steps=3, step_size=0.3,
     )
 
 
@@ -93,7 +93,7 @@ def test_run_card_metadata_and_content(saved):
     text = card.text
     assert "![Samples](samples.png)" in text
     assert 'DualMCMCPipeline.from_pretrained("someone/dualmcmc-mnist")' in text
-    assert "| x-chain Langevin steps (`num_revision_steps`) | 3 |" in text
+    assert "| x-chain Langevin steps (`num_inference_steps`) | 3 |" in text
     assert "| x-chain step size delta (`step_size`) | 0.3 |" in text
     assert f"| {pipe.energy_model.num_parameters_total:,} |" in text
     assert f"| {pipe.generator_model.num_parameters_total:,} |" in text
@@ -204,7 +204,7 @@ def test_export_loads_without_the_package_and_samples_identically(saved, tmp_pat
     index = json.loads((exported / "model_index.json").read_text())
     assert index["_class_name"] == ["pipeline_dualmcmc", "DualMCMCPipeline"]
     assert index["energy_model"] == ["modeling_dualmcmc", "DualMCMCEnergyModel"]
-    assert index["num_revision_steps"] == 3
+    assert index["num_inference_steps"] == 3
     config = json.loads((exported / "energy_model" / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_dualmcmc.DualMCMCEnergyModel"
     assert "trust_remote_code=True" in (exported / "README.md").read_text()

@@ -28,7 +28,8 @@ from hf_dualmcmc.reference import (
     reference_posterior_chain,
     reference_sample,
 )
-from hf_dualmcmc.training import TeachingConfig, dual_mcmc_step, make_optimizers
+from hf_dualmcmc.training import dual_mcmc_step, make_optimizers
+from hf_dualmcmc.training_config import TeachingConfig
 
 CL = torch.channels_last
 
@@ -55,7 +56,7 @@ def data(batch=6, size=8, channels=1, seed=5):
 
 def run_pair(variant, step_kwargs=None, models=None, n_iterations=2, cfg=None):
     """(optimised models, reference models, optimised outputs, reference outputs) after ``n_iterations``."""
-    cfg = cfg or TeachingConfig(x_steps=4, z_steps=3, x_step_size=0.3)
+    cfg = cfg or TeachingConfig(num_steps=4, num_latent_steps=3, step_size=0.3)
     E, G, I = models or build(spectral_norm=variant != "no_spectral_norm")
     if variant == "spectral_norm_eval":
         E.eval()  # W / sigma from the stored u, v: both see exactly the same normalised weights
@@ -166,7 +167,7 @@ def test_channels_last_chain_state_and_outputs():
     E, G, I = build(spectral_norm=False, size=16, channels=3)
     to_memory_format(E, G, I)
     assert G.conv_out.weight.is_contiguous(memory_format=CL) and E.start.conv1.weight.is_contiguous(memory_format=CL)
-    cfg = TeachingConfig(x_steps=2, z_steps=1)
+    cfg = TeachingConfig(num_steps=2, num_latent_steps=1)
     out = dual_mcmc_step(data(4, 16, 3), E, G, I, make_optimizers(E, G, I, cfg), cfg, memory_format=CL, keep_tensors=True)
     assert out.extras["revised"].is_contiguous(memory_format=CL) and out.extras["revised"].dtype == torch.float32
     assert out.is_finite()
@@ -179,7 +180,7 @@ def test_channels_last_sampling_matches_reference():
     E.eval()
     E2, G2 = copy.deepcopy(E), copy.deepcopy(G)
     to_memory_format(E, G, I)
-    pipe = DualMCMCPipeline(E, G, I, num_revision_steps=6, step_size=0.4, noise_scale=0.001, bn_stats="batch")
+    pipe = DualMCMCPipeline(E, G, I, num_inference_steps=6, step_size=0.4, noise_scale=0.001, bn_stats="batch")
     pipe.set_progress_bar_config(disable=True)
     latents = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(9)
@@ -199,7 +200,7 @@ def test_channels_last_sampling_matches_reference():
 def test_compiled_chains_match_reference():
     torch._dynamo.reset()
     compiler = chain_compiler("cpu", backend="eager")
-    cfg = TeachingConfig(x_steps=2, z_steps=2, x_step_size=0.3)
+    cfg = TeachingConfig(num_steps=2, num_latent_steps=2, step_size=0.3)
     ours, theirs, outs, refs = run_pair("spectral_norm_eval", {"chain_compiler": compiler}, n_iterations=1, cfg=cfg)
     assert_same_iteration(ours, theirs, outs, refs, 1e-5, 1e-6)
     E = ours[0]
@@ -212,7 +213,7 @@ def test_compiled_chains_match_reference():
 
 
 def test_bf16_autocast_keeps_fp32_state_and_stays_close():
-    cfg = TeachingConfig(x_steps=3, z_steps=2, use_temp=False)
+    cfg = TeachingConfig(num_steps=3, num_latent_steps=2, use_temp=False)
     results = {}
     for precision in ("fp32", "bf16"):
         E, G, I = build(spectral_norm=False, size=16, channels=3)
@@ -254,13 +255,14 @@ def test_count_flops_through_a_langevin_step():
 
 
 def test_trainer_channels_last_matches_default_and_exports(tmp_path):
-    from hf_dualmcmc.trainer import TrainConfig, train
+    from hf_dualmcmc.trainer import train
+    from hf_dualmcmc.training_config import TrainConfig
 
     raw = {
         "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1, "max_images": 16},
         "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
-        "teaching": {"x_steps": 2, "z_steps": 2},
-        "sampler": {"num_revision_steps": 2, "num_latent_steps": 1},
+        "teaching": {"num_steps": 2, "num_latent_steps": 2},
+        "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
         "run": {"output_dir": str(tmp_path / "a"), "batch_size": 8, "max_steps": 2, "sample_every": 0,
                 "checkpoint_every": 2, "report_to": "none", "num_sample_images": 4},
     }
@@ -289,7 +291,7 @@ def test_bench_step_reports_both_modes(tmp_path):
     rc = bench.main([
         "--config", str(root / "configs" / "digits.yaml"), "--ngf", "8", "--ndf", "8", "--nif", "4", "--latent-dim", "4",
         "--batch-size", "4", "--reference", "--channels-last", "--precision", "bf16", "--repeats", "2", "--warmup", "1",
-        "--sample-steps", "3", "--set", "teaching.x_steps=3", "teaching.z_steps=2", "--json", str(out),
+        "--sample-steps", "3", "--set", "teaching.num_steps=3", "teaching.num_latent_steps=2", "--json", str(out),
     ])
     assert rc == 0
     res = json.loads(out.read_text())

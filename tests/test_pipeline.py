@@ -36,9 +36,9 @@ def test_sampling_outputs(tiny_pipeline):
 
 
 def test_zero_steps_returns_proposals_and_seed_forms(tiny_pipeline):
-    out = tiny_pipeline(batch_size=2, num_revision_steps=0, generator=7, output_type="pt", return_proposals=True)
+    out = tiny_pipeline(batch_size=2, num_inference_steps=0, generator=7, output_type="pt", return_proposals=True)
     assert torch.equal(out.images, out.proposals)
-    again = tiny_pipeline(batch_size=2, num_revision_steps=0, generator=seeded(7), output_type="pt")
+    again = tiny_pipeline(batch_size=2, num_inference_steps=0, generator=seeded(7), output_type="pt")
     assert torch.equal(out.images, again.images)
     listed = tiny_pipeline(batch_size=2, generator=[seeded(1), seeded(2)], output_type="pt").images
     listed_again = tiny_pipeline(batch_size=2, generator=[1, 2], output_type="pt").images
@@ -47,8 +47,8 @@ def test_zero_steps_returns_proposals_and_seed_forms(tiny_pipeline):
 
 def test_latents_and_step_overrides(tiny_pipeline):
     z = torch.randn(2, 8)
-    a = tiny_pipeline(latents=z, num_revision_steps=3, step_size=0.2, noise_scale=0.0, output_type="pt")
-    b = tiny_pipeline(latents=z.view(2, 8, 1, 1), num_revision_steps=3, step_size=0.2, noise_scale=0.0, output_type="pt")
+    a = tiny_pipeline(latents=z, num_inference_steps=3, step_size=0.2, noise_scale=0.0, output_type="pt")
+    b = tiny_pipeline(latents=z.view(2, 8, 1, 1), num_inference_steps=3, step_size=0.2, noise_scale=0.0, output_type="pt")
     assert torch.equal(a.images, b.images)
     assert torch.equal(a.latents, z)
 
@@ -56,8 +56,8 @@ def test_latents_and_step_overrides(tiny_pipeline):
 def test_bn_stats_choice_changes_samples(tiny_pipeline):
     with torch.no_grad():  # give the generator non-trivial running statistics
         tiny_pipeline.generator_model.train()(torch.randn(16, 8) * 3)
-    batch = tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt", num_revision_steps=0).images
-    running = tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt", num_revision_steps=0, bn_stats="running").images
+    batch = tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt", num_inference_steps=0).images
+    running = tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt", num_inference_steps=0, bn_stats="running").images
     assert not torch.allclose(batch, running)
     state = {k: v.clone() for k, v in tiny_pipeline.generator_model.state_dict().items()}
     tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt")
@@ -65,14 +65,14 @@ def test_bn_stats_choice_changes_samples(tiny_pipeline):
 
 
 def test_save_load_roundtrip_is_bit_identical(tiny_pipeline, tmp_path):
-    tiny_pipeline.register_to_config(step_size=0.3, num_revision_steps=6)
+    tiny_pipeline.register_to_config(step_size=0.3, num_inference_steps=6)
     tiny_pipeline.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    assert index["num_revision_steps"] == 6 and index["step_size"] == 0.3 and index["noise_scale"] == 0.001
+    assert index["num_inference_steps"] == 6 and index["step_size"] == 0.3 and index["noise_scale"] == 0.001
     assert index["_class_name"] == "DualMCMCPipeline"
     loaded = DualMCMCPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
-    assert loaded.config.num_revision_steps == 6 and loaded.config.step_size == 0.3
+    assert loaded.config.num_inference_steps == 6 and loaded.config.step_size == 0.3
     kwargs = dict(batch_size=4, output_type="pt", return_energies=True)
     a = tiny_pipeline(generator=seeded(5), **kwargs)
     b = loaded(generator=seeded(5), **kwargs)
@@ -120,7 +120,7 @@ def test_interpolate(tiny_pipeline):
     grid = tiny_pipeline.interpolate(out.images[0], out.images[1], num_points=5, output_type="pt")
     assert grid.images.shape == (5, 3, 16, 16)
     za, zb = torch.randn(8), torch.randn(8)
-    lat = tiny_pipeline.interpolate(start_latents=za, end_latents=zb, num_points=4, num_revision_steps=0, output_type="pt")
+    lat = tiny_pipeline.interpolate(start_latents=za, end_latents=zb, num_points=4, num_inference_steps=0, output_type="pt")
     assert torch.allclose(lat.latents[0], za) and torch.allclose(lat.latents[-1], zb)
     assert torch.allclose(lat.latents[1], za + (zb - za) / 3, atol=1e-6)
     with pytest.raises(ValueError, match="num_points must be an integer >= 2"):
@@ -134,7 +134,7 @@ def test_interpolate(tiny_pipeline):
     [
         (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
         (dict(batch_size=-2), "batch_size must be an integer >= 1"),
-        (dict(num_revision_steps=-1), "revision steps must be an integer >= 0, got -1"),
+        (dict(num_inference_steps=-1), "revision steps must be an integer >= 0, got -1"),
         (dict(step_size=-0.1), "step size must be >= 0"),
         (dict(noise_scale=-1.0), "noise scale must be >= 0"),
         (dict(output_type="latent"), "output_type must be one of \\('pil', 'np', 'pt'\\)"),
@@ -186,14 +186,14 @@ def test_mismatched_components_rejected():
     with pytest.raises(ValueError, match="energy_model must be a DualMCMCEnergyModel"):
         DualMCMCPipeline(G, G)
     with pytest.raises(ValueError, match="revision steps must be an integer >= 0"):
-        DualMCMCPipeline(DualMCMCEnergyModel(e16), G, num_revision_steps=-5)
+        DualMCMCPipeline(DualMCMCEnergyModel(e16), G, num_inference_steps=-5)
 
 
 def test_grayscale_pipeline_pil_output():
     e, g, i = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=4)
     pipe = DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i))
     pipe.set_progress_bar_config(disable=True)
-    images = pipe(batch_size=2, num_revision_steps=2, generator=seeded()).images
+    images = pipe(batch_size=2, num_inference_steps=2, generator=seeded()).images
     assert images[0].mode == "L" and images[0].size == (8, 8)
     recon = pipe.reconstruct(images=images, num_latent_steps=1, output_type="np")
     assert recon.images.shape == (2, 8, 8, 1)

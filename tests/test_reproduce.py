@@ -41,7 +41,7 @@ def test_mnist_suite_trains_evaluates_caches_and_rebuilds_the_table(reproduce, t
     inf = json.loads((tmp_path / "cache/mnist/mnist/inference_only/seed0.json").read_text())
     assert short["iterations"] == inf["iterations"] == 2
     assert short["config"]["teaching"]["method"] == "short_run"
-    assert short["config"]["data"]["split"] == "train" and short["config"]["sampler"]["num_revision_steps"] == 2
+    assert short["config"]["data"]["split"] == "train" and short["config"]["sampler"]["num_inference_steps"] == 2
     # each method reports what its networks allow: an EBM without a generator has no proposals, an encoder without
     # an EBM has no revised samples
     assert {"domain_fd_revised", "domain_fd_train_data"} <= set(short["metrics"])
@@ -98,8 +98,8 @@ def test_mnist_runs_are_sampled_with_their_training_chain(reproduce, tmp_path):
         return reproduce.mnist_config(reproduce.parse_args(argv), "short_run", 0, tmp_path)
 
     default = config()
-    assert (default.sampler.num_revision_steps, default.sampler.step_size, default.sampler.noise_scale) == (
-        7, default.teaching.x_step_size, default.teaching.x_noise)
-    changed = config("teaching.x_step_size=0.3", "teaching.use_noise=false")
+    assert (default.sampler.num_inference_steps, default.sampler.step_size, default.sampler.noise_scale) == (
+        7, default.teaching.step_size, default.teaching.noise_scale)
+    changed = config("teaching.step_size=0.3", "teaching.use_noise=false")
     assert (changed.sampler.step_size, changed.sampler.noise_scale) == (0.3, 0.0)
-    assert config("teaching.x_step_size=0.3", "sampler.step_size=0.4").sampler.step_size == 0.4
+    assert config("teaching.step_size=0.3", "sampler.step_size=0.4").sampler.step_size == 0.4

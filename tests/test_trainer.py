@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from hf_dualmcmc import DualMCMCPipeline
-from hf_dualmcmc.trainer import DivergenceError, TrainConfig, list_checkpoints, load_config, train
+from hf_dualmcmc.trainer import DivergenceError, list_checkpoints, train
+from hf_dualmcmc.training_config import TrainConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,8 +22,8 @@ def tiny_config(output_dir, **run):
     raw = {
         "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1, "max_images": 48},
         "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
-        "teaching": {"x_steps": 2, "z_steps": 2},
-        "sampler": {"num_revision_steps": 2, "num_latent_steps": 1},
+        "teaching": {"num_steps": 2, "num_latent_steps": 2},
+        "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
         "run": {"output_dir": str(output_dir), "batch_size": 8, "epochs": 1, "log_every": 1, "sample_every": 0,
                 "checkpoint_every": 3, "checkpoints_total_limit": 2, "report_to": "none", "num_sample_images": 4,
                 **run},
@@ -56,7 +57,7 @@ def test_resume_is_bit_identical(tmp_path):
 def test_export_and_sample_grids(tmp_path):
     result = train(tiny_config(tmp_path, max_steps=2, sample_every=2, checkpoint_every=0))
     pipe = DualMCMCPipeline.from_pretrained(result.pipeline_dir)
-    assert pipe.config.num_revision_steps == 2
+    assert pipe.config.num_inference_steps == 2
     images = pipe(batch_size=2, output_type="np").images
     assert images.shape == (2, 8, 8, 1)
     assert (result.pipeline_dir / "README.md").is_file() and (result.pipeline_dir / "samples.png").is_file()
@@ -93,8 +94,8 @@ def test_divergence_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 def test_energy_gap_guard(tmp_path):
     with pytest.raises(DivergenceError, match=r"step 1: \|mean E\(data\) - mean E\(samples\)\| = .* > teaching.explode_threshold"):
-        train(TrainConfig.from_dict({**tiny_config(tmp_path).to_dict(), "teaching": {"x_steps": 2, "z_steps": 2,
-                                                                                     "explode_threshold": 0.0}}))
+        train(TrainConfig.from_dict({**tiny_config(tmp_path).to_dict(), "teaching": {"num_steps": 2, "num_latent_steps": 2,
+                                                                                     "explode_threshold": 1e-12}}))
 
 
 def test_imagefolder_and_parquet_sources(tmp_path):
@@ -121,7 +122,7 @@ def test_imagefolder_and_parquet_sources(tmp_path):
 def test_config_errors(tmp_path):
     with pytest.raises(ValueError, match="fewer than one batch"):
         train(tiny_config(tmp_path, batch_size=64))
-    with pytest.raises(ValueError, match="unknown keys \\['stepz'\\] in section `run`"):
+    with pytest.raises(ValueError, match=r"^run.stepz: unknown key; expected one of \['output_dir', 'batch_size'"):
         TrainConfig.from_dict({"data": {"source": "x"}, "run": {"stepz": 1}})
     with pytest.raises(ValueError, match="section.key=value"):
         load_config(REPO / "configs" / "digits.yaml", ["max_steps=3"])
@@ -133,9 +134,9 @@ def test_shipped_configs_parse(name):
     assert cfg.run.max_steps == 1
     if name == "cifar10":
         t = cfg.teaching
-        assert (t.x_steps, t.x_step_size, t.x_noise, t.s_factor, t.betas) == (30, 0.5, 0.001, 50.0, (0.0, 0.9))
+        assert (t.num_steps, t.step_size, t.noise_scale, t.generator_teaching_weight, t.betas) == (30, 0.5, 0.001, 50.0, (0.0, 0.9))
     if name == "celeba64":
-        assert cfg.data.crop_box == (15, 40, 163, 188) and cfg.teaching.s_factor == 70.0
+        assert cfg.data.crop_box == (15, 40, 163, 188) and cfg.teaching.generator_teaching_weight == 70.0
 
 
 def test_script_cli(tmp_path):

@@ -29,12 +29,12 @@ def oracle_iteration(x, E, G, I, cfg):
     opt_e = torch.optim.Adam(E.parameters(), lr=cfg.lr_energy, weight_decay=cfg.weight_decay_energy, **adam)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_generator, weight_decay=cfg.weight_decay_generator, **adam)
     opt_i = torch.optim.Adam(I.parameters(), lr=cfg.lr_encoder, weight_decay=cfg.weight_decay_encoder, **adam)
-    delta, sigma_n = cfg.x_step_size, cfg.x_noise
-    s, n, sig = cfg.z_step_size, cfg.z_noise, G.config.observation_std
+    delta, sigma_n = cfg.step_size, cfg.noise_scale
+    s, n, sig = cfg.latent_step_size, cfg.latent_noise_scale, G.config.observation_std
 
     def x_chain(x_init):
         xt = x_init.detach().clone()
-        for _ in range(cfg.x_steps):
+        for _ in range(cfg.num_steps):
             xt.requires_grad_(True)
             grad = torch.autograd.grad(E(xt).energy.sum(), xt)[0]
             xt = xt.detach() - 0.5 * delta**2 * grad + sigma_n * torch.randn_like(xt)
@@ -48,13 +48,13 @@ def oracle_iteration(x, E, G, I, cfg):
     mu, logvar = I(x).to_tuple()
     z0 = (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).detach()
     zt = z0.clone()
-    for _ in range(cfg.z_steps):
+    for _ in range(cfg.num_latent_steps):
         zt.requires_grad_(True)
         sse = ((G(zt).sample - x) ** 2).sum()
         grad = torch.autograd.grad(sse / sig**2, zt)[0]
         zt = zt.detach() - 0.5 * s**2 * (grad + zt / 1.0**2) + n * torch.randn_like(zt)
     z_rev = zt.detach()
-    loss_g = cfg.g_factor * ((G(z_rev).sample - x) ** 2).sum() / B + cfg.s_factor * ((x0 - x_rev) ** 2).sum() / B
+    loss_g = cfg.data_weight * ((G(z_rev).sample - x) ** 2).sum() / B + cfg.generator_teaching_weight * ((x0 - x_rev) ** 2).sum() / B
     opt_g.zero_grad()
     loss_g.backward()
     opt_g.step()
@@ -63,7 +63,7 @@ def oracle_iteration(x, E, G, I, cfg):
         return 0.5 * lv.sum(1) + 0.5 * ((zz - m) ** 2 / (1e-6 + torch.exp(lv))).sum(1)
 
     mu_rev, logvar_rev = I(x_rev).to_tuple()
-    loss_i = cfg.g_factor * nll(z_rev, mu, logvar).mean() + cfg.i_factor * nll(z, mu_rev, logvar_rev).mean()
+    loss_i = cfg.data_weight * nll(z_rev, mu, logvar).mean() + cfg.encoder_teaching_weight * nll(z, mu_rev, logvar_rev).mean()
     opt_i.zero_grad()
     loss_i.backward()
     opt_i.step()
@@ -88,7 +88,7 @@ def build(seed=0, spectral_norm=True):
 
 @pytest.mark.parametrize("variant", ["no_spectral_norm", "spectral_norm_eval", "spectral_norm_train"])
 def test_one_iteration_matches_oracle(variant):
-    cfg = TeachingConfig(x_steps=4, z_steps=3, x_step_size=0.3)
+    cfg = TeachingConfig(num_steps=4, num_latent_steps=3, step_size=0.3)
     E, G, I = build(spectral_norm=variant != "no_spectral_norm")
     if variant == "spectral_norm_eval":
         E.eval()  # W / sigma from the stored u, v: both implementations see exactly the same normalised weights
@@ -148,9 +148,9 @@ def test_objective_functions_match_formulas():
 def test_switches_change_the_iteration():
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     results = {}
-    for name, kw in {"base": {}, "no_fine_tune": {"fine_tune": False}, "no_noise": {"use_noise": False}}.items():
+    for name, kw in {"base": {}, "no_fine_tune": {"rerun_chain_for_energy": False}, "no_noise": {"use_noise": False}}.items():
         E, G, I = build()
-        cfg = TeachingConfig(x_steps=3, z_steps=2, x_noise=0.05, **kw)
+        cfg = TeachingConfig(num_steps=3, num_latent_steps=2, noise_scale=0.05, **kw)
         torch.manual_seed(1)
         results[name] = dual_mcmc_step(x, E, G, I, make_optimizers(E, G, I, cfg), cfg)
     assert results["base"].loss_energy != results["no_fine_tune"].loss_energy
@@ -160,7 +160,7 @@ def test_switches_change_the_iteration():
 
 def test_step_under_bf16_autocast_keeps_fp32_params():
     E, G, I = build()
-    cfg = TeachingConfig(x_steps=2, z_steps=2)
+    cfg = TeachingConfig(num_steps=2, num_latent_steps=2)
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     out = dual_mcmc_step(
         x, E, G, I, make_optimizers(E, G, I, cfg), cfg,

@@ -13,12 +13,13 @@ Every scheme reuses the chains of :mod:`hf_dualmcmc.langevin` and the objectives
                                                      T^x(x0)``; energy step on ``(E(x), E(x~))`` -- the
                                                      noise-initialised short-run EBM of Nijkamp et al. (2019).
 ``"cooperative"``             energy, generator      ``x0 = G(z)``, ``x~ = T^x(x0)``; generator step on the
-                                                     ``s_factor`` term only (``||G(z) - x~||^2``: it learns from the
+                                                     teaching term only (``||G(z) - x~||^2``: it learns from the
                                                      revised samples, never from data); energy step as in dual-MCMC
-                                                     (updated generator, second chain when ``fine_tune``) --
+                                                     (updated generator, second chain when
+                                                     ``rerun_chain_for_energy``) --
                                                      CoopNets (Xie et al. 2018).
 ``"inference_only"``          generator, encoder     ``z0 ~ q(z|x)``, ``z~ = T^z(z0 | x)``; generator step on the
-                                                     ``g_factor`` term (``||G(z~) - x||^2``), encoder step on
+                                                     data term (``||G(z~) - x||^2``), encoder step on
                                                      ``-log q(z~|x)`` -- the paper's "Inf"/"Inf+L" generator with
                                                      encoder-initialised posterior MCMC and no EBM.
 ============================  =====================  ===============================================================
@@ -38,10 +39,11 @@ from .training import (
     StepOutput,
     TeachingConfig,
     dual_mcmc_step,
-    encoder_loss,
+    encoder_data_term,
     energy_loss,
     energy_update,
-    generator_loss,
+    generator_data_term,
+    generator_teaching_term,
     infer_revised_latents,
     optimizer_step,
     revise_with_energy,
@@ -87,8 +89,9 @@ def short_run_step(
     """One short-run EBM iteration: uniform-noise-initialised x-chain, then :func:`~hf_dualmcmc.training.energy_loss`.
 
     ``x0 ~ Uniform[-r, r]`` with the data's shape (``r = config.noise_init_range``), ``x~ = T^x(x0)`` with the same
-    chain settings as dual-MCMC (``x_steps``, ``x_step_size``, ``x_noise``, ``use_noise``); energy step on
-    ``(E(x) - E(x~)) / T``. ``fine_tune`` does not apply (there is no generator to update between two chains).
+    chain settings as dual-MCMC (``num_steps``, ``step_size``, ``noise_scale``, ``use_noise``); energy step on
+    ``(E(x) - E(x~)) / T``. ``rerun_chain_for_energy`` does not apply (there is no generator to update between two
+    chains).
     """
     backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
     cfg = config
@@ -130,9 +133,10 @@ def cooperative_step(
     """One cooperative-learning (CoopNets) iteration: dual-MCMC without the encoder and without learning from data.
 
     1. ``z ~ N(0, I)``, ``x0 = G(z)``, ``x~ = T^x(x0)``.
-    2. generator step on :func:`~hf_dualmcmc.training.generator_loss` with ``g_factor = 0``: only
-       ``s_factor * ||G(z) - x~||^2 / B`` (the generator absorbs the EBM's revision).
-    3. ``x1 = G(z)`` with the updated generator, ``x1 = T^x(x1)`` when ``fine_tune``; energy step on ``(E(x), E(x1))``.
+    2. generator step on ``generator_teaching_weight *`` :func:`~hf_dualmcmc.training.generator_teaching_term`
+       (``||G(z) - x~||^2 / B``: the generator absorbs the EBM's revision; there is no data term).
+    3. ``x1 = G(z)`` with the updated generator, ``x1 = T^x(x1)`` when ``rerun_chain_for_energy``; energy step on
+       ``(E(x), E(x1))``.
     """
     backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
     opt_e, opt_g = optimizers
@@ -146,8 +150,7 @@ def cooperative_step(
     with autocast():
         x0 = generator(z, return_dict=False)[0]
     x_rev = revise_with_energy(e_raw, energy_fn, x0, cfg)
-    # g_factor = 0: the data term vanishes (its arguments are placeholders), only the teaching term remains
-    loss_g = generator_loss(data, data, x0, x_rev, 0.0, cfg.s_factor)
+    loss_g = cfg.generator_teaching_weight * generator_teaching_term(x0, x_rev)
     optimizer_step(opt_g, loss_g, backward)
     loss_e, e_data, e_samples, x1 = energy_update(
         energy, e_raw, g_raw, z, data, opt_e, cfg, energy_fn, backward=backward, autocast=autocast
@@ -177,9 +180,9 @@ def inference_only_step(
     """One iteration of generator + encoder learning with encoder-initialised posterior MCMC, no EBM.
 
     1. ``(mu, logvar) = q(x)``, ``z0 = mu + sigma * eps``, ``z~ = T^z(z0 | x)``; generator step on
-       :func:`~hf_dualmcmc.training.generator_loss` with ``s_factor = 0`` (``g_factor * ||G(z~) - x||^2 / B``).
-    2. encoder step on :func:`~hf_dualmcmc.training.encoder_loss` with ``i_factor = 0``
-       (``g_factor * mean NLL(z~ | mu(x), logvar(x))``).
+       ``data_weight *`` :func:`~hf_dualmcmc.training.generator_data_term` (``||G(z~) - x||^2 / B``).
+    2. encoder step on ``data_weight *`` :func:`~hf_dualmcmc.training.encoder_data_term`
+       (``mean NLL(z~ | mu(x), logvar(x))``). Without an EBM there are no teaching terms.
     """
     backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
     opt_g, opt_i = optimizers
@@ -192,11 +195,9 @@ def inference_only_step(
     mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, decode_fn, data, cfg, autocast)
     with autocast():
         recon = generator(z_rev, return_dict=False)[0]
-    # s_factor = 0: no EBM revision to learn from; proposal/revised are placeholders of the vanished term
-    loss_g = generator_loss(recon, data, data, data, cfg.g_factor, 0.0)
+    loss_g = cfg.data_weight * generator_data_term(recon, data)
     optimizer_step(opt_g, loss_g, backward)
-    # i_factor = 0: only the data-side NLL; the sample-side arguments are placeholders of the vanished term
-    loss_i = encoder_loss(mean, logvar, z_rev, mean.detach(), logvar.detach(), z_rev, cfg.g_factor, 0.0)
+    loss_i = cfg.data_weight * encoder_data_term(mean, logvar, z_rev)
     optimizer_step(opt_i, loss_i, backward)
     out = StepOutput(
         loss_energy=0.0, loss_generator=loss_g.item(), loss_encoder=loss_i.item(), energy_data=0.0,

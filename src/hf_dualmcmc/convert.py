@@ -38,7 +38,7 @@ OPTIONAL_KEYS = ("epoch", "optG", "optE", "optI")
 # The authors' FID sampler (official-algorithm.md): 70 x-steps of size 0.4, noise 0.001, generator BatchNorm on
 # batch statistics; their z-chain: 10 steps of size 0.1, noise 0.1.
 OFFICIAL_SAMPLER = dict(
-    num_revision_steps=70,
+    num_inference_steps=70,
     step_size=0.4,
     noise_scale=0.001,
     bn_stats="batch",
@@ -50,18 +50,18 @@ OFFICIAL_SAMPLER = dict(
 # The official training configuration (config.py of the authors' repository), recorded in the model card.
 OFFICIAL_TRAINING = {
     "cifar10": {
-        "epochs": 301, "batch_size": 100, "g_factor": 1.0, "s_factor": 50.0, "i_factor": 0.1,
-        "energy_langevin_steps": 30, "energy_langevin_step_size": 0.5, "energy_langevin_noise": 0.001,
-        "latent_langevin_steps": 10, "latent_langevin_step_size": 0.1, "latent_langevin_noise": 0.1,
+        "epochs": 301, "batch_size": 100, "data_weight": 1.0, "generator_teaching_weight": 50.0, "encoder_teaching_weight": 0.1,
+        "num_steps": 30, "step_size": 0.5, "noise_scale": 0.001,
+        "num_latent_steps": 10, "latent_step_size": 0.1, "latent_noise_scale": 0.1,
         "ngf": 512, "ndf": 512, "nif": 128, "nz": 128, "observation_std": 0.3,
         "lr_energy": 1e-4, "lr_generator": 3e-4, "lr_encoder": 1e-4, "adam_betas": [0.0, 0.9],
         "weight_decay_energy": 0.0, "weight_decay_generator": 5e-4, "weight_decay_encoder": 5e-4,
         "lr_decay_per_epoch": 0.998, "seed": 1234,
     },
     "celeba64": {
-        "epochs": 301, "batch_size": 100, "g_factor": 1.0, "s_factor": 70.0, "i_factor": 0.1,
-        "energy_langevin_steps": 30, "energy_langevin_step_size": 0.3, "energy_langevin_noise": 0.001,
-        "latent_langevin_steps": 10, "latent_langevin_step_size": 0.1, "latent_langevin_noise": 0.1,
+        "epochs": 301, "batch_size": 100, "data_weight": 1.0, "generator_teaching_weight": 70.0, "encoder_teaching_weight": 0.1,
+        "num_steps": 30, "step_size": 0.3, "noise_scale": 0.001,
+        "num_latent_steps": 10, "latent_step_size": 0.1, "latent_noise_scale": 0.1,
         "ngf": 1024, "ndf": 1024, "nif": 128, "nz": 128, "observation_std": 0.3,
         "lr_energy": 1e-4, "lr_generator": 3e-4, "lr_encoder": 1e-4, "adam_betas": [0.0, 0.9],
         "weight_decay_energy": 0.0, "weight_decay_generator": 5e-4, "weight_decay_encoder": 5e-4,

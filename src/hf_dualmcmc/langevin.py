@@ -33,10 +33,10 @@ class LangevinOutput:
 
     Attributes:
         sample: the revised state (float32, detached): images for the x-chain, latents for the z-chain.
-        energies: ``[n_steps + 1, batch]`` per-sample energies ``E(x_t)`` (x-chain) or posterior potentials
+        energies: ``[num_steps + 1, batch]`` per-sample energies ``E(x_t)`` (x-chain) or posterior potentials
             ``||G(z_t) - x||^2 / sigma^2 + ||z_t||^2 / (2 prior_std^2)`` (z-chain) at every state, the initial one
             first; ``None`` unless requested.
-        errors: z-chain only: ``[n_steps + 1, batch]`` per-sample squared reconstruction errors ``||G(z_t) - x||^2``;
+        errors: z-chain only: ``[num_steps + 1, batch]`` per-sample squared reconstruction errors ``||G(z_t) - x||^2``;
             ``None`` unless requested.
     """
 
@@ -45,14 +45,14 @@ class LangevinOutput:
     errors: torch.Tensor | None = None
 
 
-def mcmc_temperature(step_size: float, noise_std: float) -> float:
-    """Temperature ``T = (noise_std / step_size)^2`` at which the decoupled x-chain is exact Langevin for ``E``.
+def mcmc_temperature(step_size: float, noise_scale: float) -> float:
+    """Temperature ``T = (noise_scale / step_size)^2`` at which the decoupled x-chain is exact Langevin for ``E``.
 
     The official energy loss is divided by it (``use_temp``): 4e-6 for CIFAR-10 (delta 0.5, sigma_n 0.001).
     """
     if step_size <= 0:
         raise ValueError(f"step_size must be > 0, got {step_size}")
-    return (noise_std / step_size) ** 2
+    return (noise_scale / step_size) ** 2
 
 
 @contextmanager
@@ -86,21 +86,21 @@ def _decode_fn(decoder: nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> C
     return decoder
 
 
-def _check_chain_args(n_steps: int, step_size: float, noise_std: float) -> None:
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 0:
-        raise ValueError(f"number of Langevin steps must be an integer >= 0, got {n_steps!r}")
+def _check_chain_args(num_steps: int, step_size: float, noise_scale: float) -> None:
+    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 0:
+        raise ValueError(f"number of Langevin steps must be an integer >= 0, got {num_steps!r}")
     if step_size < 0:
         raise ValueError(f"Langevin step size must be >= 0, got {step_size}")
-    if noise_std < 0:
-        raise ValueError(f"Langevin noise scale must be >= 0, got {noise_std}")
+    if noise_scale < 0:
+        raise ValueError(f"Langevin noise scale must be >= 0, got {noise_scale}")
 
 
 def energy_langevin(
     energy: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
-    n_steps: int,
+    num_steps: int,
     step_size: float,
-    noise_std: float,
+    noise_scale: float,
     *,
     generator: GeneratorLike = None,
     return_energies: bool = False,
@@ -108,27 +108,27 @@ def energy_langevin(
 ) -> LangevinOutput:
     r"""The EBM-guided x-chain ``T^x_alpha`` (Langevin revision of generator proposals).
 
-    ``x_{t+1} = x_t - 0.5 * step_size^2 * d/dx sum_i E(x_t^i) + noise_std * N(0, I)``, ``n_steps`` times, no clamping.
+    ``x_{t+1} = x_t - 0.5 * step_size^2 * d/dx sum_i E(x_t^i) + noise_scale * N(0, I)``, ``num_steps`` times, no clamping.
 
     Args:
         energy: a :class:`~hf_dualmcmc.DualMCMCEnergyModel` (its ``.energy``) or any callable ``x -> [B]`` energies.
             Modules are run under :func:`chain_mode`.
         x: initial states ``[B, ...]`` (generator proposals in ``[-1, 1]``); copied, never modified.
-        n_steps: number of updates (30 in training, 70 for the official sampler).
+        num_steps: number of updates (30 in training, 70 for the official sampler).
         step_size: ``delta`` (0.5 CIFAR-10 / 0.3 CelebA training, 0.4 at sampling).
-        noise_std: ``sigma_n`` (0.001); 0 gives gradient descent.
+        noise_scale: ``sigma_n`` (0.001); 0 gives gradient descent.
         generator: ``torch.Generator`` (or one per sample) for the noise.
-        return_energies: also return ``[n_steps + 1, B]`` energies (one extra forward at the end).
+        return_energies: also return ``[num_steps + 1, B]`` energies (one extra forward at the end).
         callback: called as ``callback(step, x)`` after every update.
     """
-    _check_chain_args(n_steps, step_size, noise_std)
+    _check_chain_args(num_steps, step_size, noise_scale)
     fn = _energy_fn(energy)
     modules = [energy] if isinstance(energy, nn.Module) else []
     x = x.detach().to(torch.float32).clone()
     trajectory = []
     coef = -0.5 * step_size**2
     with chain_mode(*modules), torch.enable_grad():
-        for step in range(n_steps):
+        for step in range(num_steps):
             x.requires_grad_(True)
             e = fn(x)
             (grad,) = torch.autograd.grad(e.sum(), x)
@@ -136,8 +136,8 @@ def energy_langevin(
             if return_energies:
                 trajectory.append(e.detach().float())
             x.add_(grad.to(torch.float32), alpha=coef)
-            if noise_std > 0:
-                x.add_(randn_tensor(x.shape, generator=generator, device=x.device, dtype=torch.float32), alpha=noise_std)
+            if noise_scale > 0:
+                x.add_(randn_tensor(x.shape, generator=generator, device=x.device, dtype=torch.float32), alpha=noise_scale)
             if callback is not None:
                 callback(step, x)
         if return_energies:
@@ -164,9 +164,9 @@ def posterior_langevin(
     decoder: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     z: torch.Tensor,
     x: torch.Tensor,
-    n_steps: int,
+    num_steps: int,
     step_size: float,
-    noise_std: float,
+    noise_scale: float,
     observation_std: float,
     prior_std: float = 1.0,
     *,
@@ -185,12 +185,12 @@ def posterior_langevin(
             authors' training does.
         z: initial latents ``[B, latent_dim]`` (an encoder draw); copied, never modified.
         x: the observed images ``[B, C, H, W]`` in ``[-1, 1]``.
-        n_steps / step_size / noise_std: ``l_steps`` (10), ``s`` (0.1), ``n`` (0.1).
+        num_steps / step_size / noise_scale: ``l_steps`` (10), ``s`` (0.1), ``n`` (0.1).
         observation_std / prior_std: ``sigma`` of ``p(x|z)`` (0.3) and of the prior (1.0).
-        return_energies / return_errors: also return ``[n_steps + 1, B]`` potentials / squared errors (one extra
+        return_energies / return_errors: also return ``[num_steps + 1, B]`` potentials / squared errors (one extra
             decoder forward at the end).
     """
-    _check_chain_args(n_steps, step_size, noise_std)
+    _check_chain_args(num_steps, step_size, noise_scale)
     if observation_std <= 0 or prior_std <= 0:
         raise ValueError("observation_std and prior_std must be > 0")
     fn = _decode_fn(decoder)
@@ -200,7 +200,7 @@ def posterior_langevin(
     potentials, errors = [], []
     coef = -0.5 * step_size**2
     with chain_mode(*modules), torch.enable_grad():
-        for step in range(n_steps):
+        for step in range(num_steps):
             z.requires_grad_(True)
             potential, sse = posterior_potential(fn(z), x, z, observation_std, prior_std)
             (grad,) = torch.autograd.grad(potential.sum(), z)
@@ -210,8 +210,8 @@ def posterior_langevin(
             if return_errors:
                 errors.append(sse.detach())
             z.add_(grad.to(torch.float32), alpha=coef)
-            if noise_std > 0:
-                z.add_(randn_tensor(z.shape, generator=generator, device=z.device, dtype=torch.float32), alpha=noise_std)
+            if noise_scale > 0:
+                z.add_(randn_tensor(z.shape, generator=generator, device=z.device, dtype=torch.float32), alpha=noise_scale)
             if callback is not None:
                 callback(step, z)
         if return_energies or return_errors:

@@ -142,6 +142,22 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
             hf_init.ones_(module.running_var)
             hf_init.zeros_(module.num_batches_tracked)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``, with every tensor moved to its own (aligned) storage.
+
+        transformers hands out the memory-mapped safetensors tensors, which start at arbitrary byte offsets; the CPU's
+        vector kernels then round some reductions differently (1 ulp in the spectral norm), so a loaded model would
+        not compute bit-identically to the one that was saved. The copy is as large as the model, once.
+        """
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        with torch.no_grad():
+            for tensor in (*model.parameters(), *model.buffers()):
+                if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
+                    tensor.data = tensor.data.clone()
+        return loaded
+
     @property
     def num_parameters_total(self) -> int:
         return sum(p.numel() for p in self.parameters())

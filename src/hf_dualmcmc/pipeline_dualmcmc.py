@@ -8,7 +8,7 @@ Reconstruction = encoder latent ``z0 ~ q(z|x)``, revised by Langevin steps on th
 >>> from hf_dualmcmc import DualMCMCPipeline
 >>> pipe = DualMCMCPipeline.from_pretrained("org/dualmcmc-celeba64")  # or a local save_pretrained directory
 >>> images = pipe(batch_size=16, generator=torch.Generator().manual_seed(0)).images  # PIL images
->>> out = pipe(batch_size=16, num_revision_steps=70, output_type="np", return_proposals=True, return_energies=True)
+>>> out = pipe(batch_size=16, num_inference_steps=70, output_type="np", return_proposals=True, return_energies=True)
 >>> out.proposals, out.images, out.energies.shape  # (16, 64, 64, 3) arrays in [0, 1]; energies [71, 16]
 >>> recon = pipe.reconstruct(images=images, num_latent_steps=10).images
 ```
@@ -20,6 +20,7 @@ Value conventions (the same as the pipeline's outputs): ``images`` are PIL image
 
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -58,6 +59,17 @@ def _rand_tensor(shape, generator, device) -> torch.Tensor:
     return torch.rand(shape, generator=generator, dtype=torch.float32, device=where).to(device)
 
 
+def _renamed_steps(num_inference_steps, num_revision_steps, default=None):
+    """``num_revision_steps``: the first release's name of ``num_inference_steps`` (deprecated alias)."""
+    if num_revision_steps is None:
+        return default if num_inference_steps is None else num_inference_steps
+    warnings.warn("num_revision_steps is deprecated: use num_inference_steps", FutureWarning, stacklevel=3)
+    if num_inference_steps not in (None, default, num_revision_steps):
+        raise ValueError(f"got num_inference_steps={num_inference_steps} and its deprecated alias "
+                         f"num_revision_steps={num_revision_steps}: pass only num_inference_steps")
+    return num_revision_steps
+
+
 @dataclass
 class DualMCMCPipelineOutput(BaseOutput):
     """Output of :class:`DualMCMCPipeline`.
@@ -94,7 +106,7 @@ class DualMCMCPipeline(DiffusionPipeline):
     Baselines (``hf_dualmcmc.baselines``) export the same pipeline with fewer components: ``proposal="noise"``
     starts the x-chain from ``Uniform[-noise_init_range, noise_init_range]`` instead of ``G(z)`` (the short-run EBM;
     ``generator_model`` may then be ``None``), and ``energy_model=None`` (generator + encoder only) allows only
-    ``num_revision_steps=0``: the samples are the generator's. Both options are off by default.
+    ``num_inference_steps=0``: the samples are the generator's. Both options are off by default.
     """
 
     model_cpu_offload_seq = "encoder->generator_model->energy_model"
@@ -105,7 +117,7 @@ class DualMCMCPipeline(DiffusionPipeline):
         energy_model: DualMCMCEnergyModel,
         generator_model: DualMCMCGeneratorModel,
         encoder: DualMCMCEncoderModel | None = None,
-        num_revision_steps: int = 70,
+        num_inference_steps: int | None = None,
         step_size: float = 0.4,
         noise_scale: float = 0.001,
         bn_stats: str = "batch",
@@ -114,18 +126,20 @@ class DualMCMCPipeline(DiffusionPipeline):
         latent_noise_scale: float = 0.1,
         proposal: str = "generator",
         noise_init_range: float = 1.0,
+        num_revision_steps: int | None = None,
     ):
         super().__init__()
+        num_inference_steps = _renamed_steps(num_inference_steps, num_revision_steps, default=70)
         self._check_proposal(proposal, noise_init_range, energy_model, generator_model, encoder)
         self._check_components(energy_model, generator_model, encoder)
-        self._check_sampler(num_revision_steps, step_size, noise_scale, bn_stats)
+        self._check_sampler(num_inference_steps, step_size, noise_scale, bn_stats)
         self._check_sampler(num_latent_steps, latent_step_size, latent_noise_scale, bn_stats, what="latent ")
-        if energy_model is None and num_revision_steps != 0:
-            raise ValueError(f"a pipeline without energy_model cannot revise samples: expected num_revision_steps=0, "
-                             f"got {num_revision_steps}")
+        if energy_model is None and num_inference_steps != 0:
+            raise ValueError(f"a pipeline without energy_model cannot revise samples: expected num_inference_steps=0, "
+                             f"got {num_inference_steps}")
         self.register_modules(energy_model=energy_model, generator_model=generator_model, encoder=encoder)
         self.register_to_config(
-            num_revision_steps=num_revision_steps,
+            num_inference_steps=num_inference_steps,
             step_size=step_size,
             noise_scale=noise_scale,
             bn_stats=bn_stats,
@@ -264,7 +278,7 @@ class DualMCMCPipeline(DiffusionPipeline):
     def __call__(
         self,
         batch_size: int = 1,
-        num_revision_steps: int | None = None,
+        num_inference_steps: int | None = None,
         step_size: float | None = None,
         noise_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | int | list[int] | None = None,
@@ -274,12 +288,13 @@ class DualMCMCPipeline(DiffusionPipeline):
         return_proposals: bool = False,
         return_energies: bool = False,
         bn_stats: str | None = None,
+        num_revision_steps: int | None = None,
     ) -> DualMCMCPipelineOutput | tuple:
-        r"""Sample the EBM: ``x0 = G(z)``, then ``num_revision_steps`` Langevin steps on ``E``.
+        r"""Sample the EBM: ``x0 = G(z)``, then ``num_inference_steps`` Langevin steps on ``E``.
 
         Args:
             batch_size: number of images (>= 1); ignored when ``latents`` are given.
-            num_revision_steps / step_size / noise_scale: x-chain settings (defaults from the pipeline config:
+            num_inference_steps / step_size / noise_scale: x-chain settings (defaults from the pipeline config:
                 70 / 0.4 / 0.001, the authors' FID sampler). 0 steps returns the generator proposals.
             generator: a ``torch.Generator``, a seed, or a list of them (one per sample) for ``z`` and the noise.
             latents: optional initial latents ``[B, latent_dim]``.
@@ -290,7 +305,8 @@ class DualMCMCPipeline(DiffusionPipeline):
             bn_stats: generator BatchNorm statistics, ``"batch"`` (the authors' sampler) or ``"running"``.
         """
         cfg = self.config
-        steps = cfg.num_revision_steps if num_revision_steps is None else num_revision_steps
+        num_inference_steps = _renamed_steps(num_inference_steps, num_revision_steps)
+        steps = cfg.num_inference_steps if num_inference_steps is None else num_inference_steps
         step_size = cfg.step_size if step_size is None else step_size
         noise_scale = cfg.noise_scale if noise_scale is None else noise_scale
         bn_stats = cfg.bn_stats if bn_stats is None else bn_stats
@@ -300,7 +316,7 @@ class DualMCMCPipeline(DiffusionPipeline):
         noise_init = getattr(cfg, "proposal", "generator") == "noise"
         if self.energy_model is None and (steps != 0 or return_energies):
             raise ValueError("this pipeline has no energy_model (a generator + encoder baseline): expected "
-                             f"num_revision_steps=0 and return_energies=False, got {steps} and {return_energies}")
+                             f"num_inference_steps=0 and return_energies=False, got {steps} and {return_energies}")
         if noise_init and latents is not None:
             raise ValueError("this pipeline starts from uniform noise (proposal='noise'): it takes no latents")
 
@@ -473,7 +489,7 @@ class DualMCMCPipeline(DiffusionPipeline):
         *,
         start_latents: torch.Tensor | None = None,
         end_latents: torch.Tensor | None = None,
-        num_revision_steps: int | None = None,
+        num_inference_steps: int | None = None,
         num_latent_steps: int | None = None,
         generator: torch.Generator | int | None = None,
         output_type: str = "pil",
@@ -485,7 +501,7 @@ class DualMCMCPipeline(DiffusionPipeline):
         Give either ``start``/``end`` images (single images in the :meth:`preprocess` ``images`` convention; their
         latents are inferred with the encoder and the z-chain, the figure's reconstruction rows) or
         ``start_latents``/``end_latents`` (``[latent_dim]``; the generation rows). Each interpolant is decoded and
-        revised with ``num_revision_steps`` x-steps (0 shows the raw generator path).
+        revised with ``num_inference_steps`` x-steps (0 shows the raw generator path).
         """
         if not isinstance(num_points, int) or num_points < 2:
             raise ValueError(f"num_points must be an integer >= 2, got {num_points!r}")
@@ -508,7 +524,7 @@ class DualMCMCPipeline(DiffusionPipeline):
         w = torch.linspace(0, 1, num_points, device=z_a.device).unsqueeze(1)
         latents = (1 - w) * z_a + w * z_b
         return self(
-            latents=latents, num_revision_steps=num_revision_steps, generator=generator, output_type=output_type,
+            latents=latents, num_inference_steps=num_inference_steps, generator=generator, output_type=output_type,
             return_dict=return_dict, bn_stats=bn_stats,
         )
 

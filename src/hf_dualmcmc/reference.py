@@ -20,19 +20,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .training import StepOutput, TeachingConfig
+from .training import StepOutput
+from .training_config import TeachingConfig
 
 
-def reference_energy_chain(energy: nn.Module, x: torch.Tensor, n_steps: int, step_size: float, noise_std: float) -> torch.Tensor:
-    """``x <- x - 0.5 * step_size^2 * d/dx sum_i E(x_i) + noise_std * N(0, I)``, ``n_steps`` times (no noise drawn when
-    ``noise_std == 0``). Returns the detached final state."""
+def reference_energy_chain(energy: nn.Module, x: torch.Tensor, num_steps: int, step_size: float, noise_scale: float) -> torch.Tensor:
+    """``x <- x - 0.5 * step_size^2 * d/dx sum_i E(x_i) + noise_scale * N(0, I)``, ``num_steps`` times (no noise drawn when
+    ``noise_scale == 0``). Returns the detached final state."""
     x = x.detach().clone()
-    for _ in range(n_steps):
+    for _ in range(num_steps):
         x.requires_grad_(True)
         (grad,) = torch.autograd.grad(energy(x, return_dict=False)[0].sum(), x)
         x = x.detach() - 0.5 * step_size**2 * grad
-        if noise_std > 0:
-            x = x + noise_std * torch.randn_like(x)
+        if noise_scale > 0:
+            x = x + noise_scale * torch.randn_like(x)
     return x.detach()
 
 
@@ -40,23 +41,23 @@ def reference_posterior_chain(
     generator: nn.Module,
     z: torch.Tensor,
     x: torch.Tensor,
-    n_steps: int,
+    num_steps: int,
     step_size: float,
-    noise_std: float,
+    noise_scale: float,
     observation_std: float,
     prior_std: float = 1.0,
 ) -> torch.Tensor:
     """``z <- z - 0.5 * s^2 * d/dz (||G(z) - x||^2_sum / sigma^2 + ||z||^2 / (2 prior^2)) + n * N(0, I)``."""
     z = z.detach().clone()
     x = x.detach()
-    for _ in range(n_steps):
+    for _ in range(num_steps):
         z.requires_grad_(True)
         sse = ((generator(z, return_dict=False)[0] - x) ** 2).sum()
         potential = sse / observation_std**2 + (z**2).sum() / (2 * prior_std**2)
         (grad,) = torch.autograd.grad(potential, z)
         z = z.detach() - 0.5 * step_size**2 * grad
-        if noise_std > 0:
-            z = z + noise_std * torch.randn_like(z)
+        if noise_scale > 0:
+            z = z + noise_scale * torch.randn_like(z)
     return z.detach()
 
 
@@ -81,35 +82,38 @@ def reference_dual_mcmc_step(
     cfg = config
     opt_e, opt_g, opt_i = optimizers
     batch = data.shape[0]
-    x_noise = cfg.x_noise if cfg.use_noise else 0.0
+    noise_scale = cfg.noise_scale if cfg.use_noise else 0.0
     gen_cfg = generator.config
 
     # 1. generator proposals revised by the EBM
     z = torch.randn(batch, gen_cfg.latent_dim, device=data.device)
     x0 = generator(z, return_dict=False)[0]
-    x_rev = reference_energy_chain(energy, x0, cfg.x_steps, cfg.x_step_size, x_noise)
+    x_rev = reference_energy_chain(energy, x0, cfg.num_steps, cfg.step_size, noise_scale)
     # 2. generator update
     mean, logvar = encoder(data, return_dict=False)
     z0 = mean.detach() + torch.exp(0.5 * logvar.detach()) * torch.randn_like(mean)
     z_rev = reference_posterior_chain(
-        generator, z0, data, cfg.z_steps, cfg.z_step_size, cfg.z_noise, gen_cfg.observation_std, gen_cfg.prior_std
+        generator, z0, data, cfg.num_latent_steps, cfg.latent_step_size, cfg.latent_noise_scale,
+        gen_cfg.observation_std, gen_cfg.prior_std,
     )
     recon = generator(z_rev, return_dict=False)[0]
-    loss_g = cfg.g_factor * ((recon - data) ** 2).sum() / batch + cfg.s_factor * ((x0 - x_rev) ** 2).sum() / batch
+    loss_g = (cfg.data_weight * ((recon - data) ** 2).sum() / batch
+              + cfg.generator_teaching_weight * ((x0 - x_rev) ** 2).sum() / batch)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
     # 3. encoder update
     mean_rev, logvar_rev = encoder(x_rev, return_dict=False)
-    loss_i = cfg.g_factor * _nll(z_rev, mean, logvar).mean() + cfg.i_factor * _nll(z, mean_rev, logvar_rev).mean()
+    loss_i = (cfg.data_weight * _nll(z_rev, mean, logvar).mean()
+              + cfg.encoder_teaching_weight * _nll(z, mean_rev, logvar_rev).mean())
     opt_i.zero_grad(set_to_none=True)
     loss_i.backward()
     opt_i.step()
     # 4. energy update against the updated generator's (revised) proposals
     with torch.no_grad():
         x1 = generator(z, return_dict=False)[0]
-    if cfg.fine_tune:
-        x1 = reference_energy_chain(energy, x1, cfg.x_steps, cfg.x_step_size, x_noise)
+    if cfg.rerun_chain_for_energy:
+        x1 = reference_energy_chain(energy, x1, cfg.num_steps, cfg.step_size, noise_scale)
     e_data = energy(data, return_dict=False)[0]
     e_samples = energy(x1, return_dict=False)[0]
     loss_e = (e_data.mean() - e_samples.mean()) / cfg.temperature
@@ -133,15 +137,15 @@ def reference_sample(
     energy: nn.Module,
     generator: nn.Module,
     latents: torch.Tensor,
-    n_steps: int = 70,
+    num_steps: int = 70,
     step_size: float = 0.4,
-    noise_std: float = 0.001,
+    noise_scale: float = 0.001,
 ) -> torch.Tensor:
     """The authors' sampler written out plainly: ``x0 = G(z)`` then :func:`reference_energy_chain` (images in about
     ``[-1, 1]``, float32, not clamped). The networks run in the mode the caller chose."""
     x0 = generator(latents, return_dict=False)[0]
     with torch.enable_grad():
-        return reference_energy_chain(energy, x0, n_steps, step_size, noise_std)
+        return reference_energy_chain(energy, x0, num_steps, step_size, noise_scale)
 
 
 __all__ = [

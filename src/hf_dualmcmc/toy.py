@@ -44,7 +44,8 @@ import torch
 from .baselines import method_networks, teaching_step
 from .langevin import energy_langevin, posterior_langevin
 from .modeling_toy import toy_models
-from .training import TeachingConfig, make_optimizers
+from .training import make_optimizers
+from .training_config import TeachingConfig
 
 # ----------------------------------------------------------------------------------------------------------------
 # Data sets
@@ -243,13 +244,13 @@ def mmd_rbf(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, bandwidt
 def toy_teaching_config(**overrides) -> TeachingConfig:
     """The teaching constants of the toy suite (the same for every method; see ``docs/RESULTS.md``).
 
-    The authors' iteration and factors (``g/s/i_factor`` 1 / 50 / 0.1, Adam betas (0, 0.9), weight decay 5e-4 on G
-    and I), with a z-chain of 10 steps of 0.05 / noise 0.05 (the authors' 0.1 diverged on the toys), a warm x-chain,
-    ``x_step_size = x_noise = 0.2`` (``T = 1``: the chain is exact Langevin with step ``0.5 * 0.2^2 = 0.02`` on ``E``,
+    The authors' iteration and loss weights (``data_weight`` / ``generator_teaching_weight`` /
+    ``encoder_teaching_weight`` 1 / 50 / 0.1, Adam betas (0, 0.9), weight decay 5e-4 on G and I), with a z-chain of 10 steps of 0.05 / noise 0.05 (the authors' 0.1 diverged on the toys), a warm x-chain,
+    ``step_size = noise_scale = 0.2`` (``T = 1``: the chain is exact Langevin with step ``0.5 * 0.2^2 = 0.02`` on ``E``,
     so the learned ``E`` is a usable density model), 30 x-steps, learning rates 1e-3 and no learning-rate decay.
     """
-    base = dict(x_steps=30, x_step_size=0.2, x_noise=0.2, z_step_size=0.05, z_noise=0.05, lr_energy=1e-3,
-                lr_generator=1e-3, lr_encoder=1e-3, lr_decay=1.0)
+    base = dict(num_steps=30, step_size=0.2, noise_scale=0.2, latent_step_size=0.05, latent_noise_scale=0.05,
+                lr_energy=1e-3, lr_generator=1e-3, lr_encoder=1e-3, lr_decay=1.0)
     base.update(overrides)
     return TeachingConfig(**base)
 
@@ -353,7 +354,7 @@ def evaluate_toy(
             x0 = _generate(run.generator, num_samples, gen)
         else:
             x0 = (torch.rand(num_samples, 2, generator=gen) * 2 - 1) * cfg.noise_init_range
-        revised = energy_langevin(e, x0, cfg.x_steps, cfg.x_step_size, cfg.chain_noise, generator=gen).sample
+        revised = energy_langevin(e, x0, cfg.num_steps, cfg.step_size, cfg.chain_noise, generator=gen).sample
         metrics["mmd_revised"], metrics["mmd_fine_revised"] = _mmds(revised, ref)
         arrays["revised"] = revised.numpy()
     if run.generator is not None:
@@ -366,7 +367,7 @@ def evaluate_toy(
         with torch.no_grad():
             mean, _ = run.encoder.eval()(x, return_dict=False)
             inf = g.generate(mean)
-        z = posterior_langevin(g, mean, x, cfg.z_steps, cfg.z_step_size, cfg.z_noise, g.config.observation_std,
+        z = posterior_langevin(g, mean, x, cfg.num_latent_steps, cfg.latent_step_size, cfg.latent_noise_scale, g.config.observation_std,
                                g.config.prior_std, generator=gen).sample
         with torch.no_grad():
             inf_l = g.generate(z)

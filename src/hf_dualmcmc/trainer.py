@@ -12,7 +12,6 @@ model card (optionally pushed to the Hub).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -20,9 +19,8 @@ import re
 import shutil
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
@@ -44,7 +42,8 @@ from .data import DataConfig, check_dataset_size, describe, load_image_dataset
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
 from .performance import chain_compiler, to_memory_format
 from .pipeline_dualmcmc import DualMCMCPipeline
-from .training import StepOutput, TeachingConfig, dual_mcmc_step, make_optimizers, make_schedulers
+from .training import StepOutput, dual_mcmc_step, make_optimizers, make_schedulers
+from .training_config import ModelSettings, SamplerSettings, TeachingConfig, TrainConfig
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
@@ -52,124 +51,6 @@ STATE_FILE = "trainer_state.json"
 
 class DivergenceError(RuntimeError):
     """The run exploded (NaN loss or energy gap beyond ``explode_threshold``); the last checkpoint is intact."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Configuration
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ModelSettings:
-    """Widths and layout of the three networks (``None`` layouts: the defaults of ``configs_for_image_size``)."""
-
-    latent_dim: int = 128
-    ngf: int = 512
-    ndf: int = 512
-    nif: int = 128
-    generator_channel_mults: list[float] | None = None
-    energy_channel_mults: list[float] | None = None
-    energy_downsample: list[bool] | None = None
-    encoder_channel_mults: list[float] | None = None
-    encoder_first_stride: int | None = None
-    observation_std: float = 0.3
-    prior_std: float = 1.0
-    spectral_norm: bool = True
-
-
-@dataclass
-class SamplerSettings:
-    """Sampler defaults written into the exported pipeline (the authors' FID sampler by default)."""
-
-    num_revision_steps: int = 70
-    step_size: float = 0.4
-    noise_scale: float = 0.001
-    bn_stats: str = "batch"
-    num_latent_steps: int = 10
-
-
-@dataclass
-class RunSettings:
-    output_dir: str = "outputs/run"
-    batch_size: int = 100  # per process
-    epochs: int = 301
-    max_steps: int | None = None
-    max_minutes: float | None = None  # wall-clock budget: stop (checkpoint + export) after the step that exceeds it
-    seed: int = 1234
-    mixed_precision: str | None = None  # None: whatever `accelerate launch` / the accelerate config says
-    log_every: int = 10
-    sample_every: int = 500
-    num_sample_images: int = 64
-    checkpoint_every: int = 1000
-    checkpoints_total_limit: int = 3
-    export_at_checkpoints: bool = False
-    report_to: str = "tensorboard"
-    num_workers: int = 0
-    dataset_name: str | None = None  # for the model card (e.g. "uoft-cs/cifar10")
-    card_template: str = "run"
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
-    hub_private: bool = False
-    channels_last: bool = False  # NHWC models, data and chain states (same math; see docs/PERFORMANCE.md)
-    compile: bool = False  # torch.compile the energy network the x-chains call (CUDA graphs on GPU; opt-in)
-
-
-@dataclass
-class TrainConfig:
-    data: DataConfig
-    model: ModelSettings = field(default_factory=ModelSettings)
-    teaching: TeachingConfig = field(default_factory=TeachingConfig)
-    sampler: SamplerSettings = field(default_factory=SamplerSettings)
-    run: RunSettings = field(default_factory=RunSettings)
-
-    SECTIONS = {"data": DataConfig, "model": ModelSettings, "teaching": TeachingConfig, "sampler": SamplerSettings,
-                "run": RunSettings}
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
-        unknown = set(raw) - set(cls.SECTIONS)
-        if unknown:
-            raise ValueError(f"unknown config sections {sorted(unknown)}; expected {sorted(cls.SECTIONS)}")
-        if "data" not in raw:
-            raise ValueError("the config needs a `data:` section with at least `source`")
-        sections = {}
-        for name, section_cls in cls.SECTIONS.items():
-            values = dict(raw.get(name) or {})
-            known = {f.name for f in dataclasses.fields(section_cls)}
-            bad = set(values) - known
-            if bad:
-                raise ValueError(f"unknown keys {sorted(bad)} in section `{name}`; expected some of {sorted(known)}")
-            if name == "data" and values.get("crop_box") is not None:
-                values["crop_box"] = tuple(values["crop_box"])
-            sections[name] = section_cls(**values)
-        return cls(**sections)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {name: dataclasses.asdict(getattr(self, name)) for name in self.SECTIONS}
-        if out["data"].get("crop_box") is not None:
-            out["data"]["crop_box"] = list(out["data"]["crop_box"])
-        out["teaching"]["betas"] = list(out["teaching"]["betas"])
-        return out
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """``section.key=value`` strings (values parsed as YAML) applied onto a raw config dict."""
-    for item in overrides:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"override {item!r} must look like section.key=value (e.g. run.max_steps=100)")
-        key, value = item.split("=", 1)
-        section, name = key.split(".", 1)
-        raw.setdefault(section, {})
-        if raw[section] is None:
-            raw[section] = {}
-        raw[section][name] = yaml.safe_load(value)
-    return raw
-
-
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
-    return TrainConfig.from_dict(apply_overrides(raw, overrides or []))
 
 
 def build_models(data: DataConfig, settings: ModelSettings):
@@ -286,12 +167,13 @@ def build_pipeline(energy, generator, encoder, sampler: SamplerSettings, teachin
                    ) -> DualMCMCPipeline:
     """The exported pipeline. Baselines (``teaching.method``) export what they learned: ``short_run`` an energy with
     uniform-noise proposals (``proposal="noise"``), ``cooperative`` no encoder, ``inference_only`` no energy (its
-    samples are the generator's: ``num_revision_steps=0``)."""
+    samples are the generator's: ``num_inference_steps=0``)."""
     noise = teaching is not None and teaching.method == "short_run"
     pipe = DualMCMCPipeline(
         energy, generator, encoder,
-        num_revision_steps=sampler.num_revision_steps if energy is not None else 0, step_size=sampler.step_size,
+        num_inference_steps=sampler.num_inference_steps if energy is not None else 0, step_size=sampler.step_size,
         noise_scale=sampler.noise_scale, bn_stats=sampler.bn_stats, num_latent_steps=sampler.num_latent_steps,
+        latent_step_size=sampler.latent_step_size, latent_noise_scale=sampler.latent_noise_scale,
         proposal="noise" if noise else "generator",
         noise_init_range=teaching.noise_init_range if noise else 1.0,
     )
@@ -539,15 +421,9 @@ def _flat(d: dict, prefix: str = "") -> dict:
 __all__ = [
     "DivergenceError",
     "EpochBatchSampler",
-    "ModelSettings",
-    "RunSettings",
-    "SamplerSettings",
-    "TrainConfig",
     "TrainResult",
-    "apply_overrides",
     "build_models",
     "list_checkpoints",
-    "load_config",
     "resolve_checkpoint",
     "save_checkpoint",
     "train",

@@ -21,85 +21,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .langevin import chain_mode, energy_langevin, mcmc_temperature, posterior_langevin
-
-TEACHING_METHODS = ("dual_mcmc", "short_run", "cooperative", "inference_only")
-
-
-@dataclass
-class TeachingConfig:
-    """Constants of one Dual-MCMC iteration; defaults are the authors' CIFAR-10 values.
-
-    Attributes:
-        x_steps / x_step_size / x_noise: x-chain (``e_l_steps`` 30, ``e_l_step_size`` delta 0.5 (CelebA 0.3),
-            ``e_n_step_size`` sigma_n 0.001).
-        z_steps / z_step_size / z_noise: z-chain (``l_steps`` 10, ``l_step_size`` 0.1, ``n_step_size`` 0.1).
-        g_factor / s_factor / i_factor: ``Gfactor`` 1, ``Sfactor`` 50 (CelebA 70), ``Ifactor`` 0.1.
-        use_temp: divide the energy loss by ``mcmc_temp = (x_noise / x_step_size)^2``.
-        use_noise: add the Langevin noise in the x-chain (off: gradient descent on E).
-        fine_tune: the energy update contrasts data with the second x-chain run from the *updated* generator
-            (off: with the updated generator's raw proposals).
-        lr_* / betas / weight_decay_*: Adam (coupled L2 weight decay, not AdamW).
-        lr_decay: ExponentialLR gamma, stepped once per epoch (lr = base * gamma^epoch).
-        explode_threshold: the divergence guard's bound on ``|mean E(data) - mean E(samples)|``.
-        method: which learning scheme the iteration runs (see :mod:`hf_dualmcmc.baselines`): ``"dual_mcmc"`` (this
-            module's :func:`dual_mcmc_step`, the default), or the paper's baselines ``"short_run"`` (EBM only,
-            noise-initialised x-chain), ``"cooperative"`` (EBM + generator, CoopNets) and ``"inference_only"``
-            (generator + encoder, no EBM).
-        noise_init_range: ``short_run`` only: the x-chain starts from ``Uniform[-r, r]`` (1 for images in
-            ``[-1, 1]``, as Nijkamp et al.'s short-run EBM; the data's extent for 2-D toys).
-    """
-
-    x_steps: int = 30
-    x_step_size: float = 0.5
-    x_noise: float = 0.001
-    z_steps: int = 10
-    z_step_size: float = 0.1
-    z_noise: float = 0.1
-    g_factor: float = 1.0
-    s_factor: float = 50.0
-    i_factor: float = 0.1
-    use_temp: bool = True
-    use_noise: bool = True
-    fine_tune: bool = True
-    lr_energy: float = 1e-4
-    lr_generator: float = 3e-4
-    lr_encoder: float = 1e-4
-    betas: tuple[float, float] = (0.0, 0.9)
-    weight_decay_energy: float = 0.0
-    weight_decay_generator: float = 5e-4
-    weight_decay_encoder: float = 5e-4
-    lr_decay: float = 0.998
-    explode_threshold: float = 1e4
-    method: str = "dual_mcmc"
-    noise_init_range: float = 1.0
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        self.betas = tuple(self.betas)
-        for name in ("x_steps", "z_steps"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.x_step_size <= 0:
-            raise ValueError(f"x_step_size must be > 0, got {self.x_step_size}")
-        if self.method not in TEACHING_METHODS:
-            raise ValueError(f"method must be one of {TEACHING_METHODS}, got {self.method!r}")
-        if not self.noise_init_range > 0:
-            raise ValueError(f"noise_init_range must be > 0, got {self.noise_init_range}")
-
-    @property
-    def temperature(self) -> float:
-        """``mcmc_temp`` by which the energy loss is divided (1 when ``use_temp`` is off)."""
-        return mcmc_temperature(self.x_step_size, self.x_noise) if self.use_temp else 1.0
-
-    @property
-    def chain_noise(self) -> float:
-        """The x-chain's noise: ``x_noise``, or 0 without ``use_noise`` (gradient descent on ``E``)."""
-        return self.x_noise if self.use_noise else 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
+from .langevin import chain_mode, energy_langevin, posterior_langevin
+from .training_config import TEACHING_METHODS, TeachingConfig
 
 # ----------------------------------------------------------------------------------------------------------------
 # The three objectives
@@ -120,31 +43,61 @@ def gaussian_nll(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> t
     return 0.5 * logvar.sum(1) + 0.5 * ((z - mean).pow(2) / (1e-6 + logvar.exp())).sum(1)
 
 
+def generator_data_term(reconstruction: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    r"""``KL(Q~_{phi_t,theta_t} || P_theta)``, the generator's data term of Eq. 8: ``||G(z~) - x||^2 / B``.
+
+    On the ``Q~`` pair ``(x, z~)`` (data, z-chain-revised latent) the KL reduces, with ``p_theta(x|z) =
+    N(G(z), sigma^2 I)`` and up to constants absorbed in its weight, to the reconstruction error of the data from its
+    revised latent. ``reconstruction = G(z~)`` carries the graph; ``data`` is a target. Sums over pixels and batch.
+    """
+    return sum_squared_error(reconstruction, data.detach()) / data.shape[0]
+
+
+def generator_teaching_term(proposal: torch.Tensor, revised: torch.Tensor) -> torch.Tensor:
+    r"""``KL(P~_{theta_t,alpha_t} || P_theta)``, the generator's teaching term of Eq. 8: ``||G(z) - x~||^2 / B``.
+
+    On the ``P~`` pair ``(x~, z)`` (x-chain-revised sample, its latent) the generator absorbs the EBM's MCMC
+    revision of its own proposal ("MCMC teaching"). ``proposal = G(z)`` carries the graph; ``revised`` is a target.
+    """
+    return sum_squared_error(proposal, revised.detach()) / proposal.shape[0]
+
+
 def generator_loss(
     reconstruction: torch.Tensor,
     data: torch.Tensor,
     proposal: torch.Tensor,
     revised: torch.Tensor,
-    g_factor: float = 1.0,
-    s_factor: float = 50.0,
+    data_weight: float = 1.0,
+    teaching_weight: float = 50.0,
 ) -> torch.Tensor:
-    r"""Generator objective: ``KL(Q~_{phi_t,theta_t} || P_theta) + KL(P~_{theta_t,alpha_t} || P_theta)`` (paper Eq. 8).
+    r"""Generator objective (paper Eq. 8): ``KL(Q~_{phi_t,theta_t} || P_theta) + KL(P~_{theta_t,alpha_t} || P_theta)``.
 
-    With ``p_theta(x|z) = N(G(z), sigma^2 I)`` both KL terms reduce (up to constants absorbed in the factors) to
-    squared errors on the revised pairs:
-
-    * ``Q~`` pair ``(x, z~)`` (data, z-chain-revised latent): ``||G(z~) - x||^2`` -- learn from data;
-    * ``P~`` pair ``(x~, z)`` (x-chain-revised sample, its latent): ``||G(z) - x~||^2`` -- the generator absorbs the
-      EBM's MCMC revision ("MCMC teaching").
-
-    ``loss = g_factor * ||G(z~) - x||^2 / B + s_factor * ||G(z) - x~||^2 / B`` (sums over pixels and batch).
-    ``reconstruction = G(z~)`` and ``proposal = G(z)`` carry the graph; ``data`` and ``revised`` are targets.
+    ``data_weight * ||G(z~) - x||^2 / B + teaching_weight * ||G(z) - x~||^2 / B``: :func:`generator_data_term` and
+    :func:`generator_teaching_term`, weighted by ``TeachingConfig.data_weight`` and
+    ``TeachingConfig.generator_teaching_weight`` (the authors' ``Gfactor`` 1 and ``Sfactor`` 50).
     """
-    b = data.shape[0]
-    return (
-        g_factor * sum_squared_error(reconstruction, data.detach()) / b
-        + s_factor * sum_squared_error(proposal, revised.detach()) / b
+    return data_weight * generator_data_term(reconstruction, data) + teaching_weight * generator_teaching_term(
+        proposal, revised
     )
+
+
+def encoder_data_term(data_mean: torch.Tensor, data_logvar: torch.Tensor, revised_latent: torch.Tensor) -> torch.Tensor:
+    r"""``KL(Q~_{phi_t,theta_t} || Q_phi)``, the encoder's data term of Eq. 9: ``mean_i -log q_phi(z~_i | x_i)``.
+
+    The encoder learns to land where the z-chain takes its own draw for the data. ``(data_mean, data_logvar) = q(x)``
+    carry the graph; the revised latent ``z~`` is a target.
+    """
+    return gaussian_nll(revised_latent.detach(), data_mean, data_logvar).mean()
+
+
+def encoder_teaching_term(sample_mean: torch.Tensor, sample_logvar: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    r"""``KL(P~_{theta_t,alpha_t} || Pi_{alpha,phi})``, the encoder's teaching term of Eq. 9: ``mean_i -log
+    q_phi(z_i | x~_i)``.
+
+    The encoder learns to invert the generator on EBM-revised samples: ``(sample_mean, sample_logvar) = q(x~)``
+    carry the graph; the latent ``z`` that produced the proposal is a target.
+    """
+    return gaussian_nll(latent.detach(), sample_mean, sample_logvar).mean()
 
 
 def encoder_loss(
@@ -153,26 +106,23 @@ def encoder_loss(
     revised_latent: torch.Tensor,
     sample_mean: torch.Tensor,
     sample_logvar: torch.Tensor,
-    prior_latent: torch.Tensor,
-    g_factor: float = 1.0,
-    i_factor: float = 0.1,
+    latent: torch.Tensor,
+    data_weight: float = 1.0,
+    teaching_weight: float = 0.1,
 ) -> torch.Tensor:
-    r"""Encoder objective: ``KL(Q~_{phi_t,theta_t} || Q_phi) + KL(P~_{theta_t,alpha_t} || Pi_{alpha,phi})`` (Eq. 9).
+    r"""Encoder objective (paper Eq. 9): ``KL(Q~_{phi_t,theta_t} || Q_phi) + KL(P~_{theta_t,alpha_t} || Pi_{alpha,phi})``.
 
-    Both reduce to negative log-likelihoods of ``q_phi(z|x)`` on the revised pairs:
-
-    * on ``Q~``: ``-log q_phi(z~ | x)`` -- the encoder learns to land where the z-chain takes its draw (data side);
-    * on ``P~``: ``-log q_phi(z | x~)`` -- the encoder learns to invert the generator on EBM-revised samples.
-
-    ``loss = g_factor * mean_i NLL(z~_i | x_i) + i_factor * mean_i NLL(z_i | x~_i)``.
+    ``data_weight * mean NLL(z~ | x) + teaching_weight * mean NLL(z | x~)``: :func:`encoder_data_term` and
+    :func:`encoder_teaching_term`, weighted by ``TeachingConfig.data_weight`` (the same ``Gfactor`` as the
+    generator's data term) and ``TeachingConfig.encoder_teaching_weight`` (``Ifactor`` 0.1).
     """
-    return g_factor * gaussian_nll(revised_latent.detach(), data_mean, data_logvar).mean() + i_factor * gaussian_nll(
-        prior_latent.detach(), sample_mean, sample_logvar
-    ).mean()
+    return data_weight * encoder_data_term(data_mean, data_logvar, revised_latent) + teaching_weight * (
+        encoder_teaching_term(sample_mean, sample_logvar, latent)
+    )
 
 
 def energy_loss(data_energy: torch.Tensor, sample_energy: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    r"""EBM objective: ``KL(Q~ || Pi_{alpha,phi}) - KL(P~ || Pi_{alpha,phi})`` (paper Eq. 7).
+    r"""EBM objective (paper Eq. 7): ``KL(Q~ || Pi_{alpha,phi}) - KL(P~ || Pi_{alpha,phi})``.
 
     Its gradient in ``alpha`` is the maximum-likelihood contrast of data against the EBM's revised samples: with
     ``pi_alpha ∝ exp(-E)``, ``loss = (mean E(x_data) - mean E(x~)) / T`` where ``T = mcmc_temp`` when the authors'
@@ -237,8 +187,8 @@ def dual_mcmc_step(
     2. ``(mu, logvar) = q(x)``, ``z0 = mu + sigma * eps``, ``z~ = T^z(z0 | x)``; generator step on
        :func:`generator_loss` with ``G(z~)`` and the same ``x0``.
     3. encoder step on :func:`encoder_loss` with ``(mu, logvar)`` and ``q(x~)``.
-    4. ``x1 = G(z)`` with the *updated* generator (same ``z``), ``x1 = T^x(x1)`` when ``fine_tune``; energy step on
-       :func:`energy_loss` ``(E(x), E(x1))``.
+    4. ``x1 = G(z)`` with the *updated* generator (same ``z``), ``x1 = T^x(x1)`` when ``rerun_chain_for_energy``;
+       energy step on :func:`energy_loss` ``(E(x), E(x1))``.
 
     Args:
         data: real images ``[B, C, H, W]`` in ``[-1, 1]`` on the models' device.
@@ -280,12 +230,12 @@ def dual_mcmc_step(
     mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, decode_fn, data, cfg, autocast)
     with autocast():
         recon = generator(z_rev, return_dict=False)[0]
-    loss_g = generator_loss(recon, data, x0, x_rev, cfg.g_factor, cfg.s_factor)
+    loss_g = generator_loss(recon, data, x0, x_rev, cfg.data_weight, cfg.generator_teaching_weight)
     optimizer_step(opt_g, loss_g, backward)
     # 3. encoder update from both revised pairs
     with autocast():
         mean_rev, logvar_rev = encoder(x_rev, return_dict=False)
-    loss_i = encoder_loss(mean, logvar, z_rev, mean_rev, logvar_rev, z, cfg.g_factor, cfg.i_factor)
+    loss_i = encoder_loss(mean, logvar, z_rev, mean_rev, logvar_rev, z, cfg.data_weight, cfg.encoder_teaching_weight)
     optimizer_step(opt_i, loss_i, backward)
     # 4. energy update: data against (revised) proposals of the updated generator
     loss_e, e_data, e_samples, x1 = energy_update(
@@ -325,7 +275,7 @@ def revise_with_energy(e_raw: nn.Module, energy_fn: Callable, x: torch.Tensor, c
     """The x-chain ``x~ = T^x(x)`` with the config's steps, step size and noise (:attr:`TeachingConfig.chain_noise`),
     run on the unwrapped energy ``e_raw`` (``energy_fn`` calls it); returns the detached float32 samples."""
     with chain_mode(e_raw):
-        return energy_langevin(energy_fn, x, config.x_steps, config.x_step_size, config.chain_noise).sample
+        return energy_langevin(energy_fn, x, config.num_steps, config.step_size, config.chain_noise).sample
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, backward: Callable[[torch.Tensor], None]):
@@ -348,7 +298,7 @@ def infer_revised_latents(encoder: nn.Module, g_raw: nn.Module, decode_fn: Calla
     z0 = mean.detach().float() + torch.exp(0.5 * logvar.detach().float()) * eps
     with chain_mode(g_raw):
         z_rev = posterior_langevin(
-            decode_fn, z0, data, config.z_steps, config.z_step_size, config.z_noise,
+            decode_fn, z0, data, config.num_latent_steps, config.latent_step_size, config.latent_noise_scale,
             g_raw.config.observation_std, g_raw.config.prior_std,
         ).sample
     return mean, logvar, z_rev
@@ -359,14 +309,14 @@ def energy_update(energy: nn.Module, e_raw: nn.Module, g_raw: nn.Module, z: torc
                   backward: Callable[[torch.Tensor], None], autocast: Callable[[], object],
                   layout: Callable[[torch.Tensor], torch.Tensor] = lambda t: t):
     """The last part of the iteration: ``x1 = G(z)`` with the *updated* generator (same ``z``), revised by a second
-    x-chain when ``fine_tune`` (``energy_fn`` calls the unwrapped energy ``e_raw``), then an energy step on
+    x-chain when ``rerun_chain_for_energy`` (``energy_fn`` calls the unwrapped energy ``e_raw``), then an energy step on
     :func:`energy_loss` ``(E(x), E(x1))`` through ``energy`` (possibly DDP-wrapped).
 
     Returns ``(loss_e, E(data), E(x1), x1)``.
     """
     with torch.no_grad(), autocast():
         x1 = g_raw.generate(z)
-    if config.fine_tune:
+    if config.rerun_chain_for_energy:
         x1 = revise_with_energy(e_raw, energy_fn, layout(x1), config)
     with autocast():
         e_data = energy(data, return_dict=False)[0]
@@ -411,11 +361,15 @@ __all__ = [
     "StepOutput",
     "TeachingConfig",
     "dual_mcmc_step",
+    "encoder_data_term",
     "encoder_loss",
+    "encoder_teaching_term",
     "energy_loss",
     "energy_update",
     "gaussian_nll",
+    "generator_data_term",
     "generator_loss",
+    "generator_teaching_term",
     "infer_revised_latents",
     "make_optimizers",
     "make_schedulers",

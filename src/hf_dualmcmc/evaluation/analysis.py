@@ -197,7 +197,7 @@ def energy_profile(
     pipe,
     *,
     batch_size: int = 16,
-    num_revision_steps: int | None = None,
+    num_inference_steps: int | None = None,
     step_size: float | None = None,
     noise_scale: float | None = None,
     bn_stats: str | None = None,
@@ -209,12 +209,12 @@ def energy_profile(
     """Mean (and std) energy at every x-chain step, and an image strip proposal -> revised.
 
     Runs exactly the pipeline's sampler: ``z`` and the chain noise from one ``torch.Generator(seed)``, the proposal
-    ``G(z)`` from the pipeline (``num_revision_steps=0``), then :func:`~hf_dualmcmc.energy_langevin` on the energy
+    ``G(z)`` from the pipeline (``num_inference_steps=0``), then :func:`~hf_dualmcmc.energy_langevin` on the energy
     model in eval mode with a callback taking ``num_snapshots`` snapshots. With ``out_dir``: ``energy_profile.json``,
     ``energy_profile.png`` and ``revision_strip.png`` (rows: samples, columns: steps).
     """
     cfg = pipe.config
-    steps = cfg.num_revision_steps if num_revision_steps is None else num_revision_steps
+    steps = cfg.num_inference_steps if num_inference_steps is None else num_inference_steps
     step_size = cfg.step_size if step_size is None else step_size
     noise_scale = cfg.noise_scale if noise_scale is None else noise_scale
     bn_stats = cfg.bn_stats if bn_stats is None else bn_stats
@@ -222,7 +222,7 @@ def energy_profile(
         raise ValueError(f"num_snapshots must be >= 2, got {num_snapshots}")
     generator = torch.Generator(device="cpu").manual_seed(seed)
     with _quiet(pipe):
-        proposal = pipe(batch_size=batch_size, num_revision_steps=0, generator=generator, output_type="pt",
+        proposal = pipe(batch_size=batch_size, num_inference_steps=0, generator=generator, output_type="pt",
                         bn_stats=bn_stats).images
     x0 = proposal.float() * 2.0 - 1.0
     snap_steps = sorted({int(round(v)) for v in np.linspace(0, steps, num_snapshots)})
@@ -252,7 +252,7 @@ def energy_profile(
         "std_energy": energies.std(1).tolist() if batch_size > 1 else [0.0] * (steps + 1),
         "energy_change": float(energies[-1].mean() - energies[0].mean()),
         "snapshot_steps": snap_steps,
-        "sampler": {"num_revision_steps": steps, "step_size": step_size, "noise_scale": noise_scale,
+        "sampler": {"num_inference_steps": steps, "step_size": step_size, "noise_scale": noise_scale,
                     "bn_stats": bn_stats, "seed": seed},
     }
     if out_dir is not None:
@@ -290,7 +290,7 @@ def interpolation_grids(
     num_rows: int = 4,
     num_points: int = 8,
     images=None,
-    num_revision_steps: int | None = None,
+    num_inference_steps: int | None = None,
     num_latent_steps: int | None = None,
     seed: int = 0,
     out_dir: str | os.PathLike | None = None,
@@ -308,7 +308,7 @@ def interpolation_grids(
         for _ in range(num_rows):
             z = torch.randn(2, pipe.latent_dim, generator=generator)
             rows += pipe.interpolate(start_latents=z[0], end_latents=z[1], num_points=num_points,
-                                     num_revision_steps=num_revision_steps, generator=generator).images
+                                     num_inference_steps=num_inference_steps, generator=generator).images
         grids["generation"] = make_image_grid(rows, rows=num_rows, cols=num_points)
         if images is not None and pipe.encoder is not None:
             imgs = to_uint8(images)
@@ -318,13 +318,13 @@ def interpolation_grids(
             rows = []
             for r in range(pairs):
                 rows += pipe.interpolate(imgs[2 * r], imgs[2 * r + 1], num_points=num_points,
-                                         num_revision_steps=num_revision_steps, num_latent_steps=num_latent_steps,
+                                         num_inference_steps=num_inference_steps, num_latent_steps=num_latent_steps,
                                          generator=generator).images
             grids["reconstruction"] = make_image_grid(rows, rows=pairs, cols=num_points)
     results = {
         "num_rows": num_rows,
         "num_points": num_points,
-        "num_revision_steps": pipe.config.num_revision_steps if num_revision_steps is None else num_revision_steps,
+        "num_inference_steps": pipe.config.num_inference_steps if num_inference_steps is None else num_inference_steps,
         "num_latent_steps": pipe.config.num_latent_steps if num_latent_steps is None else num_latent_steps,
         "seed": seed,
         "kinds": sorted(grids),
@@ -388,7 +388,7 @@ def ablation_sweep(
             samples, energies = [], []
             start = time.perf_counter()
             for i in range(0, num_samples, batch_size):
-                out = pipe(batch_size=min(batch_size, num_samples - i), num_revision_steps=int(s), generator=generator,
+                out = pipe(batch_size=min(batch_size, num_samples - i), num_inference_steps=int(s), generator=generator,
                            output_type="pt", return_energies=True)
                 samples.append(to_uint8(out.images))
                 if out.energies is not None:

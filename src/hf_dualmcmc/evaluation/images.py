@@ -198,7 +198,7 @@ def sample_images(
     *,
     batch_size: int = 100,
     seed: int = 0,
-    num_revision_steps: int | None = None,
+    num_inference_steps: int | None = None,
     step_size: float | None = None,
     noise_scale: float | None = None,
     bn_stats: str | None = None,
@@ -216,7 +216,7 @@ def sample_images(
         raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
     cfg = pipe.config
     sampler = {
-        "num_revision_steps": cfg.num_revision_steps if num_revision_steps is None else num_revision_steps,
+        "num_inference_steps": cfg.num_inference_steps if num_inference_steps is None else num_inference_steps,
         "step_size": cfg.step_size if step_size is None else step_size,
         "noise_scale": cfg.noise_scale if noise_scale is None else noise_scale,
         "bn_stats": cfg.bn_stats if bn_stats is None else bn_stats,
@@ -233,7 +233,7 @@ def sample_images(
             while done < num_samples:
                 n = min(batch_size, num_samples - done)
                 out = pipe(
-                    batch_size=n, num_revision_steps=sampler["num_revision_steps"], step_size=sampler["step_size"],
+                    batch_size=n, num_inference_steps=sampler["num_inference_steps"], step_size=sampler["step_size"],
                     noise_scale=sampler["noise_scale"], bn_stats=sampler["bn_stats"], generator=generator,
                     output_type="pt", return_proposals=True,
                 )

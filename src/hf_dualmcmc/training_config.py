@@ -1,0 +1,432 @@
+"""The training configuration: the five sections of a YAML config file, validated before anything is built.
+
+```yaml
+data:     {source: sklearn:digits, image_size: 8, num_channels: 1}    # hf_dualmcmc.data.DataConfig
+model:    {latent_dim: 16, ngf: 32, ndf: 32, nif: 16}                 # ModelSettings
+teaching: {num_steps: 30, step_size: 0.5, noise_scale: 0.001}         # TeachingConfig (one iteration's constants)
+sampler:  {num_inference_steps: 70, step_size: 0.4}                   # SamplerSettings (the exported pipeline's)
+run:      {output_dir: outputs/digits, batch_size: 64, epochs: 40}    # RunSettings
+```
+
+Chain settings use one name set everywhere: ``num_steps`` / ``step_size`` / ``noise_scale`` for the x-chain on the
+energy (``num_inference_steps`` in the pipeline and ``sampler``, as diffusers names it), ``num_latent_steps`` /
+``latent_step_size`` / ``latent_noise_scale`` for the z-chain on the generator posterior.
+
+:func:`load_config` reads a file and ``section.key=value`` overrides; every key is checked against the schema
+(unknown keys, wrong types, out-of-range values) and a bad one raises :class:`ConfigError`, whose message starts
+with the offending ``section.key``. Keys renamed since the first release are accepted with a ``FutureWarning``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import types
+import typing
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .data import DataConfig
+from .langevin import mcmc_temperature
+
+TEACHING_METHODS = ("dual_mcmc", "short_run", "cooperative", "inference_only")
+BN_STATS = ("batch", "running")
+MIXED_PRECISION = (None, "no", "bf16", "fp16")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; ``str(err)`` is one line starting with the ``section.key`` at fault."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(key, message)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sections
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TeachingConfig:
+    """Constants of one Dual-MCMC iteration; defaults are the authors' CIFAR-10 values.
+
+    Attributes:
+        num_steps / step_size / noise_scale: the x-chain on the energy (``e_l_steps`` 30, ``e_l_step_size`` delta
+            0.5 (CelebA 0.3), ``e_n_step_size`` sigma_n 0.001). ``num_steps`` counts Langevin steps per revision,
+            not training iterations (``run.max_steps``).
+        num_latent_steps / latent_step_size / latent_noise_scale: the z-chain on the generator posterior
+            (``l_steps`` 10, ``l_step_size`` 0.1, ``n_step_size`` 0.1).
+        data_weight: weight of the two data-side terms, ``KL(Q~ || P_theta)`` in the generator loss and
+            ``KL(Q~ || Q_phi)`` in the encoder loss (the authors' ``Gfactor``, 1).
+        generator_teaching_weight: weight of ``KL(P~ || P_theta)``, the generator regressing onto its EBM-revised
+            samples (``Sfactor``, 50; CelebA 70).
+        encoder_teaching_weight: weight of ``KL(P~ || Pi)``, the encoder inferring ``z`` from EBM-revised samples
+            (``Ifactor``, 0.1).
+        use_temp: divide the energy loss by ``mcmc_temp = (noise_scale / step_size)^2``.
+        use_noise: add the Langevin noise in the x-chain (off: gradient descent on E).
+        rerun_chain_for_energy: before the energy update, revise the *updated* generator's proposals with a second
+            x-chain (the authors' ``fine_tune``); off, the energy contrasts data with the raw proposals.
+        lr_* / betas / weight_decay_*: Adam (coupled L2 weight decay, not AdamW).
+        lr_decay: ExponentialLR gamma, stepped once per epoch (lr = base * gamma^epoch).
+        explode_threshold: the divergence guard's bound on ``|mean E(data) - mean E(samples)|``.
+        method: the learning scheme (:mod:`hf_dualmcmc.baselines`): ``"dual_mcmc"`` (the default), or the paper's
+            baselines ``"short_run"`` (EBM only, noise-initialised x-chain), ``"cooperative"`` (EBM + generator,
+            CoopNets) and ``"inference_only"`` (generator + encoder, no EBM).
+        noise_init_range: ``short_run`` only: the x-chain starts from ``Uniform[-r, r]``.
+    """
+
+    num_steps: int = 30
+    step_size: float = 0.5
+    noise_scale: float = 0.001
+    num_latent_steps: int = 10
+    latent_step_size: float = 0.1
+    latent_noise_scale: float = 0.1
+    data_weight: float = 1.0
+    generator_teaching_weight: float = 50.0
+    encoder_teaching_weight: float = 0.1
+    use_temp: bool = True
+    use_noise: bool = True
+    rerun_chain_for_energy: bool = True
+    lr_energy: float = 1e-4
+    lr_generator: float = 3e-4
+    lr_encoder: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    weight_decay_energy: float = 0.0
+    weight_decay_generator: float = 5e-4
+    weight_decay_encoder: float = 5e-4
+    lr_decay: float = 0.998
+    explode_threshold: float = 1e4
+    method: str = "dual_mcmc"
+    noise_init_range: float = 1.0
+
+    def __post_init__(self):
+        _validate_types(self, "teaching")
+        self.betas = tuple(self.betas)
+        for name in ("num_steps", "num_latent_steps"):
+            _require(getattr(self, name) >= 0, f"teaching.{name}", f"must be >= 0, got {getattr(self, name)}")
+        for name in ("step_size", "noise_init_range", "lr_decay", "explode_threshold"):
+            _require(getattr(self, name) > 0, f"teaching.{name}", f"must be > 0, got {getattr(self, name)}")
+        for name in ("noise_scale", "latent_step_size", "latent_noise_scale", "data_weight",
+                     "generator_teaching_weight", "encoder_teaching_weight", "lr_energy", "lr_generator",
+                     "lr_encoder", "weight_decay_energy", "weight_decay_generator", "weight_decay_encoder"):
+            _require(getattr(self, name) >= 0, f"teaching.{name}", f"must be >= 0, got {getattr(self, name)}")
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "teaching.betas",
+                 f"expected two numbers in [0, 1), got {list(self.betas)}")
+        _require(self.method in TEACHING_METHODS, "teaching.method",
+                 f"expected one of {list(TEACHING_METHODS)}, got {self.method!r}")
+
+    @property
+    def temperature(self) -> float:
+        """``mcmc_temp`` by which the energy loss is divided (1 when ``use_temp`` is off)."""
+        return mcmc_temperature(self.step_size, self.noise_scale) if self.use_temp else 1.0
+
+    @property
+    def chain_noise(self) -> float:
+        """The x-chain's noise: ``noise_scale``, or 0 without ``use_noise`` (gradient descent on ``E``)."""
+        return self.noise_scale if self.use_noise else 0.0
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["betas"] = list(out["betas"])
+        return out
+
+
+@dataclass
+class ModelSettings:
+    """Widths and layout of the three networks (``None`` layouts: the defaults of ``configs_for_image_size``)."""
+
+    latent_dim: int = 128
+    ngf: int = 512
+    ndf: int = 512
+    nif: int = 128
+    generator_channel_mults: list[float] | None = None
+    energy_channel_mults: list[float] | None = None
+    energy_downsample: list[bool] | None = None
+    encoder_channel_mults: list[float] | None = None
+    encoder_first_stride: int | None = None
+    observation_std: float = 0.3
+    prior_std: float = 1.0
+    spectral_norm: bool = True
+
+    def __post_init__(self):
+        _validate_types(self, "model")
+        for name in ("latent_dim", "ngf", "ndf", "nif"):
+            _require(getattr(self, name) >= 1, f"model.{name}", f"must be >= 1, got {getattr(self, name)}")
+        for name in ("observation_std", "prior_std"):
+            _require(getattr(self, name) > 0, f"model.{name}", f"must be > 0, got {getattr(self, name)}")
+        _require(self.encoder_first_stride in (None, 1, 2), "model.encoder_first_stride",
+                 f"expected 1, 2 or null, got {self.encoder_first_stride!r}")
+
+
+@dataclass
+class SamplerSettings:
+    """Sampler defaults written into the exported pipeline (the authors' FID sampler by default); the names are the
+    :class:`~hf_dualmcmc.DualMCMCPipeline` arguments."""
+
+    num_inference_steps: int = 70
+    step_size: float = 0.4
+    noise_scale: float = 0.001
+    bn_stats: str = "batch"
+    num_latent_steps: int = 10
+    latent_step_size: float = 0.1
+    latent_noise_scale: float = 0.1
+
+    def __post_init__(self):
+        _validate_types(self, "sampler")
+        for name in ("num_inference_steps", "num_latent_steps"):
+            _require(getattr(self, name) >= 0, f"sampler.{name}", f"must be >= 0, got {getattr(self, name)}")
+        for name in ("step_size", "noise_scale", "latent_step_size", "latent_noise_scale"):
+            _require(getattr(self, name) >= 0, f"sampler.{name}", f"must be >= 0, got {getattr(self, name)}")
+        _require(self.bn_stats in BN_STATS, "sampler.bn_stats", f"expected one of {list(BN_STATS)}, got {self.bn_stats!r}")
+
+
+@dataclass
+class RunSettings:
+    """Where and how long to train, logging, checkpoints, export."""
+
+    output_dir: str = "outputs/run"
+    batch_size: int = 100  # per process
+    epochs: int = 301
+    max_steps: int | None = None
+    max_minutes: float | None = None  # wall-clock budget: stop (checkpoint + export) after the step that exceeds it
+    seed: int = 1234
+    mixed_precision: str | None = None  # None: whatever `accelerate launch` / the accelerate config says
+    log_every: int = 10
+    sample_every: int = 500
+    num_sample_images: int = 64
+    checkpoint_every: int = 1000
+    checkpoints_total_limit: int = 3
+    export_at_checkpoints: bool = False
+    report_to: str = "tensorboard"
+    num_workers: int = 0
+    dataset_name: str | None = None  # for the model card (e.g. "uoft-cs/cifar10")
+    card_template: str = "run"
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_private: bool = False
+    channels_last: bool = False  # NHWC models, data and chain states (same math; see docs/PERFORMANCE.md)
+    compile: bool = False  # torch.compile the energy network the x-chains call (CUDA graphs on GPU; opt-in)
+
+    def __post_init__(self):
+        _validate_types(self, "run")
+        _require(bool(self.output_dir), "run.output_dir", "must be a non-empty path")
+        for name in ("batch_size", "epochs", "num_sample_images", "log_every"):
+            _require(getattr(self, name) >= 1, f"run.{name}", f"must be >= 1, got {getattr(self, name)}")
+        _require(self.max_steps is None or self.max_steps >= 1, "run.max_steps",
+                 f"must be >= 1 (or null: run.epochs decides), got {self.max_steps}")
+        _require(self.max_minutes is None or self.max_minutes >= 0, "run.max_minutes",
+                 f"must be >= 0 (or null: no wall-clock budget), got {self.max_minutes}")
+        for name in ("sample_every", "checkpoint_every", "checkpoints_total_limit", "num_workers"):
+            _require(getattr(self, name) >= 0, f"run.{name}", f"must be >= 0 (0: off), got {getattr(self, name)}")
+        _require(self.mixed_precision in MIXED_PRECISION, "run.mixed_precision",
+                 f"expected one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelSettings,
+    "teaching": TeachingConfig,
+    "sampler": SamplerSettings,
+    "run": RunSettings,
+}
+
+# (section, old key) -> new key: names of the first release, accepted with a FutureWarning
+RENAMED_KEYS: dict[tuple[str, str], str] = {
+    ("teaching", "x_steps"): "num_steps",
+    ("teaching", "x_step_size"): "step_size",
+    ("teaching", "x_noise"): "noise_scale",
+    ("teaching", "z_steps"): "num_latent_steps",
+    ("teaching", "z_step_size"): "latent_step_size",
+    ("teaching", "z_noise"): "latent_noise_scale",
+    ("teaching", "g_factor"): "data_weight",
+    ("teaching", "s_factor"): "generator_teaching_weight",
+    ("teaching", "i_factor"): "encoder_teaching_weight",
+    ("teaching", "fine_tune"): "rerun_chain_for_energy",
+    ("sampler", "num_revision_steps"): "num_inference_steps",
+}
+
+
+@dataclass
+class TrainConfig:
+    """A whole training configuration: one instance of each section."""
+
+    data: DataConfig
+    model: ModelSettings = field(default_factory=ModelSettings)
+    teaching: TeachingConfig = field(default_factory=TeachingConfig)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    run: RunSettings = field(default_factory=RunSettings)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
+        """Build and validate a config from a nested dict (a parsed YAML file); raises :class:`ConfigError`."""
+        if not isinstance(raw, dict):
+            raise ConfigError("config", f"expected a mapping of sections {list(SECTIONS)}, got {type(raw).__name__}")
+        for name in raw:
+            _require(name in SECTIONS, str(name), f"unknown section; expected some of {list(SECTIONS)}")
+        _require("data" in raw, "data", "missing section: the config needs at least `data: {source: ...}`")
+        sections = {}
+        for name, section_cls in SECTIONS.items():
+            values = raw.get(name) or {}
+            _require(isinstance(values, dict), name, f"expected a mapping of keys, got {values!r}")
+            values = _renamed(name, dict(values))
+            known = [f.name for f in dataclasses.fields(section_cls)]
+            for key in values:
+                _require(key in known, f"{name}.{key}", f"unknown key; expected one of {known}")
+            if name == "data":
+                _require("source" in values, "data.source", "missing: where the images come from")
+                _validate_types(values, "data", DataConfig)
+            try:
+                sections[name] = section_cls(**values)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError) as err:  # DataConfig's own range checks
+                raise ConfigError(name, str(err)) from err
+        return cls(**sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        if out["data"].get("crop_box") is not None:
+            out["data"]["crop_box"] = list(out["data"]["crop_box"])
+        out["teaching"]["betas"] = list(out["teaching"]["betas"])
+        return out
+
+
+def _renamed(section: str, values: dict) -> dict:
+    for (sec, old), new in RENAMED_KEYS.items():
+        if sec != section or old not in values:
+            continue
+        _require(new not in values, f"{section}.{old}", f"renamed to {section}.{new}; give only {section}.{new}")
+        warnings.warn(f"{section}.{old} is deprecated: use {section}.{new}", FutureWarning, stacklevel=4)
+        values[new] = values.pop(old)
+    return values
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Type checks from the dataclass annotations
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_describe(a) for a in args) + (" or null" if len(args) < len(typing.get_args(tp)) else "")
+    if origin in (list, tuple):
+        inner = typing.get_args(tp)
+        return f"a list of {_describe(inner[0])}s" if inner else "a list"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _matches(value, tp) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if tp is str:
+        return isinstance(value, (str, os.PathLike))
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(_matches(v, args[0]) for v in value) if args else True
+    if tp is dict or origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, tp) if isinstance(tp, type) else True
+
+
+def _as_float(value):
+    """YAML 1.1 (PyYAML) reads ``1e-4`` and ``1.0e4`` as strings: a float field takes such a number string."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _validate_types(obj, section: str, cls: type | None = None) -> None:
+    """Check every field of a section (a dataclass instance, or a dict of its future fields) against its annotation.
+    Float fields take integers and number strings (``1e-4``) and store them as floats."""
+    cls = cls or type(obj)
+    hints = typing.get_type_hints(cls)
+    items = obj.items() if isinstance(obj, dict) else ((f.name, getattr(obj, f.name)) for f in dataclasses.fields(cls))
+    for name, value in list(items):
+        tp = hints[name]
+        if _matches(1.5, tp):  # a float field (possibly optional)
+            value = _as_float(value)
+        _require(_matches(value, tp), f"{section}.{name}", f"expected {_describe(tp)}, got {value!r}")
+        if isinstance(obj, dict):
+            obj[name] = value
+        else:
+            setattr(obj, name, value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files and overrides
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``section.key=value`` strings (values parsed as YAML) applied onto a raw config dict."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or not section or not name:
+            raise ConfigError(item, "an override must look like section.key=value (e.g. run.max_steps=100)")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(key, f"cannot parse {value!r} as a YAML value ({err.__class__.__name__})") from err
+        if raw.get(section) is None:
+            raw[section] = {}
+        if not isinstance(raw[section], dict):
+            raise ConfigError(section, f"expected a mapping of keys, got {raw[section]!r}")
+        raw[section][name] = parsed
+    return raw
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config file, apply ``section.key=value`` overrides and validate everything."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except OSError as err:
+        raise ConfigError(str(path), f"cannot read the config file ({err.strerror or err})") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(str(path), f"not valid YAML ({' '.join(str(err).split())})") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), f"not a text file ({err.reason})") from err
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), f"expected a YAML mapping of sections {list(SECTIONS)}, got {type(raw).__name__}")
+    return TrainConfig.from_dict(apply_overrides(raw, overrides or []))
+
+
+__all__ = [
+    "ConfigError",
+    "ModelSettings",
+    "RunSettings",
+    "SamplerSettings",
+    "TeachingConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_config",
+]
