@@ -38,7 +38,6 @@ from __future__ import annotations
 import glob
 import gzip
 import os
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,8 @@ import PIL.Image
 import torch
 from datasets.utils.tqdm import tqdm
 
-RESIZE_POLICIES = ("resize", "pad", "center_crop")
+from .training_config import RESIZE_POLICIES, DataConfig
+
 ARRAY_SPLITS = ("train", "test", "all")
 DIGITS_TEST_FRACTION = 0.1
 DIGITS_SPLIT_SEED = 0
@@ -67,84 +67,6 @@ _IDX_DTYPES = {
 }
 _GLOB_CHARS = ("*", "?", "[")
 _DECODE_BATCH_SIZE = 256
-
-
-@dataclass
-class DataConfig:
-    """Where the training images come from and how they are brought to ``[C, image_size, image_size]``.
-
-    Args:
-        source: ``"sklearn:digits"``, ``"mnist"``, ``"mnist:<dir>"``, a Hub dataset name (e.g. ``"uoft-cs/cifar10"``),
-            a local imagefolder directory, a ``save_to_disk`` directory, a ``.parquet`` file, a glob of them or a
-            directory of parquet files (see the module docstring for the split conventions).
-        split: dataset split (``"train"``, ``"test"``, ``"all"`` for the digits / MNIST partitions).
-        image_column: image column; ``None`` finds it by feature type (``datasets.Image``).
-        image_size: output height = width.
-        num_channels: 1 (PIL ``"L"``) or 3 (PIL ``"RGB"``).
-        resize: ``"resize"`` (bilinear, antialiased, aspect ratio not kept), ``"pad"`` (center on a black
-            ``image_size`` canvas; images larger than ``image_size`` raise) or ``"center_crop"`` (shorter side
-            resized to ``image_size``, then center crop).
-        crop_box: PIL ``(left, upper, right, lower)`` box applied first (official CelebA: ``(15, 40, 163, 188)``).
-        random_flip: random horizontal flip (probability 0.5) at ``__getitem__`` time, torch global RNG.
-        max_images: keep only the first ``max_images`` images of the split.
-        max_in_memory_bytes: decode everything once into a uint8 tensor when ``N * C * H * W`` fits, else decode on
-            the fly.
-        cache_dir: ``datasets`` cache directory for ``load_dataset``.
-    """
-
-    source: str
-    split: str = "train"
-    image_column: str | None = None
-    image_size: int = 32
-    num_channels: int = 3
-    resize: str = "resize"
-    crop_box: tuple[int, int, int, int] | None = None
-    random_flip: bool = False
-    max_images: int | None = None
-    max_in_memory_bytes: int = 4 * 2**30
-    cache_dir: str | None = None
-
-    def __post_init__(self):
-        if not isinstance(self.source, (str, os.PathLike)) or not str(self.source):
-            raise ValueError(f"source must be a non-empty string, got {self.source!r}")
-        self.source = os.fspath(self.source)
-        if not isinstance(self.image_size, int) or isinstance(self.image_size, bool) or self.image_size < 1:
-            raise ValueError(f"image_size must be a positive int, got {self.image_size!r}")
-        if self.num_channels not in (1, 3):
-            raise ValueError(f"num_channels must be 1 or 3, got {self.num_channels!r}")
-        if self.resize not in RESIZE_POLICIES:
-            raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {self.resize!r}")
-        if self.crop_box is not None:
-            box = tuple(self.crop_box)
-            if len(box) != 4 or not all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in box
-            ):
-                raise ValueError(
-                    f"crop_box must be 4 ints (left, upper, right, lower), got {self.crop_box!r}"
-                )
-            left, upper, right, lower = (int(v) for v in box)
-            if left < 0 or upper < 0 or right <= left or lower <= upper:
-                raise ValueError(
-                    f"crop_box must satisfy 0 <= left < right and 0 <= upper < lower, got {self.crop_box!r}"
-                )
-            self.crop_box = (left, upper, right, lower)
-        if self.max_images is not None and (
-            not isinstance(self.max_images, int) or isinstance(self.max_images, bool) or self.max_images < 1
-        ):
-            raise ValueError(f"max_images must be None or a positive int, got {self.max_images!r}")
-        if self.max_in_memory_bytes < 0:
-            raise ValueError(f"max_in_memory_bytes must be >= 0, got {self.max_in_memory_bytes!r}")
-        if not isinstance(self.split, str) or not self.split:
-            raise ValueError(f"split must be a non-empty string, got {self.split!r}")
-
-    @property
-    def mode(self) -> str:
-        """The PIL mode images are converted to: ``"L"`` or ``"RGB"``."""
-        return "L" if self.num_channels == 1 else "RGB"
-
-    def image_nbytes(self, num_images: int) -> int:
-        """Bytes of ``num_images`` decoded uint8 images ``[C, image_size, image_size]``."""
-        return num_images * self.num_channels * self.image_size * self.image_size
 
 
 # ----------------------------------------------------------------------------------------------------------------

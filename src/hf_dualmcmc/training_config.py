@@ -30,12 +30,12 @@ from typing import Any
 
 import yaml
 
-from .data import DataConfig
 from .langevin import mcmc_temperature
 
 TEACHING_METHODS = ("dual_mcmc", "short_run", "cooperative", "inference_only")
 BN_STATS = ("batch", "running")
 MIXED_PRECISION = (None, "no", "bf16", "fp16")
+RESIZE_POLICIES = ("resize", "pad", "center_crop")
 
 
 class ConfigError(ValueError):
@@ -54,6 +54,72 @@ def _require(condition: bool, key: str, message: str) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # Sections
 # ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    """Where the training images come from and how they are brought to ``[C, image_size, image_size]``
+    (:func:`hf_dualmcmc.data.load_image_dataset`).
+
+    Args:
+        source: ``"sklearn:digits"``, ``"mnist"``, ``"mnist:<dir>"``, a Hub dataset name (e.g. ``"uoft-cs/cifar10"``),
+            a local imagefolder directory, a ``save_to_disk`` directory, a ``.parquet`` file, a glob of them or a
+            directory of parquet files (see :mod:`hf_dualmcmc.data` for the split conventions).
+        split: dataset split (``"train"``, ``"test"``, ``"all"`` for the digits / MNIST partitions).
+        image_column: image column; ``None`` finds it by feature type (``datasets.Image``).
+        image_size: output height = width.
+        num_channels: 1 (PIL ``"L"``) or 3 (PIL ``"RGB"``).
+        resize: ``"resize"`` (bilinear, antialiased, aspect ratio not kept), ``"pad"`` (center on a black
+            ``image_size`` canvas; images larger than ``image_size`` raise) or ``"center_crop"`` (shorter side
+            resized to ``image_size``, then center crop).
+        crop_box: PIL ``(left, upper, right, lower)`` box applied first (official CelebA: ``(15, 40, 163, 188)``).
+        random_flip: random horizontal flip (probability 0.5) at ``__getitem__`` time, torch global RNG.
+        max_images: keep only the first ``max_images`` images of the split.
+        max_in_memory_bytes: decode everything once into a uint8 tensor when ``N * C * H * W`` fits, else decode on
+            the fly.
+        cache_dir: ``datasets`` cache directory for ``load_dataset``.
+    """
+
+    source: str
+    split: str = "train"
+    image_column: str | None = None
+    image_size: int = 32
+    num_channels: int = 3
+    resize: str = "resize"
+    crop_box: tuple[int, int, int, int] | None = None
+    random_flip: bool = False
+    max_images: int | None = None
+    max_in_memory_bytes: int = 4 * 2**30
+    cache_dir: str | None = None
+
+    def __post_init__(self):
+        _validate_types(self, "data")
+        self.source = os.fspath(self.source)
+        _require(bool(self.source), "data.source", "must be a non-empty string")
+        _require(bool(self.split), "data.split", "must be a non-empty string")
+        _require(self.image_size >= 1, "data.image_size", f"must be >= 1, got {self.image_size}")
+        _require(self.num_channels in (1, 3), "data.num_channels", f"expected 1 or 3, got {self.num_channels}")
+        _require(self.resize in RESIZE_POLICIES, "data.resize",
+                 f"expected one of {list(RESIZE_POLICIES)}, got {self.resize!r}")
+        if self.crop_box is not None:
+            _require(len(self.crop_box) == 4, "data.crop_box",
+                     f"expected 4 integers (left, upper, right, lower), got {list(self.crop_box)}")
+            left, upper, right, lower = self.crop_box
+            _require(0 <= left < right and 0 <= upper < lower, "data.crop_box",
+                     f"expected 0 <= left < right and 0 <= upper < lower, got {list(self.crop_box)}")
+            self.crop_box = tuple(self.crop_box)
+        _require(self.max_images is None or self.max_images >= 1, "data.max_images",
+                 f"must be >= 1 (or null: all images), got {self.max_images}")
+        _require(self.max_in_memory_bytes >= 0, "data.max_in_memory_bytes", f"must be >= 0, got {self.max_in_memory_bytes}")
+
+    @property
+    def mode(self) -> str:
+        """The PIL mode images are converted to: ``"L"`` or ``"RGB"``."""
+        return "L" if self.num_channels == 1 else "RGB"
+
+    def image_nbytes(self, num_images: int) -> int:
+        """Bytes of ``num_images`` decoded uint8 images ``[C, image_size, image_size]``."""
+        return num_images * self.num_channels * self.image_size * self.image_size
 
 
 @dataclass
@@ -284,13 +350,7 @@ class TrainConfig:
                 _require(key in known, f"{name}.{key}", f"unknown key; expected one of {known}")
             if name == "data":
                 _require("source" in values, "data.source", "missing: where the images come from")
-                _validate_types(values, "data", DataConfig)
-            try:
-                sections[name] = section_cls(**values)
-            except ConfigError:
-                raise
-            except (TypeError, ValueError) as err:  # DataConfig's own range checks
-                raise ConfigError(name, str(err)) from err
+            sections[name] = section_cls(**values)
         return cls(**sections)
 
     def to_dict(self) -> dict[str, Any]:
@@ -422,6 +482,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 __all__ = [
     "ConfigError",
+    "DataConfig",
     "ModelSettings",
     "RunSettings",
     "SamplerSettings",
