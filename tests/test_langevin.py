@@ -1,5 +1,6 @@
 """The two chains against analytic answers: a quadratic energy and a linear-Gaussian generator."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -143,13 +144,60 @@ def test_chain_is_reproducible_with_generator():
     assert torch.equal(a.sample, b.sample) and not torch.equal(a.sample, c.sample)
 
 
-def test_chain_argument_errors():
-    with pytest.raises(ValueError, match="integer >= 0"):
-        energy_langevin(lambda x: x.sum(1), torch.zeros(1, 2), -1, 0.1, 0.1)
-    with pytest.raises(ValueError, match="noise scale must be >= 0"):
-        energy_langevin(lambda x: x.sum(1), torch.zeros(1, 2), 1, 0.1, -0.1)
-    with pytest.raises(ValueError, match="observation_std"):
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_steps=-1), "num_steps must be an integer >= 0, got -1"),
+        (dict(num_steps=2.0), "num_steps must be an integer >= 0, got 2.0"),
+        (dict(num_steps=True), "num_steps must be an integer >= 0, got True"),
+        (dict(step_size=float("nan")), "step_size must be a finite number > 0, got nan"),
+        (dict(step_size=float("inf")), "step_size must be a finite number > 0, got inf"),
+        (dict(step_size=0.0), "step_size must be a finite number > 0, got 0.0"),
+        (dict(step_size=-0.1), "step_size must be a finite number > 0, got -0.1"),
+        (dict(noise_scale=-0.1), "noise_scale must be a finite number >= 0, got -0.1"),
+        (dict(noise_scale=float("nan")), "noise_scale must be a finite number >= 0, got nan"),
+    ],
+)
+def test_chain_argument_errors(kwargs, message):
+    args = dict(num_steps=1, step_size=0.1, noise_scale=0.1) | kwargs
+    with pytest.raises(ValueError, match=message):
+        energy_langevin(lambda x: x.sum(1), torch.zeros(1, 2), **args)
+    with pytest.raises(ValueError, match=message):
+        posterior_langevin(lambda z: z, torch.zeros(1, 2), torch.zeros(1, 2), **args, observation_std=0.3)
+
+
+def test_posterior_chain_std_errors_and_numpy_integers():
+    with pytest.raises(ValueError, match="observation_std must be a finite number > 0, got 0.0"):
         posterior_langevin(lambda z: z, torch.zeros(1, 2), torch.zeros(1, 2), 1, 0.1, 0.1, 0.0)
+    with pytest.raises(ValueError, match="prior_std must be a finite number > 0, got inf"):
+        posterior_langevin(lambda z: z, torch.zeros(1, 2), torch.zeros(1, 2), 1, 0.1, 0.1, 0.3, float("inf"))
+    out = energy_langevin(lambda x: x.pow(2).sum(1), torch.ones(1, 2), np.int64(2), np.float32(0.5), 0, return_energies=True)
+    assert out.energies.shape == (3, 1)
+
+
+def test_callback_can_replace_the_chain_state():
+    def energy(x):
+        return x.pow(2).sum(1) / 2  # gradient x: each step multiplies the state by 1 - 0.5 * delta^2
+
+    seen = []
+
+    def jump_after_step_0(step, x):
+        seen.append((step, x.clone()))
+        return torch.full_like(x, 10.0) if step == 0 else None
+
+    out = energy_langevin(energy, torch.ones(2, 3), 3, 1.0, 0.0, callback=jump_after_step_0, return_energies=True)
+    assert [s for s, _ in seen] == [0, 1, 2] and torch.allclose(seen[0][1], torch.full((2, 3), 0.5))
+    assert torch.allclose(seen[1][1], torch.full((2, 3), 5.0))  # the step after the jump starts from 10
+    assert torch.allclose(out.sample, torch.full((2, 3), 10.0 * 0.5**2))
+    assert torch.allclose(out.energies[1], torch.full((2,), 3 * 100 / 2))  # energy of the replaced state
+    # a callback that mutates in place and returns the state (or None) keeps going from it
+    kept = energy_langevin(energy, torch.ones(1, 1), 2, 1.0, 0.0, callback=lambda i, x: x.mul_(2))
+    assert torch.allclose(kept.sample, torch.full((1, 1), 1.0))  # (1 * 0.5 * 2) * 0.5 * 2
+    z = posterior_langevin(lambda z: z, torch.ones(1, 2), torch.zeros(1, 2), 1, 0.1, 0.0, 1.0,
+                           callback=lambda i, z: torch.zeros_like(z)).sample
+    assert torch.equal(z, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"callback must return None or a tensor of the chain state's shape \(2, 3\)"):
+        energy_langevin(energy, torch.ones(2, 3), 1, 1.0, 0.0, callback=lambda i, x: x[:1])
 
 
 def test_chain_mode_restores_flags_on_error():

@@ -1,4 +1,5 @@
 import copy
+import json
 import math
 
 import pytest
@@ -166,3 +167,27 @@ def test_generator_rejects_bad_latents(tiny_configs):
     G = DualMCMCGeneratorModel(tiny_configs[1])
     with pytest.raises(ValueError, match=r"\[batch, 8\]"):
         G(torch.randn(2, 5))
+
+
+@pytest.mark.parametrize(
+    "damage, error, message",
+    [
+        (lambda d: (d / "model.safetensors").write_bytes(b""), OSError, "model.safetensors: not a readable safetensors"),
+        (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]), OSError,
+         "model.safetensors: not a readable safetensors file .empty or truncated.."),
+        (lambda d: (d / "config.json").write_text("{"), OSError, "config.json is not a valid JSON config object"),
+        (lambda d: (d / "config.json").write_bytes(b"\xff\xfe"), OSError, "config.json is not a valid JSON config"),
+        (lambda d: (d / "config.json").write_text(json.dumps({"num_channels": 4})), ValueError,
+         "config.json: .*num_channels must be 1"),
+        (lambda d: (d / "config.json").unlink(), FileNotFoundError, "config.json is missing"),
+    ],
+)
+def test_model_loading_errors_name_the_file(tiny_configs, tmp_path, damage, error, message):
+    DualMCMCEnergyModel(tiny_configs[0]).save_pretrained(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(error, match=message) as info:
+        DualMCMCEnergyModel.from_pretrained(tmp_path)
+    assert str(tmp_path) in str(info.value)
+    if error is OSError and "safetensors" in message:  # the Auto class goes through the same loader
+        with pytest.raises(OSError, match=message):
+            AutoModel.from_pretrained(tmp_path)

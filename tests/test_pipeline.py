@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import PIL.Image
@@ -12,6 +14,7 @@ from hf_dualmcmc import (
     DualMCMCPipeline,
     DualMCMCPipelineOutput,
     configs_for_image_size,
+    energy_langevin,
 )
 
 
@@ -31,8 +34,27 @@ def test_sampling_outputs(tiny_pipeline):
     assert len(pil) == 2 and isinstance(pil[0], PIL.Image.Image) and pil[0].size == (16, 16)
     pt = tiny_pipeline(batch_size=2, generator=seeded(), output_type="pt").images
     assert pt.shape == (2, 3, 16, 16)
-    images, proposals, energies = tiny_pipeline(batch_size=2, generator=seeded(), return_dict=False)
-    assert proposals is None and energies is None and len(images) == 2
+    # return_dict=False: (images,) as diffusers, extended by the requested proposals and energies, in that order
+    (images,) = tiny_pipeline(batch_size=2, generator=seeded(), return_dict=False)
+    assert len(images) == 2 and isinstance(images[0], PIL.Image.Image)
+    images, energies = tiny_pipeline(batch_size=2, generator=seeded(), return_dict=False, return_energies=True)
+    assert energies.shape == (5, 2)
+    images, proposals, energies = tiny_pipeline(batch_size=2, generator=seeded(), output_type="pt", return_dict=False,
+                                                return_proposals=True, return_energies=True)
+    assert images.shape == proposals.shape == (2, 3, 16, 16) and energies.shape == (5, 2)
+    assert torch.equal(images, pt)
+
+
+def test_latent_output_is_the_unclamped_chain_state(tiny_pipeline):
+    kwargs = dict(batch_size=3, generator=2, num_inference_steps=3, step_size=3.0, return_proposals=True)
+    latent = tiny_pipeline(output_type="latent", **kwargs)
+    pt = tiny_pipeline(output_type="pt", **kwargs)
+    assert latent.images.dtype == torch.float32 and latent.images.shape == (3, 3, 16, 16)
+    assert latent.images.abs().max() > 1  # a large step leaves [-1, 1]: "latent" does not clamp
+    assert torch.equal((latent.images / 2 + 0.5).clamp(0, 1), pt.images)
+    assert torch.equal((latent.proposals / 2 + 0.5).clamp(0, 1), pt.proposals)
+    recon = tiny_pipeline.reconstruct(pixel_values=latent.proposals, num_latent_steps=1, generator=1, output_type="latent")
+    assert recon.images.shape == (3, 3, 16, 16) and recon.images.min() < 0  # model space
 
 
 def test_zero_steps_returns_proposals_and_seed_forms(tiny_pipeline):
@@ -43,6 +65,60 @@ def test_zero_steps_returns_proposals_and_seed_forms(tiny_pipeline):
     listed = tiny_pipeline(batch_size=2, generator=[seeded(1), seeded(2)], output_type="pt").images
     listed_again = tiny_pipeline(batch_size=2, generator=[1, 2], output_type="pt").images
     assert torch.equal(listed, listed_again)
+    # numpy integers are integers: batch size, steps and seeds
+    as_numpy = tiny_pipeline(batch_size=np.int64(2), num_inference_steps=np.int32(4), generator=[np.int64(1), 2],
+                             output_type="pt").images
+    assert torch.equal(as_numpy, listed)
+
+
+def test_deprecated_num_revision_steps_alias(tiny_pipeline):
+    with pytest.warns(FutureWarning, match="num_revision_steps is deprecated: use num_inference_steps"):
+        old = tiny_pipeline(batch_size=2, num_revision_steps=2, generator=1, output_type="pt", return_energies=True)
+    new = tiny_pipeline(batch_size=2, num_inference_steps=2, generator=1, output_type="pt", return_energies=True)
+    assert old.energies.shape == (3, 2) and torch.equal(old.images, new.images)
+    with pytest.warns(FutureWarning):
+        pipe = DualMCMCPipeline(tiny_pipeline.energy_model, tiny_pipeline.generator_model, num_revision_steps=5)
+    assert pipe.config.num_inference_steps == 5
+
+
+def test_callback_on_step_end_replaces_the_chain_state(tiny_pipeline):
+    seen = []
+
+    def reset_after_step_1(pipe, step, timestep, callback_kwargs):
+        assert pipe is tiny_pipeline and step == timestep and set(callback_kwargs) == {"sample"}
+        seen.append(callback_kwargs["sample"].clone())
+        return {"sample": torch.zeros_like(callback_kwargs["sample"])} if step == 1 else callback_kwargs
+
+    kwargs = dict(batch_size=2, num_inference_steps=4, step_size=0.5, noise_scale=0.0, output_type="latent",
+                  return_energies=True)
+    out = tiny_pipeline(generator=seeded(3), callback_on_step_end=reset_after_step_1, **kwargs)
+    assert len(seen) == 4 and seen[1].abs().sum() > 0 and torch.equal(seen[3], out.images)
+    # the chain went on from the replaced state: steps 2 and 3 are two descent steps from the zero image
+    energy = tiny_pipeline.energy_model.eval()
+    expected = energy_langevin(energy, torch.zeros(2, 3, 16, 16), 2, 0.5, 0.0, return_energies=True)
+    assert torch.allclose(out.images, expected.sample, atol=1e-6)
+    assert torch.allclose(out.energies[2:], expected.energies, atol=1e-5)
+    untouched = tiny_pipeline(generator=seeded(3), **kwargs)
+    assert torch.equal(untouched.energies[:2], out.energies[:2]) and not torch.allclose(untouched.images, out.images)
+    with pytest.raises(ValueError, match=r"callback_on_step_end_tensor_inputs must be in \['sample'\]"):
+        tiny_pipeline(callback_on_step_end=reset_after_step_1, callback_on_step_end_tensor_inputs=["latents"])
+    with pytest.raises(ValueError, match="callback_on_step_end must return a dict, got Tensor"):
+        tiny_pipeline(callback_on_step_end=lambda p, i, t, kw: kw["sample"])
+
+
+def test_pipeline_callback_objects_work(tiny_pipeline):
+    from diffusers.callbacks import PipelineCallback
+
+    class Halve(PipelineCallback):
+        tensor_inputs = ["sample"]
+
+        def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+            return {"sample": callback_kwargs["sample"] / 2}
+
+    kwargs = dict(batch_size=2, num_inference_steps=1, generator=1, output_type="latent", return_proposals=True)
+    halved = tiny_pipeline(callback_on_step_end=Halve(), **kwargs)
+    plain = tiny_pipeline(**kwargs)
+    assert torch.allclose(halved.images, plain.images / 2)
 
 
 def test_latents_and_step_overrides(tiny_pipeline):
@@ -109,7 +185,7 @@ def test_reconstruct(tiny_pipeline):
     as_np = x.permute(0, 2, 3, 1).numpy()
     via_np = tiny_pipeline.reconstruct(images=as_np, num_latent_steps=2, generator=seeded(), output_type="pt").images
     via_pv = tiny_pipeline.reconstruct(pixel_values=x * 2 - 1, num_latent_steps=2, generator=seeded(), output_type="pt").images
-    assert torch.allclose(ref, via_np, atol=1e-6) and torch.allclose(ref, via_pv, atol=1e-6)
+    assert torch.equal(ref, via_np) and torch.equal(ref, via_pv)  # one memory layout, whatever the format
     pils = tiny_pipeline.numpy_to_pil(as_np)
     via_pil = tiny_pipeline.reconstruct(images=pils, num_latent_steps=0, output_type="np", sample_posterior=False)
     assert via_pil.images.shape == (4, 16, 16, 3)
@@ -129,18 +205,32 @@ def test_interpolate(tiny_pipeline):
         tiny_pipeline.interpolate(start_latents=za)
 
 
+NAN, INF = float("nan"), float("inf")
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
         (dict(batch_size=-2), "batch_size must be an integer >= 1"),
-        (dict(num_inference_steps=-1), "revision steps must be an integer >= 0, got -1"),
-        (dict(step_size=-0.1), "step size must be >= 0"),
-        (dict(noise_scale=-1.0), "noise scale must be >= 0"),
-        (dict(output_type="latent"), "output_type must be one of \\('pil', 'np', 'pt'\\)"),
-        (dict(bn_stats="eval"), "bn_stats must be one of \\('batch', 'running'\\)"),
-        (dict(latents=torch.zeros(2, 5)), "latents must have shape \\[batch, 8\\]"),
+        (dict(batch_size=2.0), "batch_size must be an integer >= 1, got 2.0"),
+        (dict(num_inference_steps=-1), "num_inference_steps must be an integer >= 0, got -1"),
+        (dict(num_inference_steps=2.5), "num_inference_steps must be an integer >= 0, got 2.5"),
+        *[(dict(step_size=v), f"step_size must be a finite number > 0, got {v}") for v in (NAN, INF, 0.0, -0.1)],
+        *[(dict(noise_scale=v), f"noise_scale must be a finite number >= 0, got {v}") for v in (NAN, INF, -1.0)],
+        (dict(step_size="0.4"), "step_size must be a finite number > 0, got '0.4'"),
+        (dict(output_type="jpg"), r"output_type must be one of \('pil', 'np', 'pt', 'latent'\)"),
+        (dict(bn_stats="eval"), r"bn_stats must be one of \('batch', 'running'\)"),
+        (dict(latents=torch.zeros(2, 5)), r"latents must have shape \[batch, 8\]"),
+        (dict(latents=np.zeros((2, 8), np.float32)), r"latents must be a torch.Tensor \[batch, 8\].*got ndarray"),
+        (dict(latents=torch.full((2, 8), NAN)), "latents values must be finite"),
+        (dict(latents=torch.tensor([[0.0] * 7 + [INF]])), "latents values must be finite"),
+        (dict(latents=torch.zeros(0, 8)), "latents is empty"),
         (dict(batch_size=3, generator=[seeded(), seeded()]), "one per sample: expected 3, got 2"),
+        (dict(generator="seed"), "generator .a torch.Generator, an integer seed, or a list of them. must be"),
+        (dict(generator=np.random.default_rng(0)), "generator .* got Generator"),
+        (dict(batch_size=2, generator=[seeded(), 1.5]), "generator .* got 1.5"),
+        (dict(return_energies=True, callback_on_step_end_tensor_inputs=("x",)), "must be in \\['sample'\\]"),
     ],
 )
 def test_call_bad_input(tiny_pipeline, kwargs, message):
@@ -148,25 +238,56 @@ def test_call_bad_input(tiny_pipeline, kwargs, message):
         tiny_pipeline(**kwargs)
 
 
+def test_zero_steps_and_zero_noise_are_allowed(tiny_pipeline):
+    out = tiny_pipeline(batch_size=2, num_inference_steps=0, noise_scale=0.0, generator=1, output_type="pt",
+                        return_proposals=True, return_energies=True)
+    assert torch.equal(out.images, out.proposals) and out.energies.shape == (1, 2)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(images=torch.rand(2, 3, 32, 32)), "expects \\(3, 16, 16\\)"),
-        (dict(images=torch.rand(2, 1, 16, 16)), "expects \\(3, 16, 16\\)"),
-        (dict(images=np.random.rand(2, 16, 16, 4).astype(np.float32)), "expects \\(3, 16, 16\\)"),
-        (dict(images=torch.rand(2, 3, 16, 16) * 2 - 1), "images values must lie in \\[0, 1\\]"),
-        (dict(images=np.full((1, 16, 16, 3), 2.0, np.float32)), "images values must lie in \\[0, 1\\]"),
-        (dict(pixel_values=torch.rand(2, 3, 16, 16) * 3), "pixel_values values must lie in \\[-1, 1\\]"),
-        (dict(pixel_values=torch.full((1, 3, 16, 16), float("nan"))), "must lie in \\[-1, 1\\]"),
-        (dict(images=[PIL.Image.new("RGB", (32, 32))]), "expects \\(3, 16, 16\\)"),
-        (dict(images="cat.png"), "images must be PIL image\\(s\\), a numpy array or a torch tensor"),
+        (dict(images=torch.rand(2, 3, 32, 32)), r"expects \(3, 16, 16\)"),
+        (dict(images=torch.rand(2, 1, 16, 16)), r"expects \(3, 16, 16\)"),
+        (dict(images=np.random.rand(2, 16, 16, 4).astype(np.float32)), r"expects \(3, 16, 16\)"),
+        (dict(images=torch.rand(2, 3, 16, 16) * 2 - 1), r"images values must be finite, in \[0, 1\]"),
+        (dict(images=np.full((1, 16, 16, 3), 2.0, np.float32)), r"images values must be finite, in \[0, 1\]"),
+        (dict(images=np.full((1, 16, 16, 3), NAN, np.float32)), r"images values must be finite, in \[0, 1\]"),
+        (dict(pixel_values=torch.rand(2, 3, 16, 16) * 3), r"pixel_values values must be finite, in \[-1, 1\]"),
+        (dict(pixel_values=torch.full((1, 3, 16, 16), NAN)), r"pixel_values values must be finite, in \[-1, 1\]"),
+        (dict(pixel_values=np.zeros((1, 3, 16, 16), np.float32)), "pixel_values must be a torch.Tensor"),
+        (dict(pixel_values=torch.zeros(0, 3, 16, 16)), "pixel_values is empty"),
+        (dict(images=np.zeros((0, 16, 16, 3), np.float32)), "images is empty"),
+        (dict(images=[]), "images must be PIL image"),
+        (dict(images=[PIL.Image.new("RGB", (32, 32))]), r"expects \(3, 16, 16\)"),
+        (dict(images="cat.png"), r"images must be PIL image\(s\), numpy arrays or torch tensors"),
         (dict(), "pass exactly one of `images`"),
-        (dict(num_latent_steps=-3, images=torch.rand(1, 3, 16, 16)), "integer >= 0, got -3"),
+        (dict(num_latent_steps=-3, images=torch.rand(1, 3, 16, 16)), "num_latent_steps must be an integer >= 0, got -3"),
+        (dict(pixel_values=torch.zeros(1, 3, 16, 16), generator="7"), "generator"),
+        (dict(pixel_values=torch.zeros(1, 3, 16, 16), output_type="png"), "output_type must be one of"),
     ],
 )
 def test_reconstruct_bad_input(tiny_pipeline, kwargs, message):
     with pytest.raises(ValueError, match=message):
         tiny_pipeline.reconstruct(**kwargs)
+
+
+def test_bad_pipeline_settings_rejected(tiny_configs):
+    e, g, _ = tiny_configs
+    E, G = DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g)
+    for kwargs, message in [
+        (dict(step_size=0.0), "step_size must be a finite number > 0, got 0.0"),
+        (dict(noise_scale=NAN), "noise_scale must be a finite number >= 0, got nan"),
+        (dict(latent_step_size=INF), "latent_step_size must be a finite number > 0, got inf"),
+        (dict(latent_noise_scale=-0.1), "latent_noise_scale must be a finite number >= 0"),
+        (dict(num_latent_steps=1.5), "num_latent_steps must be an integer >= 0, got 1.5"),
+        (dict(noise_init_range=0.0), "noise_init_range must be a finite number > 0"),
+        (dict(proposal="prior"), "proposal must be one of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            DualMCMCPipeline(E, G, **kwargs)
+    pipe = DualMCMCPipeline(E, G, num_inference_steps=np.int64(3), step_size=np.float32(0.5))
+    assert type(pipe.config.num_inference_steps) is int and type(pipe.config.step_size) is float
 
 
 def test_mismatched_components_rejected():
@@ -175,18 +296,90 @@ def test_mismatched_components_rejected():
     e1, _, i1 = configs_for_image_size(16, 1, latent_dim=8, ngf=16, ndf=16, nif=8)
     _, _, i_lat = configs_for_image_size(16, 3, latent_dim=4, ngf=16, ndf=16, nif=8)
     G = DualMCMCGeneratorModel(g16)
-    with pytest.raises(ValueError, match="3x16x16 images but energy_model expects 3x32x32"):
+    disagree = r"the components disagree on \(num_channels, image_size\): \{'generator_model': \(3, 16\), "
+    with pytest.raises(ValueError, match=disagree + r"'energy_model': \(3, 32\)\}"):
         DualMCMCPipeline(DualMCMCEnergyModel(e32), G)
-    with pytest.raises(ValueError, match="energy_model expects 1x16x16"):
+    with pytest.raises(ValueError, match=disagree + r"'energy_model': \(1, 16\)\}"):
         DualMCMCPipeline(DualMCMCEnergyModel(e1), G)
-    with pytest.raises(ValueError, match="encoder expects 1x16x16"):
+    with pytest.raises(ValueError, match=disagree + r"'energy_model': \(3, 16\), 'encoder': \(1, 16\)\}"):
         DualMCMCPipeline(DualMCMCEnergyModel(e16), G, DualMCMCEncoderModel(i1))
     with pytest.raises(ValueError, match="encoder latent_dim 4 != generator_model latent_dim 8"):
         DualMCMCPipeline(DualMCMCEnergyModel(e16), G, DualMCMCEncoderModel(i_lat))
     with pytest.raises(ValueError, match="energy_model must be a DualMCMCEnergyModel"):
         DualMCMCPipeline(G, G)
-    with pytest.raises(ValueError, match="revision steps must be an integer >= 0"):
+    with pytest.raises(ValueError, match="num_inference_steps must be an integer >= 0"):
         DualMCMCPipeline(DualMCMCEnergyModel(e16), G, num_inference_steps=-5)
+    with pytest.raises(ValueError, match="an encoder needs generator_model"):
+        DualMCMCPipeline(DualMCMCEnergyModel(e16), None, DualMCMCEncoderModel(i16), proposal="noise")
+
+
+def test_per_sample_reproducible_mode(tiny_pipeline):
+    with torch.no_grad():  # non-trivial running statistics
+        tiny_pipeline.generator_model.train()(torch.randn(16, 8) * 3)
+    kwargs = dict(num_inference_steps=3, output_type="latent", return_proposals=True)
+    alone = tiny_pipeline(generator=[12], bn_stats="running", **kwargs)
+    for seeds in ([12, 5], [7, 12, 9]):
+        batch = tiny_pipeline(batch_size=len(seeds), generator=seeds, bn_stats="running", **kwargs)
+        i = seeds.index(12)
+        assert torch.equal(batch.latents[i], alone.latents[0])
+        # equal up to float rounding (convolutions may sum in a batch-size-dependent order)
+        assert torch.allclose(batch.proposals[i], alone.proposals[0], atol=1e-5)
+        assert torch.allclose(batch.images[i], alone.images[0], atol=1e-5)
+    # with batch statistics (the default) the same seed gives a different sample in another batch
+    in_two = tiny_pipeline(batch_size=2, generator=[12, 5], bn_stats="batch", **kwargs)
+    in_three = tiny_pipeline(batch_size=3, generator=[7, 12, 9], bn_stats="batch", **kwargs)
+    assert (in_two.images[0] - in_three.images[1]).abs().max() > 0.01
+
+
+def _saved(tiny_pipeline, path):
+    tiny_pipeline.save_pretrained(path)
+    return path
+
+
+def test_diffusion_pipeline_from_pretrained_finds_the_class(tiny_pipeline, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    saved = _saved(tiny_pipeline, tmp_path / "pipe")
+    loaded = DiffusionPipeline.from_pretrained(saved)
+    assert type(loaded) is DualMCMCPipeline and loaded.config.num_inference_steps == 4
+    loaded.set_progress_bar_config(disable=True)
+    kwargs = dict(batch_size=2, generator=3, output_type="pt")
+    assert torch.equal(loaded(**kwargs).images, tiny_pipeline(**kwargs).images)
+    # in a clean interpreter: `import hf_dualmcmc` is all it takes
+    code = ("import sys, hf_dualmcmc\nfrom diffusers import DiffusionPipeline\n"
+            "pipe = DiffusionPipeline.from_pretrained(sys.argv[1])\nprint(type(pipe).__module__, type(pipe).__name__)")
+    proc = subprocess.run([sys.executable, "-c", code, str(saved)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-2:] == ["hf_dualmcmc.pipeline_dualmcmc", "DualMCMCPipeline"]
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-64])
+
+
+@pytest.mark.parametrize(
+    "damage, error, message",
+    [
+        (lambda d: (d / "energy_model/model.safetensors").write_bytes(b""), OSError,
+         "energy_model/model.safetensors: not a readable safetensors file"),
+        (lambda d: _truncate(d / "generator_model/model.safetensors"), OSError,
+         "generator_model/model.safetensors: not a readable safetensors file"),
+        (lambda d: (d / "encoder/config.json").write_text('{"image_size": 16,'), OSError,
+         "encoder/config.json is not a valid JSON config object"),
+        (lambda d: (d / "energy_model/config.json").write_text("[1, 2]"), OSError,
+         "energy_model/config.json is not a valid JSON config object"),
+        (lambda d: (d / "energy_model/config.json").write_text(json.dumps({"image_size": 28})), ValueError,
+         "energy_model/config.json: .*image_size"),
+        (lambda d: (d / "energy_model/config.json").unlink(), FileNotFoundError, "energy_model/config.json is missing"),
+        (lambda d: (d / "model_index.json").write_text('{"_class_name": "DualMC'), OSError, "model_index.json"),
+        (lambda d: (d / "model_index.json").unlink(), OSError, "model_index.json"),
+    ],
+)
+def test_loading_errors_name_the_file(tiny_pipeline, tmp_path, damage, error, message):
+    saved = _saved(tiny_pipeline, tmp_path / "pipe")
+    damage(saved)
+    with pytest.raises(error, match=message):
+        DualMCMCPipeline.from_pretrained(saved)
 
 
 def test_grayscale_pipeline_pil_output():

@@ -1,5 +1,10 @@
-"""hf-dualmcmc: energy-based models learned via Dual-MCMC teaching (Cui & Han, NeurIPS 2023), Hugging Face-native."""
+"""hf-dualmcmc: energy-based models learned via Dual-MCMC teaching (Cui & Han, NeurIPS 2023), Hugging Face-native.
 
+Importing the package registers the models with ``transformers.AutoConfig`` / ``AutoModel`` and the pipeline with
+``diffusers``, so ``DiffusionPipeline.from_pretrained(saved_dir)`` finds ``DualMCMCPipeline``.
+"""
+
+import diffusers
 from transformers import AutoConfig, AutoModel
 
 from .baselines import METHOD_NETWORKS, method_networks, teaching_step
@@ -49,6 +54,8 @@ for _config, _model in (
 ):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _model, exist_ok=True)
+# DiffusionPipeline.from_pretrained looks model_index.json's "_class_name" up as an attribute of the diffusers module
+diffusers.DualMCMCPipeline = DualMCMCPipeline
 
 __all__ = [
     "METHOD_NETWORKS",

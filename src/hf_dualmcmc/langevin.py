@@ -15,6 +15,8 @@ spectral-normalised weight once per chain), and return detached float32 tensors.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -86,13 +88,68 @@ def _decode_fn(decoder: nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> C
     return decoder
 
 
-def _check_chain_args(num_steps: int, step_size: float, noise_scale: float) -> None:
-    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 0:
-        raise ValueError(f"number of Langevin steps must be an integer >= 0, got {num_steps!r}")
-    if step_size < 0:
-        raise ValueError(f"Langevin step size must be >= 0, got {step_size}")
-    if noise_scale < 0:
-        raise ValueError(f"Langevin noise scale must be >= 0, got {noise_scale}")
+# the rules for the chains' and the pipeline's settings, by argument name (errors name the argument)
+MIN_INT = {"num_steps": 0, "num_inference_steps": 0, "num_latent_steps": 0, "batch_size": 1, "num_points": 2}
+POSITIVE = ("step_size", "latent_step_size", "noise_init_range", "observation_std", "prior_std")  # else >= 0
+CHOICES = {"output_type": ("pil", "np", "pt", "latent"), "proposal": ("generator", "noise"), "bn_stats": ("batch", "running")}
+
+
+def _check_int(value, name: str, minimum: int = 0) -> int:
+    """``value`` as an ``int`` (numpy integers included), else a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _checked(**settings) -> list:
+    """``settings`` checked by name: ``CHOICES`` ones as given, ``MIN_INT`` ones as ``int``, the others as finite
+    ``float`` (``> 0`` for ``POSITIVE`` names, ``>= 0`` for noise scales), numpy scalars too; else a ``ValueError``."""
+    out = []
+    for name, value in settings.items():
+        positive = name in POSITIVE
+        if name in CHOICES:
+            if value not in CHOICES[name]:
+                raise ValueError(f"{name} must be one of {CHOICES[name]}, got {value!r}")
+        elif name in MIN_INT:
+            value = _check_int(value, name, MIN_INT[name])
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and (
+                value > 0 if positive else value >= 0):
+            value = float(value)
+        else:
+            raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+        out.append(value)
+    return out
+
+
+def _check_finite(x: torch.Tensor, name: str, low: float = -math.inf, high: float = math.inf) -> None:
+    """``ValueError`` naming ``name`` unless ``x`` is a non-empty batch of finite values in ``[low, high]`` (+-1e-4)."""
+    if x.ndim == 0 or x.numel() == 0:
+        raise ValueError(f"{name} is empty: expected at least one sample, got shape {tuple(x.shape)}")
+    lo, hi = x.min().item(), x.max().item()
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo >= low - 1e-4 and hi <= high + 1e-4):
+        raise ValueError(f"{name} values must be finite, in [{low:g}, {high:g}]; got min {lo:.4g}, max {hi:.4g}")
+
+
+def _generators(generator, batch_size: int) -> GeneratorLike:
+    """``generator`` as a ``torch.Generator`` or one per sample (a list); integers seed CPU generators."""
+    many = isinstance(generator, (list, tuple))
+    if many and len(generator) != batch_size:
+        raise ValueError(f"generator: a list needs one per sample: expected {batch_size}, got {len(generator)}")
+    what = "generator (a torch.Generator, an integer seed, or a list of them)"
+    gens = [g if isinstance(g, torch.Generator) else torch.Generator().manual_seed(_check_int(g, what, -2**63))
+            for g in (generator if many else [] if generator is None else [generator])]
+    return gens if many else (gens or [None])[0]
+
+
+def _after_step(callback: Callable | None, step: int, state: torch.Tensor) -> torch.Tensor:
+    """Call ``callback(step, state)``; a tensor it returns replaces the chain state (as a float32 copy)."""
+    new = callback(step, state) if callback is not None else None
+    if new is None or new is state:
+        return state
+    if not isinstance(new, torch.Tensor) or new.shape != state.shape:
+        got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+        raise ValueError(f"callback must return None or a tensor of the chain state's shape {tuple(state.shape)}, got {got}")
+    return new.detach().to(device=state.device, dtype=torch.float32).clone()
 
 
 def energy_langevin(
@@ -104,7 +161,7 @@ def energy_langevin(
     *,
     generator: GeneratorLike = None,
     return_energies: bool = False,
-    callback: Callable[[int, torch.Tensor], None] | None = None,
+    callback: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
 ) -> LangevinOutput:
     r"""The EBM-guided x-chain ``T^x_alpha`` (Langevin revision of generator proposals).
 
@@ -119,9 +176,11 @@ def energy_langevin(
         noise_scale: ``sigma_n`` (0.001); 0 gives gradient descent.
         generator: ``torch.Generator`` (or one per sample) for the noise.
         return_energies: also return ``[num_steps + 1, B]`` energies (one extra forward at the end).
-        callback: called as ``callback(step, x)`` after every update.
+        callback: called as ``callback(step, x)`` after every update (``step`` from 0) with the float32 state; if it
+            returns a tensor (same shape), that tensor replaces the state for the rest of the chain, else (``None``,
+            or ``x`` itself, possibly modified in place) the chain goes on from ``x``.
     """
-    _check_chain_args(num_steps, step_size, noise_scale)
+    num_steps, step_size, noise_scale = _checked(num_steps=num_steps, step_size=step_size, noise_scale=noise_scale)
     fn = _energy_fn(energy)
     modules = [energy] if isinstance(energy, nn.Module) else []
     x = x.detach().to(torch.float32).clone()
@@ -138,8 +197,7 @@ def energy_langevin(
             x.add_(grad.to(torch.float32), alpha=coef)
             if noise_scale > 0:
                 x.add_(randn_tensor(x.shape, generator=generator, device=x.device, dtype=torch.float32), alpha=noise_scale)
-            if callback is not None:
-                callback(step, x)
+            x = _after_step(callback, step, x)
         if return_energies:
             with torch.no_grad():
                 trajectory.append(fn(x).detach().float())
@@ -173,7 +231,7 @@ def posterior_langevin(
     generator: GeneratorLike = None,
     return_energies: bool = False,
     return_errors: bool = False,
-    callback: Callable[[int, torch.Tensor], None] | None = None,
+    callback: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
 ) -> LangevinOutput:
     r"""The generator-posterior z-chain ``T^z_theta`` (Langevin revision of encoder latents for observed ``x``).
 
@@ -189,10 +247,11 @@ def posterior_langevin(
         observation_std / prior_std: ``sigma`` of ``p(x|z)`` (0.3) and of the prior (1.0).
         return_energies / return_errors: also return ``[num_steps + 1, B]`` potentials / squared errors (one extra
             decoder forward at the end).
+        callback: as for :func:`energy_langevin`, with the latents ``z``.
     """
-    _check_chain_args(num_steps, step_size, noise_scale)
-    if observation_std <= 0 or prior_std <= 0:
-        raise ValueError("observation_std and prior_std must be > 0")
+    num_steps, step_size, noise_scale, observation_std, prior_std = _checked(
+        num_steps=num_steps, step_size=step_size, noise_scale=noise_scale, observation_std=observation_std,
+        prior_std=prior_std)
     fn = _decode_fn(decoder)
     modules = [decoder] if isinstance(decoder, nn.Module) else []
     z = z.detach().to(torch.float32).clone()
@@ -212,8 +271,7 @@ def posterior_langevin(
             z.add_(grad.to(torch.float32), alpha=coef)
             if noise_scale > 0:
                 z.add_(randn_tensor(z.shape, generator=generator, device=z.device, dtype=torch.float32), alpha=noise_scale)
-            if callback is not None:
-                callback(step, z)
+            z = _after_step(callback, step, z)
         if return_energies or return_errors:
             with torch.no_grad():
                 potential, sse = posterior_potential(fn(z), x, z, observation_std, prior_std)

@@ -12,12 +12,15 @@ that a fresh model is already normalised (``post_init`` would otherwise leave st
 
 from __future__ import annotations
 
+import json
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
@@ -97,6 +100,14 @@ def refresh_spectral_norm(module: nn.Module, n_iterations: int = SPECTRAL_NORM_R
                     p._power_method(w, n_iterations)
 
 
+def _readable_safetensors(path: Path) -> bool:
+    try:
+        with safe_open(path, "pt"):
+            return True
+    except SafetensorError:
+        return False
+
+
 class _DualMCMCPreTrainedModel(PreTrainedModel):
     """Common base: the authors' initialisation, respecting weights that were loaded from a checkpoint."""
 
@@ -143,14 +154,32 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
             hf_init.zeros_(module.num_batches_tracked)
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """``PreTrainedModel.from_pretrained``, with every tensor moved to its own (aligned) storage.
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``, with every tensor moved to its own (aligned) storage, and errors that
+        name the file for a local directory: a missing or corrupt ``config.json`` (``OSError``; invalid values:
+        ``ValueError``), an empty or truncated ``*.safetensors`` (``OSError``).
 
         transformers hands out the memory-mapped safetensors tensors, which start at arbitrary byte offsets; the CPU's
         vector kernels then round some reductions differently (1 ulp in the spectral norm), so a loaded model would
         not compute bit-identically to the one that was saved. The copy is as large as the model, once.
         """
-        loaded = super().from_pretrained(*args, **kwargs)
+        folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+        config_file = folder / "config.json"
+        if folder.is_dir() and kwargs.get("config") is None:  # transformers would fall back to a default config
+            if not config_file.is_file():
+                raise FileNotFoundError(f"{config_file} is missing: expected the model's config (save_pretrained)")
+            try:
+                cls.config_class.from_json_file(config_file)
+            except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as err:  # not a JSON object
+                raise OSError(f"{config_file} is not a valid JSON config object: {err}") from err
+            except ValueError as err:  # the config class rejects a value
+                raise ValueError(f"{config_file}: {err}") from err
+        try:
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as err:
+            broken = [f for f in sorted(folder.glob("*.safetensors")) if not _readable_safetensors(f)]
+            raise OSError(f"{', '.join(map(str, broken)) or folder}: not a readable safetensors file (empty or "
+                          f"truncated?): {err}") from err
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         with torch.no_grad():
             for tensor in (*model.parameters(), *model.buffers()):

@@ -1,22 +1,6 @@
-"""``DualMCMCPipeline``: sample an energy-based model learned with Dual-MCMC teaching.
-
-Sampling = generator proposal ``x0 = G(z)``, ``z ~ N(0, I)``, revised by Langevin steps on the energy ``E``.
-Reconstruction = encoder latent ``z0 ~ q(z|x)``, revised by Langevin steps on the generator posterior, decoded.
-
-```python
->>> import hf_dualmcmc  # registers the classes
->>> from hf_dualmcmc import DualMCMCPipeline
->>> pipe = DualMCMCPipeline.from_pretrained("org/dualmcmc-celeba64")  # or a local save_pretrained directory
->>> images = pipe(batch_size=16, generator=torch.Generator().manual_seed(0)).images  # PIL images
->>> out = pipe(batch_size=16, num_inference_steps=70, output_type="np", return_proposals=True, return_energies=True)
->>> out.proposals, out.images, out.energies.shape  # (16, 64, 64, 3) arrays in [0, 1]; energies [71, 16]
->>> recon = pipe.reconstruct(images=images, num_latent_steps=10).images
-```
-
-Value conventions (the same as the pipeline's outputs): ``images`` are PIL images, numpy arrays (uint8 in
-``[0, 255]`` or float in ``[0, 1]``, ``[B, H, W, C]``) or torch tensors in ``[0, 1]`` (``[B, C, H, W]``);
-``pixel_values`` are torch tensors in model space ``[-1, 1]``. Values outside the range raise ``ValueError``.
-"""
+"""``DualMCMCPipeline`` (shaped like diffusers' ``DDPMPipeline``) for EBMs learned with Dual-MCMC teaching: sampling
+revises generator proposals ``x0 = G(z)``, ``z ~ N(0, I)`` by Langevin steps on the energy ``E``; reconstruction
+revises an encoder draw ``z0 ~ q(z|x)`` by Langevin steps on the generator posterior and decodes it."""
 
 from __future__ import annotations
 
@@ -25,193 +9,126 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
-from .langevin import LangevinOutput, chain_mode, energy_langevin, posterior_langevin
+from .langevin import _check_finite, _checked, _generators, chain_mode, energy_langevin, posterior_langevin
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
 
-OUTPUT_TYPES = ("pil", "np", "pt")
-PROPOSALS = ("generator", "noise")
-BN_STATS = ("batch", "running")
-RANGE_TOLERANCE = 1e-4
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch, hf_dualmcmc  # the import registers DualMCMCPipeline for DiffusionPipeline.from_pretrained
+        >>> from diffusers import DiffusionPipeline
+        >>> pipe = DiffusionPipeline.from_pretrained("outputs/digits/pipeline")  # a save_pretrained dir or Hub repo
+        >>> out = pipe(batch_size=16, generator=torch.Generator().manual_seed(0), return_proposals=True)  # + G(z)
+        >>> pair = pipe(batch_size=2, generator=[3, 4], bn_stats="running").images  # = seeds 3, 4 in any batch
+        >>> recon = pipe.reconstruct(images=out.images, num_latent_steps=10).images
+        ```
+"""
 
 
 def _is_a(module, cls: type) -> bool:
-    """``isinstance``, or an instance of an equally named class from another copy of this code.
-
-    diffusers' remote-code loader (``trust_remote_code=True``, see ``hf_dualmcmc.hub.export_for_hub``) executes the
-    pipeline file and each component file as separate modules, so the loaded components are instances of equal
-    copies of the model classes rather than of the classes this pipeline module imported.
-    """
+    """``isinstance``, or an instance of an equally named class: remote-code loading (``hub.export_for_hub``) runs the
+    pipeline file and each component file as separate modules, so the components' classes are copies of ours."""
     return isinstance(module, cls) or any(c.__name__ == cls.__name__ for c in type(module).__mro__)
 
 
-def _rand_tensor(shape, generator, device) -> torch.Tensor:
-    """``Uniform[0, 1)`` float32 noise drawn like ``randn_tensor`` (CPU generators, one per sample for a list)."""
-    if isinstance(generator, list):
-        return torch.cat([torch.rand((1, *shape[1:]), generator=g) for g in generator]).to(device)
-    where = generator.device if generator is not None else "cpu"
-    return torch.rand(shape, generator=generator, dtype=torch.float32, device=where).to(device)
+def _settings(defaults, **given) -> list:
+    """``given`` settings (``None``: the value in ``defaults``) checked by name (``langevin._checked``)."""
+    return _checked(**{k: defaults.get(k) if v is None else v for k, v in given.items()})
 
 
-def _renamed_steps(num_inference_steps, num_revision_steps, default=None):
+def _renamed_steps(num_inference_steps, num_revision_steps):
     """``num_revision_steps``: the first release's name of ``num_inference_steps`` (deprecated alias)."""
-    if num_revision_steps is None:
-        return default if num_inference_steps is None else num_inference_steps
-    warnings.warn("num_revision_steps is deprecated: use num_inference_steps", FutureWarning, stacklevel=3)
-    if num_inference_steps not in (None, default, num_revision_steps):
-        raise ValueError(f"got num_inference_steps={num_inference_steps} and its deprecated alias "
-                         f"num_revision_steps={num_revision_steps}: pass only num_inference_steps")
-    return num_revision_steps
+    if num_revision_steps is not None:
+        warnings.warn("num_revision_steps is deprecated: use num_inference_steps", FutureWarning, stacklevel=3)
+    return num_revision_steps if num_inference_steps is None else num_inference_steps
 
 
 @dataclass
 class DualMCMCPipelineOutput(BaseOutput):
-    """Output of :class:`DualMCMCPipeline`.
+    """``images``: revised samples (reconstructions) per ``output_type``; ``proposals``: the same before Langevin
+    revision; ``energies``: ``[steps + 1, B]`` along the chain; ``latents``: ``[B, latent_dim]`` (revised ones)."""
 
-    Attributes:
-        images: revised samples (or reconstructions), as PIL images, a ``[B, H, W, C]`` array or a ``[B, C, H, W]``
-            tensor in ``[0, 1]`` per ``output_type``.
-        proposals: the generator proposals / encoder-only reconstructions before Langevin revision, same format
-            (when requested).
-        energies: ``[num_steps + 1, B]`` per-sample energies along the x-chain (for ``reconstruct``: posterior
-            potentials along the z-chain), when requested.
-        latents: ``[B, latent_dim]`` latents used (for ``reconstruct``: the revised latents).
-    """
-
-    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
-    proposals: list[PIL.Image.Image] | np.ndarray | torch.Tensor | None = None
+    images: list | np.ndarray | torch.Tensor
+    proposals: list | np.ndarray | torch.Tensor | None = None
     energies: torch.Tensor | None = None
     latents: torch.Tensor | None = None
 
 
 class DualMCMCPipeline(DiffusionPipeline):
-    r"""Generator proposals + Langevin revision on the energy (Cui & Han, NeurIPS 2023).
+    r"""Components: ``energy_model`` ``E(x)``, ``generator_model`` ``G(z)`` (``generator`` is diffusers' argument for a
+    ``torch.Generator``), optional ``encoder`` ``q(z|x)``; sampler defaults in ``model_index.json``. Baselines:
+    ``proposal="noise"`` starts from ``Uniform[-noise_init_range, noise_init_range]`` (short-run EBM, no generator);
+    without ``energy_model`` (``num_inference_steps=0``) the samples are the generator's.
 
-    Components:
-        energy_model ([`DualMCMCEnergyModel`]): the EBM ``E(x)``.
-        generator_model ([`DualMCMCGeneratorModel`]): the initialiser ``G(z)`` (not called ``generator``: that
-            name is the diffusers argument for a ``torch.Generator``).
-        encoder ([`DualMCMCEncoderModel`], optional): the inference model; needed by :meth:`reconstruct` and image
-            interpolation.
-
-    Sampler defaults are stored in ``model_index.json`` and reloaded by ``from_pretrained``; the official FID
-    sampler is 70 steps of size 0.4 with noise 0.001 and generator BatchNorm on batch statistics.
-
-    Baselines (``hf_dualmcmc.baselines``) export the same pipeline with fewer components: ``proposal="noise"``
-    starts the x-chain from ``Uniform[-noise_init_range, noise_init_range]`` instead of ``G(z)`` (the short-run EBM;
-    ``generator_model`` may then be ``None``), and ``energy_model=None`` (generator + encoder only) allows only
-    ``num_inference_steps=0``: the samples are the generator's. Both options are off by default.
+    Reproducibility: with ``bn_stats="batch"`` (the default, the authors' sampler) the generator's BatchNorm uses the
+    batch's statistics, so a sample depends on the other samples of its batch. With ``bn_stats="running"`` and one
+    seed or generator per sample (``generator=[s0, s1, ...]``), seed ``s`` gives the same sample alone or in any batch
+    (up to float rounding: convolution kernels may sum in a batch-size-dependent order, ~1e-6).
     """
 
     model_cpu_offload_seq = "encoder->generator_model->energy_model"
     _optional_components = ["encoder", "generator_model", "energy_model"]
+    _callback_tensor_inputs = ["sample"]
 
-    def __init__(
-        self,
-        energy_model: DualMCMCEnergyModel,
-        generator_model: DualMCMCGeneratorModel,
-        encoder: DualMCMCEncoderModel | None = None,
-        num_inference_steps: int | None = None,
-        step_size: float = 0.4,
-        noise_scale: float = 0.001,
-        bn_stats: str = "batch",
-        num_latent_steps: int = 10,
-        latent_step_size: float = 0.1,
-        latent_noise_scale: float = 0.1,
-        proposal: str = "generator",
-        noise_init_range: float = 1.0,
-        num_revision_steps: int | None = None,
-    ):
+    def __init__(self, energy_model, generator_model, encoder=None, num_inference_steps: int | None = None,
+                 step_size: float = 0.4, noise_scale: float = 0.001, bn_stats: str = "batch", num_latent_steps: int = 10,
+                 latent_step_size: float = 0.1, latent_noise_scale: float = 0.1, proposal: str = "generator",
+                 noise_init_range: float = 1.0, num_revision_steps: int | None = None):
         super().__init__()
-        num_inference_steps = _renamed_steps(num_inference_steps, num_revision_steps, default=70)
-        self._check_proposal(proposal, noise_init_range, energy_model, generator_model, encoder)
-        self._check_components(energy_model, generator_model, encoder)
-        self._check_sampler(num_inference_steps, step_size, noise_scale, bn_stats)
-        self._check_sampler(num_latent_steps, latent_step_size, latent_noise_scale, bn_stats, what="latent ")
-        if energy_model is None and num_inference_steps != 0:
-            raise ValueError(f"a pipeline without energy_model cannot revise samples: expected num_inference_steps=0, "
-                             f"got {num_inference_steps}")
+        settings = dict(num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps), step_size=step_size,
+                        noise_scale=noise_scale, bn_stats=bn_stats, num_latent_steps=num_latent_steps,
+                        latent_step_size=latent_step_size, latent_noise_scale=latent_noise_scale, proposal=proposal,
+                        noise_init_range=noise_init_range)
+        settings = dict(zip(settings, _settings({"num_inference_steps": 70}, **settings)))
+        self._check_components(energy_model, generator_model, encoder, proposal, settings["num_inference_steps"])
         self.register_modules(energy_model=energy_model, generator_model=generator_model, encoder=encoder)
-        self.register_to_config(
-            num_inference_steps=num_inference_steps,
-            step_size=step_size,
-            noise_scale=noise_scale,
-            bn_stats=bn_stats,
-            num_latent_steps=num_latent_steps,
-            latent_step_size=latent_step_size,
-            latent_noise_scale=latent_noise_scale,
-            proposal=proposal,
-            noise_init_range=noise_init_range,
-        )
-        self.image_processor = VaeImageProcessor(do_normalize=True, do_resize=False)
-
-    # ------------------------------------------------------------------------------------------------------------
-    # validation
-    # ------------------------------------------------------------------------------------------------------------
+        self.register_to_config(**settings)
+        kw = dict(do_resize=False, do_convert_rgb=self.image_shape[0] == 3, do_convert_grayscale=self.image_shape[0] == 1)
+        self.image_processor = VaeImageProcessor(**kw)
+        self._image_loader = VaeImageProcessor(do_normalize=False, **kw)  # to tensors in the images' own range
 
     @staticmethod
-    def _check_proposal(proposal, noise_init_range, energy_model, generator_model, encoder) -> None:
-        if proposal not in PROPOSALS:
-            raise ValueError(f"proposal must be one of {PROPOSALS}, got {proposal!r}")
-        if noise_init_range is None or not noise_init_range > 0:
-            raise ValueError(f"noise_init_range must be > 0, got {noise_init_range!r}")
-        if proposal == "generator" and generator_model is None:
-            raise ValueError("proposal='generator' needs generator_model (or use proposal='noise' for a short-run EBM)")
-        if proposal == "noise" and energy_model is None:
-            raise ValueError("proposal='noise' needs energy_model to revise the noise")
-        if encoder is not None and generator_model is None:
-            raise ValueError("encoder needs generator_model (reconstruction decodes with it)")
-
-    @staticmethod
-    def _check_components(energy_model, generator_model, encoder) -> None:
-        for name, module, cls in (
-            ("energy_model", energy_model, DualMCMCEnergyModel),
-            ("generator_model", generator_model, DualMCMCGeneratorModel),
-        ):
+    def _check_components(energy_model, generator_model, encoder, proposal, steps) -> None:
+        if generator_model is None and (proposal == "generator" or encoder is not None):
+            raise ValueError(f"{'an encoder' if encoder is not None else 'proposal=generator'} needs generator_model "
+                             "(use proposal='noise' without encoder for a short-run EBM)")
+        if energy_model is None and (proposal == "noise" or steps != 0):
+            raise ValueError(f"without energy_model nothing revises samples: expected proposal='generator' and "
+                             f"num_inference_steps=0, got {proposal!r} and {steps}")
+        components = {"generator_model": (generator_model, DualMCMCGeneratorModel),
+                      "energy_model": (energy_model, DualMCMCEnergyModel), "encoder": (encoder, DualMCMCEncoderModel)}
+        for name, (module, cls) in components.items():
             if module is not None and not _is_a(module, cls):
-                raise ValueError(f"{name} must be a {cls.__name__}, got {type(module).__name__}")
-        if encoder is not None and not _is_a(encoder, DualMCMCEncoderModel):
-            raise ValueError(f"encoder must be a DualMCMCEncoderModel or None, got {type(encoder).__name__}")
-        g = generator_model.config if generator_model is not None else None
-        e = energy_model.config if energy_model is not None else None
-        if g is not None and e is not None and (g.image_size, g.num_channels) != (e.image_size, e.num_channels):
-            raise ValueError(
-                f"generator_model produces {g.num_channels}x{g.image_size}x{g.image_size} images but energy_model "
-                f"expects {e.num_channels}x{e.image_size}x{e.image_size}: expected matching image_size/num_channels"
-            )
-        if encoder is not None and g is not None:
-            c = encoder.config
-            if (c.image_size, c.num_channels) != (g.image_size, g.num_channels):
-                raise ValueError(
-                    f"encoder expects {c.num_channels}x{c.image_size}x{c.image_size} images but generator_model "
-                    f"produces {g.num_channels}x{g.image_size}x{g.image_size}: expected matching image_size/num_channels"
-                )
-            if c.latent_dim != g.latent_dim:
-                raise ValueError(
-                    f"encoder latent_dim {c.latent_dim} != generator_model latent_dim {g.latent_dim}: expected equal"
-                )
+                raise ValueError(f"{name} must be a {cls.__name__} or None, got {type(module).__name__}")
+        shapes = {n: (m.config.num_channels, m.config.image_size) for n, (m, _) in components.items() if m is not None}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(f"the components disagree on (num_channels, image_size): {shapes}; expected equal")
+        if encoder is not None and (e := encoder.config.latent_dim) != (g := generator_model.config.latent_dim):
+            raise ValueError(f"encoder latent_dim {e} != generator_model latent_dim {g}: expected equal")
 
-    @staticmethod
-    def _check_sampler(steps, step_size, noise, bn_stats, what: str = "") -> None:
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"{what}number of revision steps must be an integer >= 0, got {steps!r}")
-        if step_size is None or step_size < 0:
-            raise ValueError(f"{what}step size must be >= 0, got {step_size!r}")
-        if noise is None or noise < 0:
-            raise ValueError(f"{what}noise scale must be >= 0, got {noise!r}")
-        if bn_stats not in BN_STATS:
-            raise ValueError(f"bn_stats must be one of {BN_STATS}, got {bn_stats!r}")
-
-    @staticmethod
-    def _check_output_type(output_type: str) -> None:
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+    def check_inputs(self, batch_size, latents, generator, return_energies, tensor_inputs, **settings):
+        """Validate :meth:`__call__`'s arguments (``ValueError`` naming the argument); returns them normalised."""
+        steps, step_size, noise_scale, bn_stats, _ = _settings(self.config, **settings)
+        if self.energy_model is None and (steps != 0 or return_energies):
+            raise ValueError("without energy_model (a generator + encoder baseline) expected num_inference_steps=0 "
+                             f"and return_energies=False, got {steps} and {return_energies}")
+        if not set(tensor_inputs) <= set(self._callback_tensor_inputs):
+            raise ValueError(f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got {tensor_inputs}")
+        if latents is not None:  # the generator checks their shape
+            if self.config.proposal == "noise" or not isinstance(latents, torch.Tensor):
+                raise ValueError(f"latents must be a torch.Tensor [batch, {self.latent_dim}] (no latents for "
+                                 f"proposal='noise'), got {type(latents).__name__}")
+            _check_finite(latents, "latents")
+            batch_size, latents = latents.shape[0], latents.to(device=self._execution_device, dtype=torch.float32)
+        (batch_size,) = _checked(batch_size=batch_size)
+        return batch_size, steps, step_size, noise_scale, bn_stats, latents, _generators(generator, batch_size)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -219,314 +136,163 @@ class DualMCMCPipeline(DiffusionPipeline):
         return (c.num_channels, c.image_size, c.image_size)
 
     @property
-    def latent_dim(self) -> int | None:
-        """The generator's latent size (``None`` for a noise-initialised pipeline without generator)."""
+    def latent_dim(self) -> int | None:  # None for a noise-initialised pipeline without generator
         return self.generator_model.config.latent_dim if self.generator_model is not None else None
-
-    def _generators(self, generator, batch_size: int):
-        if isinstance(generator, int):
-            return torch.Generator(device="cpu").manual_seed(generator)
-        if isinstance(generator, list):
-            if len(generator) != batch_size:
-                raise ValueError(f"a list of generators must have one per sample: expected {batch_size}, got {len(generator)}")
-            return [torch.Generator(device="cpu").manual_seed(g) if isinstance(g, int) else g for g in generator]
-        return generator
-
-    # ------------------------------------------------------------------------------------------------------------
-    # model calls (dtype-safe: chain state stays float32, the networks see their own dtype)
-    # ------------------------------------------------------------------------------------------------------------
 
     @contextmanager
     def _sampling_state(self, bn_stats: str):
         """Energy/encoder in eval mode (stored spectral-norm vectors, no mutation), generator BN per ``bn_stats``."""
         modules = [m for m in (self.energy_model, self.encoder) if m is not None]
-        modes = [m.training for m in modules]
         with ExitStack() as stack:
+            stack.callback(lambda modes: [m.train(t) for m, t in zip(modules, modes)], [m.training for m in modules])
             for m in modules:
                 m.eval()
-            stack.callback(lambda: [m.train(t) for m, t in zip(modules, modes)])
             if self.generator_model is not None:
                 stack.enter_context(self.generator_model.batch_norm_stats(bn_stats))
             yield
 
-    def _energy(self, x: torch.Tensor) -> torch.Tensor:
+    def _energy(self, x: torch.Tensor) -> torch.Tensor:  # chain states stay float32, the networks see their dtype
         return self.energy_model.energy(x.to(self.energy_model.dtype))
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator_model.generate(z.to(self.generator_model.dtype))
+        return self.generator_model.generate(z.to(self.generator_model.dtype)).float()
 
-    def _revise(self, x0, steps, step_size, noise, generator, return_energies, progress: bool):
-        bar = self.progress_bar(total=steps) if progress and steps > 0 else None
-        callback = (lambda i, x: bar.update()) if bar is not None else None
-        # freeze the module itself; the chain calls the dtype-casting wrapper
-        with chain_mode(self.energy_model):
-            out = energy_langevin(
-                self._energy, x0, steps, step_size, noise, generator=generator, return_energies=return_energies, callback=callback
-            )
-        if bar is not None:
-            bar.close()
-        return out
-
-    def _to_output(self, x: torch.Tensor, output_type: str):
-        return self.image_processor.postprocess(x.float().clamp(-1, 1), output_type=output_type)
-
-    # ------------------------------------------------------------------------------------------------------------
-    # sampling
-    # ------------------------------------------------------------------------------------------------------------
+    def _output(self, images, proposals, energies, latents, output_type, return_dict):
+        """Postprocess; the tuple form is ``(images,)``, plus ``proposals`` and ``energies`` when requested."""
+        images = self.image_processor.postprocess(images, output_type=output_type)
+        proposals = None if proposals is None else self.image_processor.postprocess(proposals, output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images, *(t for t in (proposals, energies) if t is not None))
+        return DualMCMCPipelineOutput(images=images, proposals=proposals, energies=energies, latents=latents)
 
     @torch.no_grad()
-    def __call__(
-        self,
-        batch_size: int = 1,
-        num_inference_steps: int | None = None,
-        step_size: float | None = None,
-        noise_scale: float | None = None,
-        generator: torch.Generator | list[torch.Generator] | int | list[int] | None = None,
-        latents: torch.Tensor | None = None,
-        output_type: str = "pil",
-        return_dict: bool = True,
-        return_proposals: bool = False,
-        return_energies: bool = False,
-        bn_stats: str | None = None,
-        num_revision_steps: int | None = None,
-    ) -> DualMCMCPipelineOutput | tuple:
-        r"""Sample the EBM: ``x0 = G(z)``, then ``num_inference_steps`` Langevin steps on ``E``.
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(self, batch_size: int = 1, num_inference_steps: int | None = None, step_size: float | None = None,
+                 noise_scale: float | None = None, generator=None, latents: torch.Tensor | None = None,
+                 output_type: str = "pil", return_dict: bool = True, return_proposals: bool = False,
+                 return_energies: bool = False, bn_stats: str | None = None, callback_on_step_end=None,
+                 callback_on_step_end_tensor_inputs=("sample",), num_revision_steps: int | None = None):
+        r"""Sample the EBM: proposals ``x0 = G(z)``, then ``num_inference_steps`` Langevin steps on ``E``.
 
         Args:
-            batch_size: number of images (>= 1); ignored when ``latents`` are given.
-            num_inference_steps / step_size / noise_scale: x-chain settings (defaults from the pipeline config:
-                70 / 0.4 / 0.001, the authors' FID sampler). 0 steps returns the generator proposals.
-            generator: a ``torch.Generator``, a seed, or a list of them (one per sample) for ``z`` and the noise.
-            latents: optional initial latents ``[B, latent_dim]``.
-            output_type: ``"pil"``, ``"np"`` (``[B, H, W, C]`` in ``[0, 1]``) or ``"pt"`` (``[B, C, H, W]`` in ``[0, 1]``).
-            return_dict: return a :class:`DualMCMCPipelineOutput` (else a tuple ``(images, proposals, energies)``).
-            return_proposals: also return the unrevised generator proposals.
-            return_energies: also return the ``[steps + 1, B]`` energy trajectory (a torch tensor).
-            bn_stats: generator BatchNorm statistics, ``"batch"`` (the authors' sampler) or ``"running"``.
-        """
-        cfg = self.config
-        num_inference_steps = _renamed_steps(num_inference_steps, num_revision_steps)
-        steps = cfg.num_inference_steps if num_inference_steps is None else num_inference_steps
-        step_size = cfg.step_size if step_size is None else step_size
-        noise_scale = cfg.noise_scale if noise_scale is None else noise_scale
-        bn_stats = cfg.bn_stats if bn_stats is None else bn_stats
-        self._check_sampler(steps, step_size, noise_scale, bn_stats)
-        self._check_output_type(output_type)
-        device = self._execution_device
-        noise_init = getattr(cfg, "proposal", "generator") == "noise"
-        if self.energy_model is None and (steps != 0 or return_energies):
-            raise ValueError("this pipeline has no energy_model (a generator + encoder baseline): expected "
-                             f"num_inference_steps=0 and return_energies=False, got {steps} and {return_energies}")
-        if noise_init and latents is not None:
-            raise ValueError("this pipeline starts from uniform noise (proposal='noise'): it takes no latents")
+            batch_size: number of images (>= 1); ignored when ``latents`` (``z``, ``[B, latent_dim]``) are given.
+            num_inference_steps / step_size / noise_scale / bn_stats: default: the config's (``num_revision_steps``:
+                deprecated alias). generator: a ``torch.Generator``, a seed, or a list of them (one per sample).
+            output_type: ``"pil"``, ``"np"`` / ``"pt"`` (``[0, 1]``) or ``"latent"`` (the float32 chain state in model
+                space ``[-1, 1]``, not clamped). return_dict=False returns ``(images,)``, plus ``proposals`` if
+                ``return_proposals`` and then ``energies`` (``[steps + 1, B]``) if ``return_energies``.
+            callback_on_step_end: as in diffusers, ``callback_on_step_end(pipe, i, i, callback_kwargs)`` after Langevin
+                step ``i`` (the timestep is the step index) with ``callback_kwargs["sample"]``: the float32 chain state
+                ``[B, C, H, W]``; a ``"sample"`` in the returned dict replaces it (tensor inputs: ``("sample",)``).
 
-        if latents is not None:
-            if latents.dim() == 4:
-                latents = latents.flatten(1)
-            if latents.dim() != 2 or latents.shape[1] != self.latent_dim:
-                raise ValueError(f"latents must have shape [batch, {self.latent_dim}], got {tuple(latents.shape)}")
-            latents = latents.to(device=device, dtype=torch.float32)
-            batch_size = latents.shape[0]
-        elif not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        generator = self._generators(generator, batch_size)
-        if noise_init:
-            r = cfg.noise_init_range
-            u = _rand_tensor((batch_size, *self.image_shape), generator=generator, device=device)
-            proposals = (u * 2 - 1) * r
+        Examples:
+        """
+        # 0. settings (default: the config's) and input checks
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        batch_size, steps, step_size, noise_scale, bn_stats, latents, generator = self.check_inputs(
+            batch_size, latents, generator, return_energies, callback_on_step_end_tensor_inputs,
+            num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps), step_size=step_size,
+            noise_scale=noise_scale, bn_stats=bn_stats, output_type=output_type)
+        cfg, device = self.config, self._execution_device
+
+        # 1. chain start: latents z ~ N(0, I); or uniform noise (proposal="noise"), drawn as randn_tensor draws
+        if cfg.proposal == "noise":
+            n, gens = (1, generator) if isinstance(generator, list) else (batch_size, [generator])
+            u = torch.cat([torch.rand((n, *self.image_shape), generator=g, device=g.device if g is not None else "cpu")
+                           for g in gens])
+            proposals = (u.to(device) * 2 - 1) * cfg.noise_init_range
         elif latents is None:
             latents = randn_tensor((batch_size, self.latent_dim), generator=generator, device=device, dtype=torch.float32)
 
-        with self._sampling_state(bn_stats):
-            if not noise_init:
-                proposals = self._decode(latents).float()
-            if self.energy_model is None:
-                out = LangevinOutput(sample=proposals)
-            else:
-                out = self._revise(proposals, steps, step_size, noise_scale, generator, return_energies, progress=True)
+        def on_step(i: int, x: torch.Tensor) -> torch.Tensor | None:  # a returned "sample" replaces the chain state
+            bar.update()
+            kwargs = {k: x for k in callback_on_step_end_tensor_inputs}
+            outputs = None if callback_on_step_end is None else callback_on_step_end(self, i, i, kwargs)
+            if outputs is not None and not isinstance(outputs, dict):
+                raise ValueError(f"callback_on_step_end must return a dict, got {type(outputs).__name__}")
+            return (outputs or {}).get("sample")
 
-        images = self._to_output(out.sample, output_type)
-        proposals_out = self._to_output(proposals, output_type) if return_proposals else None
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (images, proposals_out, out.energies)
-        return DualMCMCPipelineOutput(images=images, proposals=proposals_out, energies=out.energies, latents=latents)
+        with self._sampling_state(bn_stats), self.progress_bar(total=steps) as bar, chain_mode(self.energy_model):
+            # 2. proposals x0 = G(z)
+            if cfg.proposal == "generator":
+                proposals = self._decode(latents)
+            # 3. Langevin revision on E (without energy_model: 0 steps, the samples are the proposals)
+            out = energy_langevin(self._energy, proposals, steps, step_size, noise_scale, generator=generator,
+                                  return_energies=return_energies, callback=on_step)
 
-    # ------------------------------------------------------------------------------------------------------------
-    # inference: reconstruction and interpolation
-    # ------------------------------------------------------------------------------------------------------------
+        # 4. postprocess
+        proposals = proposals if return_proposals else None
+        return self._output(out.sample, proposals, out.energies, latents, output_type, return_dict)
 
     def preprocess(self, images=None, pixel_values: torch.Tensor | None = None) -> torch.Tensor:
-        """Validate and convert user images to model-space ``[B, C, H, W]`` float32 tensors in ``[-1, 1]``.
-
-        ``images``: PIL image(s), numpy ``[B, H, W, C]`` / ``[H, W, C]`` (uint8 or float in ``[0, 1]``), or a torch
-        tensor ``[B, C, H, W]`` / ``[C, H, W]`` in ``[0, 1]``. ``pixel_values``: a torch tensor in ``[-1, 1]``.
-        """
+        """``images`` (``VaeImageProcessor`` inputs: PIL, numpy ``[B, H, W, C]``, torch ``[B, C, H, W]``, uint8 or in
+        ``[0, 1]``) or ``pixel_values`` (torch, ``[-1, 1]``) to checked model-space ``[B, C, H, W]`` float32 tensors."""
         if (images is None) == (pixel_values is None):
             raise ValueError("pass exactly one of `images` (values in [0, 1], PIL or uint8) or `pixel_values` (in [-1, 1])")
-        c, h, w = self.image_shape
-        if pixel_values is not None:
-            if not isinstance(pixel_values, torch.Tensor):
-                raise ValueError(f"pixel_values must be a torch.Tensor in [-1, 1], got {type(pixel_values).__name__}")
-            x, low, name = pixel_values.float(), -1.0, "pixel_values"
-        else:
-            low, name = 0.0, "images"
-            if isinstance(images, PIL.Image.Image):
-                images = [images]
-            if isinstance(images, list) and images and isinstance(images[0], PIL.Image.Image):
-                mode = "L" if c == 1 else "RGB"
-                images = np.stack([np.asarray(im.convert(mode)) for im in images])
-            if isinstance(images, np.ndarray):
-                if images.dtype == np.uint8:
-                    images = images.astype(np.float32) / 255.0
-                if images.ndim == 2:
-                    images = images[None, :, :, None]
-                elif images.ndim == 3 and c == 1 and images.shape[-1] != 1:
-                    images = images[..., None]
-                elif images.ndim == 3:
-                    images = images[None]
-                if images.ndim != 4:
-                    raise ValueError(f"numpy images must be [B, H, W, C] or [H, W, C], got shape {images.shape}")
-                x = torch.from_numpy(np.ascontiguousarray(images)).float().permute(0, 3, 1, 2)
-            elif isinstance(images, torch.Tensor):
-                x = images.float()
-            else:
-                raise ValueError(
-                    "images must be PIL image(s), a numpy array or a torch tensor in [0, 1], "
-                    f"got {type(images).__name__}"
-                )
-        if x.dim() == 3:
-            x = x[None]
-        if x.dim() != 4:
-            raise ValueError(f"{name} must be [B, C, H, W] (or [C, H, W]), got shape {tuple(x.shape)}")
-        if x.shape[0] < 1:
-            raise ValueError(f"{name} must contain at least one image")
-        if tuple(x.shape[1:]) != (c, h, w):
-            raise ValueError(
-                f"{name} have shape {tuple(x.shape[1:])} (channels, height, width) but this pipeline expects "
-                f"{(c, h, w)}: resize/convert the images to {c} channel(s) at {h}x{w}"
-            )
-        lo, hi = x.min().item(), x.max().item()
-        if not (lo >= low - RANGE_TOLERANCE and hi <= 1.0 + RANGE_TOLERANCE) or not np.isfinite([lo, hi]).all():
-            raise ValueError(f"{name} values must lie in [{low:g}, 1], got min {lo:.4g}, max {hi:.4g}")
-        if pixel_values is None:
-            x = x * 2.0 - 1.0
-        return x.clamp(-1, 1).to(self._execution_device)
+        name, low = ("images", 0.0) if pixel_values is None else ("pixel_values", -1.0)
+        if pixel_values is not None and not isinstance(pixel_values, torch.Tensor):
+            raise ValueError(f"pixel_values must be a torch.Tensor in [-1, 1], got {type(pixel_values).__name__}")
+        try:
+            x = pixel_values if pixel_values is not None else self._image_loader.preprocess(
+                list(images) if isinstance(images, tuple) else images)
+        except (ValueError, IndexError) as err:
+            raise ValueError(f"images must be PIL image(s), numpy arrays or torch tensors (or a list): {err}") from err
+        x = x / 255.0 if x.dtype == torch.uint8 else x.float()
+        x = x[None] if x.dim() == 3 else x
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"{name} have shape {tuple(x.shape)} but this pipeline expects {self.image_shape} "
+                             "(channels, height, width) per image: resize/convert the images")
+        _check_finite(x, name, low, 1.0)
+        x = x if pixel_values is not None else self.image_processor.normalize(x)
+        return x.clamp(-1, 1).contiguous().to(self._execution_device)  # one memory layout: equal values, equal results
 
     @torch.no_grad()
-    def encode(
-        self,
-        images=None,
-        pixel_values: torch.Tensor | None = None,
-        num_latent_steps: int | None = None,
-        generator: torch.Generator | list[torch.Generator] | int | None = None,
-        sample_posterior: bool = True,
-        return_energies: bool = False,
-        bn_stats: str | None = None,
-    ):
-        """Infer latents for images: encoder draw (or mean) then ``num_latent_steps`` posterior Langevin steps.
-
-        Returns ``(initial latents, revised latents, LangevinOutput)``.
-        """
+    def reconstruct(self, images=None, pixel_values: torch.Tensor | None = None, num_latent_steps: int | None = None,
+                    generator=None, sample_posterior: bool = True, output_type: str = "pil", return_dict: bool = True,
+                    return_proposals: bool = False, return_energies: bool = False, bn_stats: str | None = None):
+        """``G(z)`` for ``z``: an encoder draw (or mean) revised by ``num_latent_steps`` posterior Langevin steps; proposals:
+        ``G(z0)`` (the paper's "Inf" row; "Inf+L" revised), energies: z-chain potentials, latents: the revised ``z``."""
         if self.encoder is None:
             raise ValueError("this pipeline has no encoder: reconstruction/inference needs `encoder`")
-        cfg = self.config
-        steps = cfg.num_latent_steps if num_latent_steps is None else num_latent_steps
-        bn_stats = cfg.bn_stats if bn_stats is None else bn_stats
-        self._check_sampler(steps, cfg.latent_step_size, cfg.latent_noise_scale, bn_stats, what="latent ")
-        x = self.preprocess(images, pixel_values)
-        generator = self._generators(generator, x.shape[0])
-        gcfg = self.generator_model.config
-        with self._sampling_state(bn_stats):
+        steps, step_size, noise_scale, bn_stats, _ = _settings(
+            self.config, num_latent_steps=num_latent_steps, latent_step_size=None, latent_noise_scale=None,
+            bn_stats=bn_stats, output_type=output_type)
+        x, g = self.preprocess(images, pixel_values), self.generator_model
+        generator = _generators(generator, x.shape[0])
+        with self._sampling_state(bn_stats), chain_mode(g):
+            # 1. encoder initialisation z0 ~ q(z|x)
             q = self.encoder(x.to(self.encoder.dtype))
             z0 = (q.sample(generator) if sample_posterior else q.mean).float()
-            with chain_mode(self.generator_model):
-                out = posterior_langevin(
-                    self._decode, z0, x, steps, cfg.latent_step_size, cfg.latent_noise_scale, gcfg.observation_std,
-                    gcfg.prior_std, generator=generator, return_energies=return_energies,
-                )
-        return z0, out.sample, out, x
+            # 2. Langevin revision of z on the generator posterior, 3. decode
+            out = posterior_langevin(self._decode, z0, x, steps, step_size, noise_scale, g.config.observation_std,
+                                     g.config.prior_std, generator=generator, return_energies=return_energies)
+            recon, initial = self._decode(out.sample), self._decode(z0) if return_proposals else None
+        return self._output(recon, initial, out.energies, out.sample, output_type, return_dict)
 
     @torch.no_grad()
-    def reconstruct(
-        self,
-        images=None,
-        pixel_values: torch.Tensor | None = None,
-        num_latent_steps: int | None = None,
-        generator: torch.Generator | list[torch.Generator] | int | None = None,
-        sample_posterior: bool = True,
-        output_type: str = "pil",
-        return_dict: bool = True,
-        return_proposals: bool = False,
-        return_energies: bool = False,
-        bn_stats: str | None = None,
-    ) -> DualMCMCPipelineOutput | tuple:
-        """Reconstruct images: encoder initialisation + ``num_latent_steps`` z-chain steps, then ``G(z)``.
-
-        ``return_proposals`` adds the encoder-only reconstructions (``G(z0)``), the paper's "Inf" row; the
-        revised ones are "Inf+L". ``latents`` in the output are the revised latents.
-        """
-        self._check_output_type(output_type)
-        bn = self.config.bn_stats if bn_stats is None else bn_stats
-        z0, z, out, _ = self.encode(
-            images, pixel_values, num_latent_steps, generator, sample_posterior, return_energies, bn_stats
-        )
-        with self._sampling_state(bn):
-            recon = self._decode(z).float()
-            initial = self._decode(z0).float() if return_proposals else None
-        images_out = self._to_output(recon, output_type)
-        proposals = self._to_output(initial, output_type) if initial is not None else None
-        if not return_dict:
-            return (images_out, proposals, out.energies)
-        return DualMCMCPipelineOutput(images=images_out, proposals=proposals, energies=out.energies, latents=z)
-
-    @torch.no_grad()
-    def interpolate(
-        self,
-        start=None,
-        end=None,
-        num_points: int = 8,
-        *,
-        start_latents: torch.Tensor | None = None,
-        end_latents: torch.Tensor | None = None,
-        num_inference_steps: int | None = None,
-        num_latent_steps: int | None = None,
-        generator: torch.Generator | int | None = None,
-        output_type: str = "pil",
-        return_dict: bool = True,
-        bn_stats: str | None = None,
-    ) -> DualMCMCPipelineOutput | tuple:
-        """Linear latent interpolation (paper Fig. 4) between two latents or two images.
-
-        Give either ``start``/``end`` images (single images in the :meth:`preprocess` ``images`` convention; their
-        latents are inferred with the encoder and the z-chain, the figure's reconstruction rows) or
-        ``start_latents``/``end_latents`` (``[latent_dim]``; the generation rows). Each interpolant is decoded and
-        revised with ``num_inference_steps`` x-steps (0 shows the raw generator path).
-        """
-        if not isinstance(num_points, int) or num_points < 2:
-            raise ValueError(f"num_points must be an integer >= 2, got {num_points!r}")
-        if (start is None) != (end is None) or (start_latents is None) != (end_latents is None):
-            raise ValueError("give both endpoints: start and end images, or start_latents and end_latents")
-        if (start is None) == (start_latents is None):
-            raise ValueError("interpolate between images (start, end) or latents (start_latents, end_latents), not both")
+    def interpolate(self, start=None, end=None, num_points: int = 8, *, start_latents=None, end_latents=None,
+                    num_inference_steps: int | None = None, num_latent_steps: int | None = None, generator=None,
+                    output_type: str = "pil", return_dict: bool = True, bn_stats: str | None = None):
+        """Linear latent interpolation (paper Fig. 4) between two ``[latent_dim]`` latents or two images (their encoder
+        means revised by the z-chain), each interpolant decoded and revised with ``num_inference_steps`` x-steps."""
+        (num_points,) = _checked(num_points=num_points)
+        if [v is not None for v in (start, end, start_latents, end_latents)] not in ([1, 1, 0, 0], [0, 0, 1, 1]):
+            raise ValueError("give both endpoints: start and end images, or start_latents and end_latents (not both)")
         if start is not None:
-            pair = torch.cat([self.preprocess(images=start), self.preprocess(images=end)])
-            if pair.shape[0] != 2:
-                raise ValueError("interpolate takes a single start and a single end image")
-            _, z, _, _ = self.encode(pixel_values=pair, num_latent_steps=num_latent_steps, generator=generator,
-                                     sample_posterior=False, bn_stats=bn_stats)
-            z_a, z_b = z[:1], z[1:]
+            z = self.reconstruct(images=[start, end], num_latent_steps=num_latent_steps, generator=generator,
+                                 sample_posterior=False, output_type="latent", bn_stats=bn_stats).latents
         else:
-            z_a, z_b = (t.reshape(1, -1).float().to(self._execution_device) for t in (start_latents, end_latents))
-            for t in (z_a, z_b):
-                if t.shape[1] != self.latent_dim:
-                    raise ValueError(f"latents must have {self.latent_dim} entries, got {t.shape[1]}")
-        w = torch.linspace(0, 1, num_points, device=z_a.device).unsqueeze(1)
-        latents = (1 - w) * z_a + w * z_b
-        return self(
-            latents=latents, num_inference_steps=num_inference_steps, generator=generator, output_type=output_type,
-            return_dict=return_dict, bn_stats=bn_stats,
-        )
+            z = [torch.as_tensor(t).reshape(1, -1).float() for t in (start_latents, end_latents)]
+            if z[0].shape != z[1].shape:
+                raise ValueError(f"start_latents and end_latents must have equal sizes, got {z[0].shape[1]}, {z[1].shape[1]}")
+            z = torch.cat(z)
+        if z.shape[0] != 2:
+            raise ValueError(f"interpolate takes one start and one end image or latent vector, got {z.shape[0]}")
+        w = torch.linspace(0, 1, num_points, device=z.device).unsqueeze(1)
+        return self(latents=(1 - w) * z[:1] + w * z[1:], num_inference_steps=num_inference_steps, generator=generator,
+                    output_type=output_type, return_dict=return_dict, bn_stats=bn_stats)
 
 
 __all__ = ["DualMCMCPipeline", "DualMCMCPipelineOutput"]
