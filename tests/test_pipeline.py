@@ -390,3 +390,13 @@ def test_grayscale_pipeline_pil_output():
     assert images[0].mode == "L" and images[0].size == (8, 8)
     recon = pipe.reconstruct(images=images, num_latent_steps=1, output_type="np")
     assert recon.images.shape == (2, 8, 8, 1)
+
+
+def test_docstring_example_runs(tiny_pipeline, tmp_path):
+    saved = _saved(tiny_pipeline, tmp_path / "pipe")
+    example = DualMCMCPipeline.__call__.__doc__.split("```py")[1].split("```")[0]
+    code = "\n".join(line.strip()[4:] for line in example.splitlines() if line.strip().startswith(">>> "))
+    namespace = {}
+    exec(code.replace('"outputs/digits/pipeline"', repr(str(saved))), namespace)
+    assert len(namespace["out"].images) == 16 and len(namespace["out"].proposals) == 16
+    assert len(namespace["pair"]) == 2 and len(namespace["recon"]) == 16

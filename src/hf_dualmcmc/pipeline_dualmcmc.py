@@ -117,8 +117,8 @@ class DualMCMCPipeline(DiffusionPipeline):
         """Validate :meth:`__call__`'s arguments (``ValueError`` naming the argument); returns them normalised."""
         steps, step_size, noise_scale, bn_stats, _ = _settings(self.config, **settings)
         if self.energy_model is None and (steps != 0 or return_energies):
-            raise ValueError("without energy_model (a generator + encoder baseline) expected num_inference_steps=0 "
-                             f"and return_energies=False, got {steps} and {return_energies}")
+            raise ValueError("this pipeline has no energy_model (a generator + encoder baseline): expected "
+                             f"num_inference_steps=0 and return_energies=False, got {steps} and {return_energies}")
         if not set(tensor_inputs) <= set(self._callback_tensor_inputs):
             raise ValueError(f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got {tensor_inputs}")
         if latents is not None:  # the generator checks their shape
