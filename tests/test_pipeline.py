@@ -222,7 +222,7 @@ NAN, INF = float("nan"), float("inf")
         (dict(output_type="jpg"), r"output_type must be one of \('pil', 'np', 'pt', 'latent'\)"),
         (dict(bn_stats="eval"), r"bn_stats must be one of \('batch', 'running'\)"),
         (dict(latents=torch.zeros(2, 5)), r"latents must have shape \[batch, 8\]"),
-        (dict(latents=np.zeros((2, 8), np.float32)), r"latents must be a torch.Tensor \[batch, 8\].*got ndarray"),
+        (dict(latents=np.zeros((2, 8), np.float32)), r"latents must be a torch.Tensor \[batch, latent_dim\].*got ndarray"),
         (dict(latents=torch.full((2, 8), NAN)), "latents values must be finite"),
         (dict(latents=torch.tensor([[0.0] * 7 + [INF]])), "latents values must be finite"),
         (dict(latents=torch.zeros(0, 8)), "latents is empty"),
@@ -288,6 +288,9 @@ def test_bad_pipeline_settings_rejected(tiny_configs):
             DualMCMCPipeline(E, G, **kwargs)
     pipe = DualMCMCPipeline(E, G, num_inference_steps=np.int64(3), step_size=np.float32(0.5))
     assert type(pipe.config.num_inference_steps) is int and type(pipe.config.step_size) is float
+    noise = DualMCMCPipeline(E, None, proposal="noise")
+    with pytest.raises(ValueError, match="latents must be a torch.Tensor .* got Tensor .with proposal='noise'."):
+        noise(latents=torch.zeros(1, 8))
 
 
 def test_mismatched_components_rejected():

@@ -97,8 +97,8 @@ class DualMCMCPipeline(DiffusionPipeline):
     @staticmethod
     def _check_components(energy_model, generator_model, encoder, proposal, steps) -> None:
         if generator_model is None and (proposal == "generator" or encoder is not None):
-            raise ValueError(f"{'an encoder' if encoder is not None else 'proposal=generator'} needs generator_model "
-                             "(use proposal='noise' without encoder for a short-run EBM)")
+            raise ValueError(f"{'an encoder' if encoder is not None else 'proposal=' + repr(proposal)} needs "
+                             "generator_model (use proposal='noise' without encoder for a short-run EBM)")
         if energy_model is None and (proposal == "noise" or steps != 0):
             raise ValueError(f"without energy_model nothing revises samples: expected proposal='generator' and "
                              f"num_inference_steps=0, got {proposal!r} and {steps}")
@@ -123,8 +123,8 @@ class DualMCMCPipeline(DiffusionPipeline):
             raise ValueError(f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got {tensor_inputs}")
         if latents is not None:  # the generator checks their shape
             if self.config.proposal == "noise" or not isinstance(latents, torch.Tensor):
-                raise ValueError(f"latents must be a torch.Tensor [batch, {self.latent_dim}] (no latents for "
-                                 f"proposal='noise'), got {type(latents).__name__}")
+                raise ValueError(f"latents must be a torch.Tensor [batch, latent_dim] (with proposal='generator'), got "
+                                 f"{type(latents).__name__} (with proposal={self.config.proposal!r})")
             _check_finite(latents, "latents")
             batch_size, latents = latents.shape[0], latents.to(device=self._execution_device, dtype=torch.float32)
         (batch_size,) = _checked(batch_size=batch_size)
