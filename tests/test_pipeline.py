@@ -203,6 +203,12 @@ def test_interpolate(tiny_pipeline):
         tiny_pipeline.interpolate(start_latents=za, end_latents=zb, num_points=1)
     with pytest.raises(ValueError, match="give both endpoints"):
         tiny_pipeline.interpolate(start_latents=za)
+    with pytest.raises(ValueError, match="start_latents and end_latents must have equal sizes, got 8, 5"):
+        tiny_pipeline.interpolate(start_latents=za, end_latents=torch.zeros(5))
+    with pytest.raises(ValueError, match=r"latents must have shape \[batch, 8\]"):
+        tiny_pipeline.interpolate(start_latents=torch.zeros(5), end_latents=torch.zeros(5))
+    with pytest.raises(ValueError, match="one start and one end image or latent vector, got 3"):
+        tiny_pipeline.interpolate(out.images[:2], out.images[1], num_points=3)
 
 
 NAN, INF = float("nan"), float("inf")

@@ -281,7 +281,8 @@ class DualMCMCPipeline(DiffusionPipeline):
         if [v is not None for v in (start, end, start_latents, end_latents)] not in ([1, 1, 0, 0], [0, 0, 1, 1]):
             raise ValueError("give both endpoints: start and end images, or start_latents and end_latents (not both)")
         if start is not None:
-            z = self.reconstruct(images=[start, end], num_latent_steps=num_latent_steps, generator=generator,
+            pair = torch.cat([self.preprocess(images=start), self.preprocess(images=end)])
+            z = self.reconstruct(pixel_values=pair, num_latent_steps=num_latent_steps, generator=generator,
                                  sample_posterior=False, output_type="latent", bn_stats=bn_stats).latents
         else:
             z = [torch.as_tensor(t).reshape(1, -1).float() for t in (start_latents, end_latents)]
