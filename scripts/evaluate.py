@@ -2,7 +2,8 @@
 """Evaluate an exported DualMCMCPipeline: the paper's metrics, figures and tables in one command.
 
     python scripts/evaluate.py --pipeline DIR --metrics fid,is,domain_fd,recon,profile,interp,ablation --out OUTDIR \
-        [--num-samples N] [--reference SRC] [--inception-weights PATH] [--steps N] [--device cpu|cuda] [--seed S]
+        [--num-samples N] [--reference SRC] [--inception-weights PATH [--inception-weights-sha256 HEX]] \
+        [--steps N] [--device cpu|cuda] [--seed S]
 
 Writes ``OUTDIR/results.json`` (every number, sampler settings, library versions/options), the PNGs/JSONs of each
 analysis, and prints a short table. See docs/EVALUATION.md.
@@ -40,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-reference", type=int, default=None, help="use at most this many reference images")
     p.add_argument("--inception-weights", default=None,
                    help="path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (needed offline)")
+    p.add_argument("--inception-weights-sha256", default=None,
+                   help="SHA-256 the Inception weights file must have (default: the published file's "
+                        "6726825d0af5...; pass it for another weights file you trust)")
     p.add_argument("--fid-feature-layer", default="2048", choices=("64", "192", "768", "2048"),
                    help="Inception feature layer for FID (2048 = standard)")
     p.add_argument("--domain", default=None, choices=("mnist", "digits"),
@@ -146,7 +150,8 @@ def main(argv=None) -> int:
     need_samples = {"fid", "is", "domain_fd"} & set(args.metrics)
     if {"fid", "is"} & set(args.metrics):
         # before any sampling: a missing Inception file must fail in seconds, not after 50k samples
-        scorer = InceptionScorer(args.inception_weights, fid_feature_layer=args.fid_feature_layer,
+        scorer = InceptionScorer(args.inception_weights, expected_sha256=args.inception_weights_sha256,
+                                 fid_feature_layer=args.fid_feature_layer,
                                  device=args.device, compute_is="is" in args.metrics, progress=progress)
     if need_samples:
         proposals, revised, sampler = sample_images(pipe, args.num_samples, batch_size=args.batch_size, seed=args.seed,

@@ -25,12 +25,15 @@ from hf_dualmcmc import (  # noqa: E402
 )
 from hf_dualmcmc.evaluation import (  # noqa: E402
     INCEPTION_WEIGHTS_FILENAME,
+    INCEPTION_WEIGHTS_SHA256,
     DomainFrechetScorer,
     InceptionScorer,
+    InceptionWeightsError,
     InceptionWeightsNotFoundError,
     ablation_sweep,
     energy_profile,
     frechet_distance,
+    inception_weights_url,
     interpolation_grids,
     load_images,
     reconstruction_mse,
@@ -40,6 +43,7 @@ from hf_dualmcmc.evaluation import (  # noqa: E402
     to_uint8,
     write_model_index,
 )
+from hf_dualmcmc.serialization import file_sha256  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO.parent / "shared"))
@@ -53,9 +57,15 @@ def inception_weights(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def scorer(inception_weights) -> InceptionScorer:
+def inception_sha256(inception_weights) -> str:
+    return file_sha256(inception_weights)
+
+
+@pytest.fixture(scope="module")
+def scorer(inception_weights, inception_sha256) -> InceptionScorer:
     # the real torch-fidelity extractor with injected (random) weights; layer "64" keeps CPU time low
-    return InceptionScorer(inception_weights, fid_feature_layer="64", compute_is=False)
+    return InceptionScorer(inception_weights, expected_sha256=inception_sha256, fid_feature_layer="64",
+                           compute_is=False)
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +111,19 @@ def test_fid_library_path_zero_for_identical_and_grows_with_noise(scorer):
     opts = scorer.options
     assert opts["library"] == "torch-fidelity" and opts["fid_feature_layer"] == "64" and opts["antialias"] is False
     assert opts["inception_weights"] == INCEPTION_WEIGHTS_FILENAME and opts["versions"]["torch_fidelity"]
+    assert opts["inception_weights_sha256"] == file_sha256(scorer.weights_path)
+    assert opts["inception_weights_published"] is False  # random test weights
 
 
-def test_inception_score_runs_through_library(inception_weights):
-    s = InceptionScorer(inception_weights, fid_feature_layer="64", compute_is=True)
+def test_extractor_holds_exactly_the_verified_weights(scorer, inception_weights):
+    # the state dict reached torch-fidelity's network in memory (its own torch.load of the path never ran)
+    saved = torch.load(inception_weights, weights_only=True)
+    got = scorer.extractor.state_dict()
+    assert set(got) == set(saved) and all(torch.equal(got[k], saved[k]) for k in saved)
+
+
+def test_inception_score_runs_through_library(inception_weights, inception_sha256):
+    s = InceptionScorer(inception_weights, expected_sha256=inception_sha256, fid_feature_layer="64", compute_is=True)
     mean, std = s.inception_score(_random_images(4), splits=2)
     assert mean >= 1.0 - 1e-6 and std >= 0.0
 
@@ -117,6 +136,63 @@ def test_offline_without_weights_names_flag_and_file(tmp_path, monkeypatch):
     assert "--inception-weights" in str(err.value) and INCEPTION_WEIGHTS_FILENAME in str(err.value)
     with pytest.raises(InceptionWeightsNotFoundError, match="--inception-weights"):
         InceptionScorer(tmp_path / "missing.pth")
+
+
+def test_inception_weights_hash_mismatch_names_file_and_both_hashes(inception_weights, inception_sha256):
+    with pytest.raises(InceptionWeightsError) as err:  # default: the published file's hash
+        InceptionScorer(inception_weights, fid_feature_layer="64", compute_is=False)
+    msg = str(err.value)
+    assert inception_weights in msg and INCEPTION_WEIGHTS_SHA256 in msg and inception_sha256 in msg
+    assert "--inception-weights-sha256" in msg
+    other = "0" * 64
+    with pytest.raises(InceptionWeightsError, match=f"has SHA-256 {inception_sha256}, expected {other}"):
+        InceptionScorer(inception_weights, expected_sha256=other, fid_feature_layer="64", compute_is=False)
+    with pytest.raises(ValueError, match=r"--inception-weights-sha256\) must be 64 hex digits.*'abc'"):
+        InceptionScorer(inception_weights, expected_sha256="abc", fid_feature_layer="64")
+    # upper case and surrounding spaces are accepted
+    s = InceptionScorer(inception_weights, expected_sha256=f" {inception_sha256.upper()} ", fid_feature_layer="64",
+                        compute_is=False)
+    assert s.weights_sha256 == inception_sha256
+
+
+def test_inception_weights_wrong_layout_is_a_clear_error(tmp_path):
+    path = tmp_path / INCEPTION_WEIGHTS_FILENAME
+    torch.save({"fc.weight": torch.zeros(3, 3), "extra": torch.zeros(1)}, path)
+    with pytest.raises(InceptionWeightsError) as err:
+        InceptionScorer(path, expected_sha256=file_sha256(path), fid_feature_layer="64", compute_is=False)
+    msg = str(err.value)
+    assert f"Inception weights file {str(path)!r} is not torch-fidelity's InceptionV3 state dict" in msg
+    assert "missing keys: Conv2d_1a_3x3.conv.weight, " in msg and "1 unexpected keys: extra" in msg
+    assert "1 wrong shapes: fc.weight expected [1008, 2048], got [3, 3]" in msg
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(InceptionWeightsError, match=r"holds a list, expected torch-fidelity's InceptionV3 state dict"):
+        InceptionScorer(path, expected_sha256=file_sha256(path), fid_feature_layer="64", compute_is=False)
+
+
+def test_cached_and_downloaded_weights_are_verified(tmp_path, monkeypatch, inception_weights, inception_sha256):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DUALMCMC_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):  # torch hub checks hash_prefix before moving
+        calls.append((url, hash_prefix))
+        if hash_prefix != inception_sha256:
+            raise RuntimeError(f'invalid hash value (expected "{hash_prefix}", got "{inception_sha256}")')
+        Path(dst).write_bytes(Path(inception_weights).read_bytes())
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    cached = tmp_path / "hub" / "checkpoints" / INCEPTION_WEIGHTS_FILENAME
+    with pytest.raises(InceptionWeightsError, match="discarded: invalid hash value"):
+        InceptionScorer(None, fid_feature_layer="64", compute_is=False)  # the published hash is what is asked for
+    assert calls[-1][1] == INCEPTION_WEIGHTS_SHA256 and not cached.exists()
+    s = InceptionScorer(None, expected_sha256=inception_sha256, fid_feature_layer="64", compute_is=False)
+    assert s.weights_path == str(cached) and calls[-1] == (inception_weights_url(), inception_sha256)
+    # a cached copy is verified too (no download): a different hash is refused
+    with pytest.raises(InceptionWeightsError, match=str(cached)):
+        InceptionScorer(None, fid_feature_layer="64", compute_is=False)
+    assert len(calls) == 2
 
 
 def test_reference_statistics_cached_npz_and_precomputed(scorer, tmp_path):
@@ -234,7 +310,7 @@ def test_ablation_sweep_table_and_json(pipe, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_evaluate_load_metric_modules(inception_weights):
+def test_evaluate_load_metric_modules(inception_weights, inception_sha256):
     import evaluate
 
     mse = evaluate.load(str(REPO / "metrics" / "dualmcmc_recon_mse"))
@@ -246,9 +322,10 @@ def test_evaluate_load_metric_modules(inception_weights):
 
     fid = evaluate.load(str(REPO / "metrics" / "dualmcmc_fid"))
     x = _random_images(8)
-    same = fid.compute(predictions=x, references=x, inception_weights=inception_weights, feature_layer="64")
+    kw = dict(inception_weights=inception_weights, inception_weights_sha256=inception_sha256, feature_layer="64")
+    same = fid.compute(predictions=x, references=x, **kw)
     noisy = np.clip(x + np.random.default_rng(1).normal(0, 60, x.shape), 0, 255).astype(np.uint8)
-    diff = fid.compute(predictions=noisy, references=x, inception_weights=inception_weights, feature_layer="64")
+    diff = fid.compute(predictions=noisy, references=x, **kw)
     assert abs(same["fid"]) < 1e-6 and diff["fid"] > 1e-3 and same["num_references"] == 8
 
 
@@ -277,14 +354,15 @@ def test_write_model_index_round_trip(tmp_path):
         write_model_index(bare, {"note": "x"}, dataset_name="MNIST", dataset_type="mnist")
 
 
-def test_cli_smoke(pipe_dir, inception_weights, tmp_path):
+def test_cli_smoke(pipe_dir, inception_weights, inception_sha256, tmp_path):
     ref = tmp_path / "ref.npz"
     np.savez(ref, images=_random_images(12))
     out = tmp_path / "out"
     cmd = [
         sys.executable, str(REPO / "scripts" / "evaluate.py"), "--pipeline", str(pipe_dir), "--out", str(out),
         "--metrics", "fid,recon,profile,interp,ablation", "--num-samples", "8", "--batch-size", "8",
-        "--reference", str(ref), "--inception-weights", inception_weights, "--fid-feature-layer", "64",
+        "--reference", str(ref), "--inception-weights", inception_weights,
+        "--inception-weights-sha256", inception_sha256, "--fid-feature-layer", "64",
         "--num-recon", "8", "--steps", "2", "--latent-steps", "1", "--ablation-x-steps", "0,2",
         "--ablation-z-steps", "0,1", "--ablation-samples", "4", "--no-progress",
     ]
