@@ -122,7 +122,7 @@ def convert_images(images: np.ndarray, image_size: int | None = None, num_channe
 
 
 def _load_npz_images(path: Path) -> np.ndarray:
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
         keys = list(data.keys())
         if "mu" in keys and "sigma" in keys and not ({"images", "x"} & set(keys)):
             raise ValueError(f"{path} holds statistics (mu, sigma), not images: use it as a FID reference only")
