@@ -54,7 +54,7 @@ def _crop_box(image: Any, box: tuple[int, int, int, int]) -> Any:
 def _to_mode(image: Any, mode: str) -> Any:
     """PIL's ``convert(mode)`` for PIL images and uint8 tensors ``[..., C, H, W]`` (Pillow's rounded ITU-R 601 luma)."""
     if isinstance(image, PIL.Image.Image):
-        return image.convert(mode)
+        return image if image.mode == mode else image.convert(mode)
     if mode == "RGB":
         return image[..., :3, :, :] if image.shape[-3] >= 3 else image.expand(*image.shape[:-3], 3, -1, -1)
     if image.shape[-3] == 1:
