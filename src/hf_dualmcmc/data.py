@@ -10,14 +10,13 @@
 (torch.Size([1, 32, 32]), torch.float32, tensor(True), tensor(True))
 ```
 
-Sources (:func:`load_source`; training and :mod:`hf_dualmcmc.evaluation` alike; splits in docs/TRAINING.md):
-``"sklearn:digits"`` (alias ``"digits"``), ``"mnist"`` / ``"mnist:<dir>"`` (IDX files), an images ``.npz``, and
-through ``datasets``: a ``save_to_disk`` directory, any other directory (``load_dataset(dir)`` infers imagefolder /
-parquet and the splits), a data file or glob (``data_files={split: files}``, any split name), else a Hub name.
-The image column is found by feature type unless given; each image goes through :func:`image_transform`
-(``transforms.v2``). When ``N * C * S * S`` bytes fit ``max_in_memory_bytes`` all are decoded once into an
-:class:`InMemoryImageDataset`, else a :class:`LazyImageDataset` decodes through ``Dataset.with_transform``; both
-give the same items (:func:`to_pixel_values`, ``random_flip`` at ``__getitem__`` with the torch global RNG).
+Sources (:func:`load_source`, for training and :mod:`hf_dualmcmc.evaluation`; docs/TRAINING.md): ``"sklearn:digits"``
+(alias ``"digits"``), ``"mnist"`` / ``"mnist:<dir>"`` (IDX), an images ``.npz``, else through ``datasets``: a
+``save_to_disk`` directory, another directory (``load_dataset(dir)`` infers imagefolder / parquet and the splits), a
+data file or glob (``data_files={split: files}``, any split name), or a Hub name. The image column is found by feature
+type unless given; images go through :func:`image_transform` (``transforms.v2``), decoded once into an
+:class:`InMemoryImageDataset` when ``N * C * S * S`` bytes fit ``max_in_memory_bytes``, else on the fly by a
+:class:`LazyImageDataset` (``Dataset.with_transform``); same items (:func:`to_pixel_values`).
 """
 
 from __future__ import annotations
@@ -93,7 +92,7 @@ class ImageTransform:
 
     def __init__(self, image_column: str, config: DataConfig, array_ndim: int | None = None):
         self.image_column, self.config, self.array_ndim = image_column, config, array_ndim
-        self.transform = image_transform(config)
+        self.transform, self.origin = image_transform(config), f"source {config.source!r}, split {config.split!r}"
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
         return {"pixel_values": [self.apply(value) for value in batch[self.image_column]]}
@@ -109,8 +108,7 @@ class ImageTransform:
         except (OSError, SyntaxError, ValueError) as err:  # PIL: OSError (unreadable), SyntaxError (broken PNG)
             path = value.get("path") if isinstance(value, dict) else None
             image = f"image file {path}" if path else f"an image of column {self.image_column!r}"
-            config = self.config
-            raise ValueError(f"cannot use {image} (source {config.source!r}, split {config.split!r}): {err}") from err
+            raise ValueError(f"cannot use {image} ({self.origin}): {err}") from err
 
 
 def to_pixel_values(image: torch.Tensor, random_flip: bool = False) -> torch.Tensor:
