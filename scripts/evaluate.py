@@ -35,9 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, default=1000, help="samples for FID/IS/domain FD (paper: 50000)")
     p.add_argument("--batch-size", type=int, default=100, help="sampling batch size (BN batch statistics; paper: 100)")
     p.add_argument("--reference", default=None,
-                   help="FID reference: a stats .npz (mu, sigma), an images .npz, an image directory, 'mnist', "
-                        "'digits', a datasets name or imagefolder:PATH; also the held-out images for recon/interp")
-    p.add_argument("--reference-split", default="test", help="split of a datasets/built-in reference (default test)")
+                   help="FID reference: a statistics .npz (mu, sigma), or an image source as for training "
+                        "(data.source: sklearn:digits, mnist[:DIR], an images .npz, a directory, a parquet file or "
+                        "glob, a save_to_disk directory, a Hub name); also the held-out images for recon/interp")
+    p.add_argument("--reference-split", default="test", help="split of the reference / held-out source (default test)")
     p.add_argument("--max-reference", type=int, default=None, help="use at most this many reference images")
     p.add_argument("--inception-weights", default=None,
                    help="path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (needed offline)")
@@ -49,7 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--domain", default=None, choices=("mnist", "digits"),
                    help="dataset of the domain classifier for domain_fd (and default held-out images)")
     p.add_argument("--domain-train-steps", type=int, default=600, help="domain classifier training steps")
-    p.add_argument("--recon-data", default=None, help="held-out images for recon/interp (default: --reference or --domain)")
+    p.add_argument("--recon-data", default=None,
+                   help="held-out image source for recon/interp (default: --reference, else the --domain test split)")
     p.add_argument("--num-recon", type=int, default=500, help="held-out images for reconstruction MSE")
     p.add_argument("--steps", type=int, default=None, help="x-chain revision steps (default: the pipeline's, 70)")
     p.add_argument("--step-size", type=float, default=None, help="x-chain step size (default: the pipeline's, 0.4)")

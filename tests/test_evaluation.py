@@ -31,6 +31,7 @@ from hf_dualmcmc.evaluation import (  # noqa: E402
     InceptionWeightsError,
     InceptionWeightsNotFoundError,
     ablation_sweep,
+    builtin_split,
     energy_profile,
     frechet_distance,
     inception_weights_url,
@@ -232,7 +233,7 @@ def test_domain_fd_separates_real_from_noisy_mnist(tmp_path, one_thread):
     assert (tmp_path / "domain-classifier-mnist.safetensors").is_file()
     meta = json.loads((tmp_path / "domain-classifier-mnist.json").read_text())
     assert meta["test_accuracy"] == scorer.info["test_accuracy"] and meta["num_train"] == 9000
-    real = load_images("mnist", split="test")[:400]
+    real = load_images("mnist", image_size=32, split="test", max_images=400)  # padded 28 -> 32, as trained
     rng = np.random.default_rng(0)
     noisy = np.clip(real + rng.normal(0, 60, real.shape), 0, 255).astype(np.uint8)
     d_real, d_noisy = scorer.distance(real), scorer.distance(noisy)
@@ -240,6 +241,66 @@ def test_domain_fd_separates_real_from_noisy_mnist(tmp_path, one_thread):
     cached = DomainFrechetScorer("mnist", tmp_path, steps=150)
     assert cached.info["cached"] is True
     assert cached.distance(real) == pytest.approx(d_real, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# image sources: the training data's grammar and loader (hf_dualmcmc.data)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_load_images_digits_alias_and_builtin_split():
+    from hf_dualmcmc.data import load_digits_images
+
+    held_out = load_images("digits", split="test")
+    assert held_out.shape == (180, 8, 8, 1) and held_out.dtype == np.uint8
+    assert np.array_equal(held_out, load_images("sklearn:digits", split="test"))
+    assert np.array_equal(held_out[..., 0], load_digits_images("test"))
+    images, labels = builtin_split("digits", "train")
+    expected_images, expected_labels = load_digits_images("train", return_labels=True)
+    assert np.array_equal(images[..., 0], expected_images) and np.array_equal(labels, expected_labels)
+    assert load_images("digits", image_size=16, num_channels=3, max_images=5).shape == (5, 16, 16, 3)
+    with pytest.raises(ValueError, match="unknown built-in source 'cifar10'"):
+        builtin_split("cifar10")
+    with pytest.raises(ValueError, match=r"split must be one of .* got 'validation'"):
+        builtin_split("digits", "validation")
+
+
+def test_load_images_matches_the_training_loader(tmp_path):
+    import PIL.Image
+
+    from hf_dualmcmc.data import DataConfig, load_image_dataset
+
+    rng = np.random.default_rng(0)
+    arrays = rng.integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, a in enumerate(arrays):
+        PIL.Image.fromarray(a).save(folder / f"{i}.png")
+    native = load_images(folder, split="train")
+    assert native.shape == (4, 8, 8, 3)
+    assert sorted(x.tobytes() for x in native) == sorted(x.tobytes() for x in arrays)
+    for kwargs in ({"image_size": 12, "num_channels": 1}, {"image_size": 4, "num_channels": 3}):
+        got = load_images(folder, split="train", **kwargs)
+        resize = "pad" if kwargs["image_size"] >= 8 else "resize"  # load_images' default policy
+        train = load_image_dataset(DataConfig(str(folder), resize=resize, cache_dir=str(tmp_path / "c"), **kwargs))
+        assert np.array_equal(got, train.images.permute(0, 2, 3, 1).numpy()), kwargs
+    np.savez(tmp_path / "images.npz", images=arrays)
+    assert np.array_equal(load_images(tmp_path / "images.npz"), arrays)
+    save_statistics(tmp_path / "stats.npz", {"mu": np.zeros(4), "sigma": np.eye(4)})
+    with pytest.raises(ValueError, match="FID statistics"):
+        load_images(tmp_path / "stats.npz")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_images(tmp_path / "missing")
+
+
+@needs_mnist
+def test_builtin_mnist_split_is_padded_and_labelled():
+    from hf_dualmcmc.data import load_mnist_images
+
+    images, labels = builtin_split("mnist", "test")
+    raw, raw_labels = load_mnist_images(split="test", return_labels=True)
+    assert images.shape == (1000, 32, 32, 1) and np.array_equal(labels, raw_labels)
+    assert np.array_equal(images[:, 2:30, 2:30, 0], raw) and images[:, :2].max() == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------

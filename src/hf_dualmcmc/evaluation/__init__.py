@@ -38,11 +38,8 @@ from .fid import (
 )
 from .images import (
     builtin_split,
-    convert_images,
     load_images,
-    load_mnist,
     sample_images,
-    shared_dir,
     to_uint8,
 )
 from .model_index import METRIC_NAMES, write_model_index
@@ -60,14 +57,12 @@ __all__ = [
     "METRIC_NAMES",
     "ablation_sweep",
     "builtin_split",
-    "convert_images",
     "energy_profile",
     "fid_and_is",
     "frechet_distance",
     "inception_weights_url",
     "interpolation_grids",
     "load_images",
-    "load_mnist",
     "load_inception_state_dict",
     "load_or_train_domain_classifier",
     "load_statistics",
@@ -79,7 +74,6 @@ __all__ = [
     "save_image",
     "save_random_inception_weights",
     "save_statistics",
-    "shared_dir",
     "to_uint8",
     "train_domain_classifier",
     "write_json",
