@@ -33,8 +33,8 @@ def test_metrics_conventions():
 
 
 def test_synthetic_sets():
-    digits = np.repeat(load_digits_images("test")[..., None], 1, axis=-1)[:40]
-    other = np.random.default_rng(1).integers(0, 256, size=(30, 28, 28, 1), dtype=np.uint8)
+    digits = load_digits_images("test")[:40, ..., None]
+    other = np.random.default_rng(1).integers(0, 256, size=(30, 8, 8, 1), dtype=np.uint8)
     sets = synthetic_ood_sets(digits, other=other, num_images=20, seed=3)
     assert sorted(sets) == sorted(["uniform_noise", "gaussian_noise", "constant", "inverted", "other_digits"])
     for name, images in sets.items():
@@ -105,3 +105,5 @@ def test_bad_inputs(digits_pipeline):
         ood_scores(no_encoder, images, "recon")
     with pytest.raises(ValueError, match="num_images must be >= 1"):
         synthetic_ood_sets(images, num_images=0)
+    with pytest.raises(ValueError, match=r"shape \[N, 8, 8, 1\], got \[2, 28, 28, 1\]: load them with load_images"):
+        synthetic_ood_sets(images, other=np.zeros((2, 28, 28, 1), np.uint8))

@@ -15,8 +15,9 @@ FPR@95 is the fraction of OOD images accepted at the threshold that keeps 95 % o
 ```python
 >>> from hf_dualmcmc.evaluation import load_images
 >>> from hf_dualmcmc.evaluation.ood import ood_evaluation, synthetic_ood_sets
->>> held_out = load_images("sklearn:digits", split="test")                   # uint8 [N, 8, 8, 1]
->>> sets = synthetic_ood_sets(held_out, other=load_images("mnist", image_size=8, max_images=500), seed=0)
+>>> held_out = load_images("sklearn:digits", split="test", num_channels=1)   # uint8 [N, 8, 8, 1]
+>>> mnist = load_images("mnist", image_size=8, num_channels=1, resize="resize", max_images=500)
+>>> sets = synthetic_ood_sets(held_out, other=mnist, seed=0)
 >>> result = ood_evaluation(pipe, held_out, sets)                          # pipe: a DualMCMCPipeline
 >>> print(result["markdown"])
 ```
@@ -29,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from .images import convert_images, to_uint8
+from .images import to_uint8
 
 OOD_SETS = ("uniform_noise", "gaussian_noise", "constant", "inverted", "other_digits")
 SCORES = ("energy", "recon")
@@ -44,8 +45,9 @@ def synthetic_ood_sets(
     * ``gaussian_noise``: every pixel ``N(127.5, 64^2)``, rounded and clipped;
     * ``constant``: one uniformly drawn grey level (per channel) per image;
     * ``inverted``: ``255 - x`` of the in-distribution images (same content, flipped polarity);
-    * ``other_digits``: ``other`` (another digits set, e.g. MNIST for a model of sklearn's 8x8 digits and vice
-      versa) brought to the same size and channels; left out when ``other`` is ``None``.
+    * ``other_digits``: ``other``, another digits set at the same size and channels (e.g. MNIST loaded with
+      ``load_images("mnist", image_size=8, resize="resize")`` for a model of sklearn's 8x8 digits, and vice versa);
+      left out when ``other`` is ``None``.
 
     ``num_images`` (default: ``len(images)``) images per set, drawn with ``numpy.random.default_rng(seed)``.
     """
@@ -63,9 +65,10 @@ def synthetic_ood_sets(
         else 255 - images[rng.integers(0, len(images), size=n)],
     }
     if other is not None:
-        other = convert_images(to_uint8(other), image_size=h, num_channels=c)
-        if other.shape[1:3] != (h, w):
-            raise ValueError(f"other images must be square like the in-distribution set ({h}x{w}), got {other.shape}")
+        other = to_uint8(other)
+        if other.shape[1:] != images.shape[1:]:
+            raise ValueError(f"other images must have the in-distribution images' shape [N, {h}, {w}, {c}], got "
+                             f"{list(other.shape)}: load them with load_images(..., image_size={h}, num_channels={c})")
         sets["other_digits"] = other[rng.permutation(len(other))[:n]]
     return sets
 
