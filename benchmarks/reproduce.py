@@ -135,7 +135,7 @@ def toy_plots(args, toys, methods) -> list[Path]:
         for m in methods:
             npz = run_path(args.cache_dir, "toy", toy, m, args.plot_seed).with_suffix(".npz")
             if npz.exists():
-                with np.load(npz) as f:
+                with np.load(npz, allow_pickle=False) as f:  # plain arrays only: never unpickle a cache
                     panels[m] = {k: f[k].astype(np.float32) for k in f.files}
         if panels:
             path = args.out_dir / f"toy_{toy}.png"
@@ -273,7 +273,7 @@ def mnist_plot(args, records: list[dict]) -> Path | None:
         npz = run_path(args.cache_dir, "mnist", "mnist", name, record["seed"]).with_suffix(".npz")
         if record["seed"] != args.plot_seed or not npz.exists():
             continue
-        with np.load(npz) as f:
+        with np.load(npz, allow_pickle=False) as f:
             panels = {k: f[k] for k in f.files}
         some = next(iter(panels.values()))
         blank = np.full_like(some, 255)

@@ -17,7 +17,8 @@ from hf_dualmcmc.convert import convert_official_checkpoint
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="the official .pth checkpoint (keys epoch, netG, netE, netI, optG, optE, optI)")
+    parser.add_argument("checkpoint", help="the official .pth checkpoint (keys epoch, netG, netE, netI, optG, optE, "
+                        "optI); read with torch.load(weights_only=True), so a file that would run code is refused")
     parser.add_argument("output_dir", help="where to write the pipeline (save_pretrained layout + README.md)")
     parser.add_argument("--dataset", choices=sorted(OFFICIAL_SETTINGS), default=None,
                         help="official architecture; inferred from the tensor shapes when omitted")

@@ -2,7 +2,8 @@
 """Evaluate an exported DualMCMCPipeline: the paper's metrics, figures and tables in one command.
 
     python scripts/evaluate.py --pipeline DIR --metrics fid,is,domain_fd,recon,profile,interp,ablation --out OUTDIR \
-        [--num-samples N] [--reference SRC] [--inception-weights PATH] [--steps N] [--device cpu|cuda] [--seed S]
+        [--num-samples N] [--reference SRC] [--inception-weights PATH [--inception-weights-sha256 HEX]] \
+        [--steps N] [--device cpu|cuda] [--seed S]
 
 Writes ``OUTDIR/results.json`` (every number, sampler settings, library versions/options), the PNGs/JSONs of each
 analysis, and prints a short table. See docs/EVALUATION.md.
@@ -34,18 +35,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, default=1000, help="samples for FID/IS/domain FD (paper: 50000)")
     p.add_argument("--batch-size", type=int, default=100, help="sampling batch size (BN batch statistics; paper: 100)")
     p.add_argument("--reference", default=None,
-                   help="FID reference: a stats .npz (mu, sigma), an images .npz, an image directory, 'mnist', "
-                        "'digits', a datasets name or imagefolder:PATH; also the held-out images for recon/interp")
-    p.add_argument("--reference-split", default="test", help="split of a datasets/built-in reference (default test)")
+                   help="FID reference: a statistics .npz (mu, sigma), or an image source as for training "
+                        "(data.source: sklearn:digits, mnist[:DIR], an images .npz, a directory, a parquet file or "
+                        "glob, a save_to_disk directory, a Hub name); also the held-out images for recon/interp")
+    p.add_argument("--reference-split", default="test", help="split of the reference / held-out source (default test)")
     p.add_argument("--max-reference", type=int, default=None, help="use at most this many reference images")
     p.add_argument("--inception-weights", default=None,
                    help="path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (needed offline)")
+    p.add_argument("--inception-weights-sha256", default=None,
+                   help="SHA-256 the Inception weights file must have (default: the published file's "
+                        "6726825d0af5...; pass it for another weights file you trust)")
     p.add_argument("--fid-feature-layer", default="2048", choices=("64", "192", "768", "2048"),
                    help="Inception feature layer for FID (2048 = standard)")
     p.add_argument("--domain", default=None, choices=("mnist", "digits"),
                    help="dataset of the domain classifier for domain_fd (and default held-out images)")
     p.add_argument("--domain-train-steps", type=int, default=600, help="domain classifier training steps")
-    p.add_argument("--recon-data", default=None, help="held-out images for recon/interp (default: --reference or --domain)")
+    p.add_argument("--recon-data", default=None,
+                   help="held-out image source for recon/interp (default: --reference, else the --domain test split)")
     p.add_argument("--num-recon", type=int, default=500, help="held-out images for reconstruction MSE")
     p.add_argument("--steps", type=int, default=None, help="x-chain revision steps (default: the pipeline's, 70)")
     p.add_argument("--step-size", type=float, default=None, help="x-chain step size (default: the pipeline's, 0.4)")
@@ -146,7 +152,8 @@ def main(argv=None) -> int:
     need_samples = {"fid", "is", "domain_fd"} & set(args.metrics)
     if {"fid", "is"} & set(args.metrics):
         # before any sampling: a missing Inception file must fail in seconds, not after 50k samples
-        scorer = InceptionScorer(args.inception_weights, fid_feature_layer=args.fid_feature_layer,
+        scorer = InceptionScorer(args.inception_weights, expected_sha256=args.inception_weights_sha256,
+                                 fid_feature_layer=args.fid_feature_layer,
                                  device=args.device, compute_is="is" in args.metrics, progress=progress)
     if need_samples:
         proposals, revised, sampler = sample_images(pipe, args.num_samples, batch_size=args.batch_size, seed=args.seed,

@@ -274,7 +274,67 @@ def test_top_level_structure_errors(tmp_path):
     with pytest.raises(ValueError, match="not an official Dual-MCMC checkpoint: expected a dict"):
         load_official_checkpoint(tmp_path / "list.pth")
     (tmp_path / "junk.pth").write_bytes(b"this is not a pickle at all")
-    with pytest.raises(ValueError, match="not a loadable PyTorch checkpoint"):
+    with pytest.raises(ValueError, match=r"official checkpoint '.*junk\.pth' is not a torch.save file \(neither a "
+                                         r"zip archive nor a pickle\)"):
         load_official_checkpoint(tmp_path / "junk.pth")
     with pytest.raises(ValueError, match="does not exist"):
         load_official_checkpoint(tmp_path / "missing.pth")
+
+
+def test_authors_checkpoint_format_loads_weights_only(tmp_path):
+    """The authors' train.py saves epoch, three state dicts and three Adam state dicts (torch.save): all of it is
+    read by torch.load(weights_only=True) with its default allow-list, in the zip and the legacy format."""
+    ckpt = random_checkpoint(layout_of(tiny_configs()))
+    for name in ("optG", "optE", "optI"):
+        param = torch.nn.Parameter(torch.randn(3))
+        opt = torch.optim.Adam([param], lr=1e-4, weight_decay=5e-4, betas=(0.0, 0.9))
+        param.sum().backward()
+        opt.step()
+        ckpt[name] = opt.state_dict()
+    for legacy in (False, True):
+        path = tmp_path / f"ckpt-{legacy}.pth"
+        torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy)
+        loaded = load_official_checkpoint(path)
+        assert loaded["epoch"] == 300 and loaded["optE"]["param_groups"][0]["betas"] == (0.0, 0.9)
+        assert torch.equal(loaded["optI"]["state"][0]["exp_avg"], ckpt["optI"]["state"][0]["exp_avg"])
+        assert all(torch.equal(loaded["netE"][k], v) for k, v in ckpt["netE"].items())
+
+
+def test_file_errors_name_the_file(tmp_path, capsys):
+    import importlib.util
+
+    configs = tiny_configs()
+    ckpt = random_checkpoint(layout_of(configs))
+    path = tmp_path / "c.pth"
+    torch.save(ckpt, path)
+    data = path.read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"official checkpoint '.*cut\.pth' is truncated or corrupt \(a damaged zip"):
+        load_official_checkpoint(tmp_path / "cut.pth")
+    torch.save(ckpt, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    data = (tmp_path / "legacy.pth").read_bytes()
+    (tmp_path / "legacy.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"'.*legacy\.pth' is truncated, corrupt or not a torch.save file"):
+        load_official_checkpoint(tmp_path / "legacy.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"official checkpoint '.*empty\.pth' is empty"):
+        load_official_checkpoint(tmp_path / "empty.pth")
+
+    del ckpt["netG"]["lin_1.bias"]
+    ckpt["netI"]["conv51.weight"] = torch.zeros(6, 32, 3, 3)
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError) as err:
+        convert_official_checkpoint(path, tmp_path / "out", dataset="cifar10", configs=configs)
+    msg = str(err.value)
+    assert msg.startswith(f"official checkpoint {str(path)!r}: the checkpoint does not match the given configs' layout")
+    assert "netG missing keys: ['lin_1.bias']" in msg and "conv51.weight: expected [6, 32, 4, 4], got [6, 32, 3, 3]" in msg
+    assert not (tmp_path / "out").exists()
+
+    spec = importlib.util.spec_from_file_location("convert_cli", REPO / "scripts" / "convert_official_checkpoint.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main([str(path), str(tmp_path / "out"), "--dataset", "cifar10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: official checkpoint {str(path)!r}: the checkpoint does not match the official "
+                          "cifar10 layout") and "netG missing keys: ['lin_1.bias']" in err
+    assert not (tmp_path / "out").exists()

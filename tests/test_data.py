@@ -1,7 +1,9 @@
 """Tests for ``hf_dualmcmc.data``: sources, preprocessing policies, in-memory vs lazy paths, errors."""
 
+import dataclasses
 import gzip
 import os
+import pickle
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,12 +23,12 @@ from hf_dualmcmc.data import (  # noqa: E402
     check_dataset_size,
     describe,
     find_image_column,
+    image_transform,
     load_digits_images,
     load_image_dataset,
     load_mnist_images,
-    pad_or_resize,
+    load_source,
     read_idx,
-    to_uint8_array,
 )
 
 SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
@@ -58,6 +60,13 @@ def image_dataset(images, extra=True):
         data["label"] = list(range(len(images)))
         features["label"] = datasets.Value("int64")
     return datasets.Dataset.from_dict(data, features=datasets.Features(features))
+
+
+def preprocess(image, config):
+    """One image through ``config``'s transforms.v2 pipeline, as a uint8 numpy array [C, H, W]."""
+    out = image_transform(config)(image)
+    assert out.dtype == torch.uint8
+    return out.numpy()
 
 
 def in_memory(dataset):
@@ -156,8 +165,8 @@ def test_missing_local_sources_raise(tmp_path):
     ):
         with pytest.raises(FileNotFoundError):
             load_image_dataset(DataConfig(source))
-    (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match="parquet"):
+    (tmp_path / "notes.txt").write_text("x")  # a text file is a datasets source too, but has no image column
+    with pytest.raises(ValueError, match=r"no image column in '.*notes.txt'.*columns: 'text'"):
         load_image_dataset(DataConfig(str(tmp_path / "notes.txt")))
 
 
@@ -170,11 +179,11 @@ def test_channel_conversion_3_to_1_and_1_to_3():
     gray3 = rgb(4, 4, (90, 90, 90))
     red = rgb(4, 4, (255, 0, 0))
     one = DataConfig("unused", image_size=4, num_channels=1)
-    assert to_uint8_array(gray3, one).shape == (1, 4, 4)
-    assert (to_uint8_array(gray3, one) == 90).all()
-    assert abs(int(to_uint8_array(red, one)[0, 0, 0]) - 76) <= 1  # ITU-R 601 luma 0.299 * 255
+    assert preprocess(gray3, one).shape == (1, 4, 4)
+    assert (preprocess(gray3, one) == 90).all()
+    assert abs(int(preprocess(red, one)[0, 0, 0]) - 76) <= 1  # ITU-R 601 luma 0.299 * 255
     gray1 = PIL.Image.fromarray(np.full((4, 4), 200, np.uint8), "L")
-    three = to_uint8_array(gray1, DataConfig("unused", image_size=4, num_channels=3))
+    three = preprocess(gray1, DataConfig("unused", image_size=4, num_channels=3))
     assert three.shape == (3, 4, 4) and (three == 200).all()
 
 
@@ -194,32 +203,32 @@ def test_pad_28_to_32(tmp_path, cache):
     border[:, :, 2:30, 2:30] = 0
     assert int(border.max()) == 0
     assert float(ds[0][0, 0, 0]) == -1.0 and float(ds[0][0, 2, 2]) == pytest.approx(px(int(digits[0, 0, 0])))
-    with pytest.raises(ValueError, match="pad"):
-        pad_or_resize(PIL.Image.new("L", (33, 20)), 32, "pad")
+    with pytest.raises(ValueError, match=r"resize='pad' needs images no larger than image_size=32, got 33x20"):
+        preprocess(PIL.Image.new("L", (33, 20)), DataConfig("unused", image_size=32, num_channels=1, resize="pad"))
 
 
 def test_crop_box_is_applied_first():
     array = np.zeros((16, 20, 3), np.uint8)  # H=16, W=20
     array[2:10, 4:12] = np.arange(64, dtype=np.uint8).reshape(8, 8, 1) + 100
     config = DataConfig("unused", image_size=8, crop_box=(4, 2, 12, 10))
-    out = to_uint8_array(PIL.Image.fromarray(array), config)
+    out = preprocess(PIL.Image.fromarray(array), config)
     assert out.shape == (3, 8, 8)
     assert np.array_equal(out[0], array[2:10, 4:12, 0])
     with pytest.raises(ValueError, match="crop_box"):
-        to_uint8_array(PIL.Image.fromarray(array), DataConfig("unused", image_size=8, crop_box=(0, 0, 21, 8)))
+        preprocess(PIL.Image.fromarray(array), DataConfig("unused", image_size=8, crop_box=(0, 0, 21, 8)))
 
 
 def test_resize_and_center_crop_policies():
-    assert pad_or_resize(rgb(16, 16, (30, 30, 30)), 8).size == (8, 8)
-    uniform = to_uint8_array(rgb(16, 16, (30, 60, 90)), DataConfig("unused", image_size=8))
+    assert preprocess(rgb(16, 16, (30, 30, 30)), DataConfig("unused", image_size=8)).shape == (3, 8, 8)
+    uniform = preprocess(rgb(16, 16, (30, 60, 90)), DataConfig("unused", image_size=8))
     assert (uniform[:, 3, 3] == [30, 60, 90]).all() and (uniform == uniform[:, :1, :1]).all()
     wide = np.zeros((8, 16), np.uint8)  # W=16, H=8: columns 0..15 get distinct values
     wide[:] = np.arange(16, dtype=np.uint8) * 10
-    out = to_uint8_array(
+    out = preprocess(
         PIL.Image.fromarray(wide), DataConfig("unused", image_size=8, num_channels=1, resize="center_crop")
     )
     assert np.array_equal(out[0], wide[:, 4:12])
-    squashed = to_uint8_array(PIL.Image.fromarray(wide), DataConfig("unused", image_size=8, num_channels=1))
+    squashed = preprocess(PIL.Image.fromarray(wide), DataConfig("unused", image_size=8, num_channels=1))
     assert squashed.shape == (1, 8, 8) and squashed[0, 0, 0] < 30 and squashed[0, 0, -1] > 120
 
 
@@ -285,10 +294,10 @@ def test_image_column_by_type_and_errors(parquet_file, cache):
     with pytest.raises(ValueError, match=r"no image column.*'caption' \(Value\('string'\)\).*'label'"):
         find_image_column(text)
     with pytest.raises(
-        ValueError, match=r"'pixels' not found; columns: 'img' \(Image.*'label' \(Value\('int64'\)\)"
+        ValueError, match=r"'pixels' not found in '.*train-00000.parquet'.*columns: 'img' \(Image.*'label' \(Value"
     ):
         load_image_dataset(DataConfig(str(parquet_file), image_column="pixels", cache_dir=cache))
-    with pytest.raises(ValueError, match=r"'label' is Value\('int64'\), not an image column.*'img' \(Image"):
+    with pytest.raises(ValueError, match=r"'label' is Value\('int64'\) in .*expected a datasets.Image.*'img' \(Image"):
         load_image_dataset(DataConfig(str(parquet_file), image_column="label", cache_dir=cache))
     ds = load_image_dataset(DataConfig(str(parquet_file), image_column="img", image_size=8, cache_dir=cache))
     assert len(ds) == 5
@@ -420,3 +429,108 @@ def test_shared_mnist(mnist_dir, monkeypatch):
     test = load_image_dataset(DataConfig(f"mnist:{mnist_dir}", split="test", image_size=28, num_channels=1))
     assert len(test) == 1000
     torch.testing.assert_close(test[0][0], torch.from_numpy(raw[9000]).float() / 127.5 - 1, rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bad inputs (issue #11): each a ValueError / FileNotFoundError naming the file, source or column
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_corrupt_and_truncated_image_files_are_named(tmp_path, cache):
+    root = write_imagefolder(tmp_path / "corrupt", [10, 20, 30])
+    (root / "fake.png").write_text("this is not a PNG")
+    for lazy in (False, True):
+        config = DataConfig(str(root), image_size=8, cache_dir=cache, max_in_memory_bytes=0 if lazy else 2**30)
+        with pytest.raises(ValueError, match=r"cannot use image file .*corrupt/fake\.png \(source '.*corrupt'"):
+            ds = load_image_dataset(config)
+            [ds[i] for i in range(len(ds))]
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    truncated = write_imagefolder(tmp_path / "truncated", [10, 20])
+    PIL.Image.fromarray(noise).save(truncated / "big.png")
+    data = (truncated / "big.png").read_bytes()
+    (truncated / "big.png").write_bytes(data[: len(data) * 2 // 3])  # header intact, pixel data cut
+    with pytest.raises(ValueError, match=r"cannot use image file .*truncated/big\.png.*truncated"):
+        load_image_dataset(DataConfig(str(truncated), image_size=8, cache_dir=cache))
+
+
+def test_imagefolder_ignores_files_without_an_image_extension(tmp_path, cache):
+    root = write_imagefolder(tmp_path / "mixed", [10, 20, 30])
+    (root / "notes.txt").write_text("not an image, and not picked up by imagefolder")
+    assert len(load_image_dataset(DataConfig(str(root), image_size=8, cache_dir=cache))) == 3
+
+
+def test_missing_directory_and_parquet_without_image_column(tmp_path, cache):
+    with pytest.raises(FileNotFoundError, match=r"data source '.*missing_dir' does not exist"):
+        load_image_dataset(DataConfig(str(tmp_path / "missing_dir"), cache_dir=cache))
+    with pytest.raises(FileNotFoundError, match="no MNIST IDX images in"):
+        load_image_dataset(DataConfig(f"mnist:{tmp_path / 'missing_dir'}"))
+    path = tmp_path / "captions.parquet"
+    datasets.Dataset.from_dict({"caption": ["a", "b"], "label": [0, 1]}).to_parquet(str(path))
+    with pytest.raises(ValueError, match=r"no image column in '.*captions\.parquet'.*columns: 'caption'"):
+        load_image_dataset(DataConfig(str(path), cache_dir=cache))
+
+
+def test_pad_with_an_image_larger_than_image_size_names_the_file(tmp_path, cache):
+    root = write_imagefolder(tmp_path / "large", [10, 20], size=(40, 30))
+    with pytest.raises(ValueError, match=r"image file .*large/img_0\.png.*resize='pad' needs images no larger than "
+                                         r"image_size=32, got 40x30"):
+        load_image_dataset(DataConfig(str(root), image_size=32, resize="pad", cache_dir=cache))
+
+
+def test_empty_split_and_wrong_split_name(tmp_path, parquet_file, cache):
+    empty = tmp_path / "empty.parquet"
+    image_dataset([], extra=False).to_parquet(str(empty))
+    with pytest.raises(ValueError, match=r"cannot load split 'train' of '.*empty\.parquet'"):
+        load_image_dataset(DataConfig(str(empty), cache_dir=cache))
+    np.savez(tmp_path / "none.npz", images=np.zeros((0, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"'.*none\.npz' split 'train' has no images"):
+        load_image_dataset(DataConfig(str(tmp_path / "none.npz")))
+    with pytest.raises(FileNotFoundError, match="doesn't contain any data files"):
+        (tmp_path / "empty_dir").mkdir()
+        load_image_dataset(DataConfig(str(tmp_path / "empty_dir"), cache_dir=cache))
+    with pytest.raises(ValueError, match=r"cannot load split 'validation' of '.*pq'.*Unknown split.*'train'"):
+        load_image_dataset(DataConfig(str(parquet_file.parent), split="validation", cache_dir=cache))
+    datasets.DatasetDict({"train": image_dataset([rgb(2, 2, (0, 0, 0))])}).save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(ValueError, match=r"split 'test' not in '.*dd'; available splits: \['train'\]"):
+        load_image_dataset(DataConfig(str(tmp_path / "dd"), split="test"))
+    for source in ("sklearn:digits", "mnist"):
+        with pytest.raises(ValueError, match=r"split must be one of \('train', 'test', 'all'\), got 'validation'"):
+            load_image_dataset(DataConfig(source, split="validation"))
+    with pytest.raises(ValueError, match="only 'sklearn:digits'"):
+        load_image_dataset(DataConfig("sklearn:iris"))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Array sources through the same transforms; the lazy dataset pickles (DataLoader workers)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_npz_arrays_match_the_pil_path(tmp_path):
+    rng = np.random.default_rng(4)
+    arrays = rng.integers(0, 256, size=(6, 12, 10, 3), dtype=np.uint8)
+    arrays[0] = 255  # white stays 255 in L (Pillow's rounded luma, not a truncated float one)
+    np.savez(tmp_path / "images.npz", images=arrays)
+    assert load_source(str(tmp_path / "images.npz")).num_rows == 6
+    for kwargs in (dict(num_channels=1, resize="pad", image_size=12), dict(num_channels=3, crop_box=(1, 2, 9, 10))):
+        config = DataConfig(str(tmp_path / "images.npz"), image_size=kwargs.pop("image_size", 8), **kwargs)
+        expected = np.stack([preprocess(PIL.Image.fromarray(a), config) for a in arrays])
+        eager = in_memory(load_image_dataset(config))
+        assert np.array_equal(eager.images.numpy(), expected), kwargs
+        lazy = load_image_dataset(dataclasses.replace(config, max_in_memory_bytes=0))
+        assert all(torch.equal(lazy[i], eager[i]) for i in range(6))
+    gray = in_memory(load_image_dataset(DataConfig(str(tmp_path / "images.npz"), image_size=12, num_channels=1,
+                                                   resize="pad")))
+    assert int(gray.images[0, 0, 2:10, 1:11].min()) == 255
+    np.savez(tmp_path / "stats.npz", mu=np.zeros(4), sigma=np.eye(4))
+    with pytest.raises(ValueError, match=r"stats\.npz: expected uint8 images .* got FID statistics"):
+        load_image_dataset(DataConfig(str(tmp_path / "stats.npz")))
+    np.savez(tmp_path / "floats.npz", images=np.zeros((2, 4, 4)))
+    with pytest.raises(ValueError, match=r"floats\.npz: expected uint8 images .* got float64 \(2, 4, 4\)"):
+        load_image_dataset(DataConfig(str(tmp_path / "floats.npz")))
+
+
+def test_lazy_dataset_pickles_for_workers(tmp_path, cache):
+    root = write_imagefolder(tmp_path / "imgs", [5, 50, 150])
+    lazy = load_image_dataset(DataConfig(str(root), image_size=4, max_in_memory_bytes=0, cache_dir=cache))
+    clone = pickle.loads(pickle.dumps(lazy))
+    assert all(torch.equal(clone[i], lazy[i]) for i in range(3))

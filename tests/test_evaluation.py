@@ -25,12 +25,16 @@ from hf_dualmcmc import (  # noqa: E402
 )
 from hf_dualmcmc.evaluation import (  # noqa: E402
     INCEPTION_WEIGHTS_FILENAME,
+    INCEPTION_WEIGHTS_SHA256,
     DomainFrechetScorer,
     InceptionScorer,
+    InceptionWeightsError,
     InceptionWeightsNotFoundError,
     ablation_sweep,
+    builtin_split,
     energy_profile,
     frechet_distance,
+    inception_weights_url,
     interpolation_grids,
     load_images,
     reconstruction_mse,
@@ -40,6 +44,7 @@ from hf_dualmcmc.evaluation import (  # noqa: E402
     to_uint8,
     write_model_index,
 )
+from hf_dualmcmc.serialization import file_sha256  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO.parent / "shared"))
@@ -53,9 +58,15 @@ def inception_weights(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def scorer(inception_weights) -> InceptionScorer:
+def inception_sha256(inception_weights) -> str:
+    return file_sha256(inception_weights)
+
+
+@pytest.fixture(scope="module")
+def scorer(inception_weights, inception_sha256) -> InceptionScorer:
     # the real torch-fidelity extractor with injected (random) weights; layer "64" keeps CPU time low
-    return InceptionScorer(inception_weights, fid_feature_layer="64", compute_is=False)
+    return InceptionScorer(inception_weights, expected_sha256=inception_sha256, fid_feature_layer="64",
+                           compute_is=False)
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +112,19 @@ def test_fid_library_path_zero_for_identical_and_grows_with_noise(scorer):
     opts = scorer.options
     assert opts["library"] == "torch-fidelity" and opts["fid_feature_layer"] == "64" and opts["antialias"] is False
     assert opts["inception_weights"] == INCEPTION_WEIGHTS_FILENAME and opts["versions"]["torch_fidelity"]
+    assert opts["inception_weights_sha256"] == file_sha256(scorer.weights_path)
+    assert opts["inception_weights_published"] is False  # random test weights
 
 
-def test_inception_score_runs_through_library(inception_weights):
-    s = InceptionScorer(inception_weights, fid_feature_layer="64", compute_is=True)
+def test_extractor_holds_exactly_the_verified_weights(scorer, inception_weights):
+    # the state dict reached torch-fidelity's network in memory (its own torch.load of the path never ran)
+    saved = torch.load(inception_weights, weights_only=True)
+    got = scorer.extractor.state_dict()
+    assert set(got) == set(saved) and all(torch.equal(got[k], saved[k]) for k in saved)
+
+
+def test_inception_score_runs_through_library(inception_weights, inception_sha256):
+    s = InceptionScorer(inception_weights, expected_sha256=inception_sha256, fid_feature_layer="64", compute_is=True)
     mean, std = s.inception_score(_random_images(4), splits=2)
     assert mean >= 1.0 - 1e-6 and std >= 0.0
 
@@ -117,6 +137,63 @@ def test_offline_without_weights_names_flag_and_file(tmp_path, monkeypatch):
     assert "--inception-weights" in str(err.value) and INCEPTION_WEIGHTS_FILENAME in str(err.value)
     with pytest.raises(InceptionWeightsNotFoundError, match="--inception-weights"):
         InceptionScorer(tmp_path / "missing.pth")
+
+
+def test_inception_weights_hash_mismatch_names_file_and_both_hashes(inception_weights, inception_sha256):
+    with pytest.raises(InceptionWeightsError) as err:  # default: the published file's hash
+        InceptionScorer(inception_weights, fid_feature_layer="64", compute_is=False)
+    msg = str(err.value)
+    assert inception_weights in msg and INCEPTION_WEIGHTS_SHA256 in msg and inception_sha256 in msg
+    assert "--inception-weights-sha256" in msg
+    other = "0" * 64
+    with pytest.raises(InceptionWeightsError, match=f"has SHA-256 {inception_sha256}, expected {other}"):
+        InceptionScorer(inception_weights, expected_sha256=other, fid_feature_layer="64", compute_is=False)
+    with pytest.raises(ValueError, match=r"--inception-weights-sha256\) must be 64 hex digits.*'abc'"):
+        InceptionScorer(inception_weights, expected_sha256="abc", fid_feature_layer="64")
+    # upper case and surrounding spaces are accepted
+    s = InceptionScorer(inception_weights, expected_sha256=f" {inception_sha256.upper()} ", fid_feature_layer="64",
+                        compute_is=False)
+    assert s.weights_sha256 == inception_sha256
+
+
+def test_inception_weights_wrong_layout_is_a_clear_error(tmp_path):
+    path = tmp_path / INCEPTION_WEIGHTS_FILENAME
+    torch.save({"fc.weight": torch.zeros(3, 3), "extra": torch.zeros(1)}, path)
+    with pytest.raises(InceptionWeightsError) as err:
+        InceptionScorer(path, expected_sha256=file_sha256(path), fid_feature_layer="64", compute_is=False)
+    msg = str(err.value)
+    assert f"Inception weights file {str(path)!r} is not torch-fidelity's InceptionV3 state dict" in msg
+    assert "missing keys: Conv2d_1a_3x3.conv.weight, " in msg and "1 unexpected keys: extra" in msg
+    assert "1 wrong shapes: fc.weight expected [1008, 2048], got [3, 3]" in msg
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(InceptionWeightsError, match=r"holds a list, expected torch-fidelity's InceptionV3 state dict"):
+        InceptionScorer(path, expected_sha256=file_sha256(path), fid_feature_layer="64", compute_is=False)
+
+
+def test_cached_and_downloaded_weights_are_verified(tmp_path, monkeypatch, inception_weights, inception_sha256):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DUALMCMC_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):  # torch hub checks hash_prefix before moving
+        calls.append((url, hash_prefix))
+        if hash_prefix != inception_sha256:
+            raise RuntimeError(f'invalid hash value (expected "{hash_prefix}", got "{inception_sha256}")')
+        Path(dst).write_bytes(Path(inception_weights).read_bytes())
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    cached = tmp_path / "hub" / "checkpoints" / INCEPTION_WEIGHTS_FILENAME
+    with pytest.raises(InceptionWeightsError, match="discarded: invalid hash value"):
+        InceptionScorer(None, fid_feature_layer="64", compute_is=False)  # the published hash is what is asked for
+    assert calls[-1][1] == INCEPTION_WEIGHTS_SHA256 and not cached.exists()
+    s = InceptionScorer(None, expected_sha256=inception_sha256, fid_feature_layer="64", compute_is=False)
+    assert s.weights_path == str(cached) and calls[-1] == (inception_weights_url(), inception_sha256)
+    # a cached copy is verified too (no download): a different hash is refused
+    with pytest.raises(InceptionWeightsError, match=str(cached)):
+        InceptionScorer(None, fid_feature_layer="64", compute_is=False)
+    assert len(calls) == 2
 
 
 def test_reference_statistics_cached_npz_and_precomputed(scorer, tmp_path):
@@ -156,7 +233,7 @@ def test_domain_fd_separates_real_from_noisy_mnist(tmp_path, one_thread):
     assert (tmp_path / "domain-classifier-mnist.safetensors").is_file()
     meta = json.loads((tmp_path / "domain-classifier-mnist.json").read_text())
     assert meta["test_accuracy"] == scorer.info["test_accuracy"] and meta["num_train"] == 9000
-    real = load_images("mnist", split="test")[:400]
+    real = load_images("mnist", image_size=32, split="test", max_images=400)  # padded 28 -> 32, as trained
     rng = np.random.default_rng(0)
     noisy = np.clip(real + rng.normal(0, 60, real.shape), 0, 255).astype(np.uint8)
     d_real, d_noisy = scorer.distance(real), scorer.distance(noisy)
@@ -164,6 +241,66 @@ def test_domain_fd_separates_real_from_noisy_mnist(tmp_path, one_thread):
     cached = DomainFrechetScorer("mnist", tmp_path, steps=150)
     assert cached.info["cached"] is True
     assert cached.distance(real) == pytest.approx(d_real, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# image sources: the training data's grammar and loader (hf_dualmcmc.data)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_load_images_digits_alias_and_builtin_split():
+    from hf_dualmcmc.data import load_digits_images
+
+    held_out = load_images("digits", split="test")
+    assert held_out.shape == (180, 8, 8, 1) and held_out.dtype == np.uint8
+    assert np.array_equal(held_out, load_images("sklearn:digits", split="test"))
+    assert np.array_equal(held_out[..., 0], load_digits_images("test"))
+    images, labels = builtin_split("digits", "train")
+    expected_images, expected_labels = load_digits_images("train", return_labels=True)
+    assert np.array_equal(images[..., 0], expected_images) and np.array_equal(labels, expected_labels)
+    assert load_images("digits", image_size=16, num_channels=3, max_images=5).shape == (5, 16, 16, 3)
+    with pytest.raises(ValueError, match="unknown built-in source 'cifar10'"):
+        builtin_split("cifar10")
+    with pytest.raises(ValueError, match=r"split must be one of .* got 'validation'"):
+        builtin_split("digits", "validation")
+
+
+def test_load_images_matches_the_training_loader(tmp_path):
+    import PIL.Image
+
+    from hf_dualmcmc.data import DataConfig, load_image_dataset
+
+    rng = np.random.default_rng(0)
+    arrays = rng.integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, a in enumerate(arrays):
+        PIL.Image.fromarray(a).save(folder / f"{i}.png")
+    native = load_images(folder, split="train")
+    assert native.shape == (4, 8, 8, 3)
+    assert sorted(x.tobytes() for x in native) == sorted(x.tobytes() for x in arrays)
+    for kwargs in ({"image_size": 12, "num_channels": 1}, {"image_size": 4, "num_channels": 3}):
+        got = load_images(folder, split="train", **kwargs)
+        resize = "pad" if kwargs["image_size"] >= 8 else "resize"  # load_images' default policy
+        train = load_image_dataset(DataConfig(str(folder), resize=resize, cache_dir=str(tmp_path / "c"), **kwargs))
+        assert np.array_equal(got, train.images.permute(0, 2, 3, 1).numpy()), kwargs
+    np.savez(tmp_path / "images.npz", images=arrays)
+    assert np.array_equal(load_images(tmp_path / "images.npz"), arrays)
+    save_statistics(tmp_path / "stats.npz", {"mu": np.zeros(4), "sigma": np.eye(4)})
+    with pytest.raises(ValueError, match="FID statistics"):
+        load_images(tmp_path / "stats.npz")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_images(tmp_path / "missing")
+
+
+@needs_mnist
+def test_builtin_mnist_split_is_padded_and_labelled():
+    from hf_dualmcmc.data import load_mnist_images
+
+    images, labels = builtin_split("mnist", "test")
+    raw, raw_labels = load_mnist_images(split="test", return_labels=True)
+    assert images.shape == (1000, 32, 32, 1) and np.array_equal(labels, raw_labels)
+    assert np.array_equal(images[:, 2:30, 2:30, 0], raw) and images[:, :2].max() == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -234,7 +371,7 @@ def test_ablation_sweep_table_and_json(pipe, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_evaluate_load_metric_modules(inception_weights):
+def test_evaluate_load_metric_modules(inception_weights, inception_sha256):
     import evaluate
 
     mse = evaluate.load(str(REPO / "metrics" / "dualmcmc_recon_mse"))
@@ -246,9 +383,10 @@ def test_evaluate_load_metric_modules(inception_weights):
 
     fid = evaluate.load(str(REPO / "metrics" / "dualmcmc_fid"))
     x = _random_images(8)
-    same = fid.compute(predictions=x, references=x, inception_weights=inception_weights, feature_layer="64")
+    kw = dict(inception_weights=inception_weights, inception_weights_sha256=inception_sha256, feature_layer="64")
+    same = fid.compute(predictions=x, references=x, **kw)
     noisy = np.clip(x + np.random.default_rng(1).normal(0, 60, x.shape), 0, 255).astype(np.uint8)
-    diff = fid.compute(predictions=noisy, references=x, inception_weights=inception_weights, feature_layer="64")
+    diff = fid.compute(predictions=noisy, references=x, **kw)
     assert abs(same["fid"]) < 1e-6 and diff["fid"] > 1e-3 and same["num_references"] == 8
 
 
@@ -277,14 +415,15 @@ def test_write_model_index_round_trip(tmp_path):
         write_model_index(bare, {"note": "x"}, dataset_name="MNIST", dataset_type="mnist")
 
 
-def test_cli_smoke(pipe_dir, inception_weights, tmp_path):
+def test_cli_smoke(pipe_dir, inception_weights, inception_sha256, tmp_path):
     ref = tmp_path / "ref.npz"
     np.savez(ref, images=_random_images(12))
     out = tmp_path / "out"
     cmd = [
         sys.executable, str(REPO / "scripts" / "evaluate.py"), "--pipeline", str(pipe_dir), "--out", str(out),
         "--metrics", "fid,recon,profile,interp,ablation", "--num-samples", "8", "--batch-size", "8",
-        "--reference", str(ref), "--inception-weights", inception_weights, "--fid-feature-layer", "64",
+        "--reference", str(ref), "--inception-weights", inception_weights,
+        "--inception-weights-sha256", inception_sha256, "--fid-feature-layer", "64",
         "--num-recon", "8", "--steps", "2", "--latent-steps", "1", "--ablation-x-steps", "0,2",
         "--ablation-z-steps", "0,1", "--ablation-samples", "4", "--no-progress",
     ]

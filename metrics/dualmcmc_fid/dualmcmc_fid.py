@@ -39,6 +39,8 @@ Args:
     references: real images, same format (any count >= 2; need not match the predictions' count).
     inception_weights (str, optional): path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth
         (required offline).
+    inception_weights_sha256 (str, optional): the SHA-256 the weights file must have (default: the published
+        file's); pass it for another weights file you trust. The file is never unpickled unverified.
     feature_layer (str, optional): "2048" (standard FID, default), or "64"/"192"/"768".
     compute_is (bool, optional): also return the Inception Score of the predictions (default False).
     device (str, optional): "cpu" (default) or "cuda".
@@ -71,14 +73,14 @@ class DualMCMCFID(evaluate.Metric):
             raise ValueError("dualmcmc_fid needs both predictions (generated images) and references (real images)")
         return self._compute(predictions=predictions, references=references, **kwargs)
 
-    def _compute(self, predictions, references, inception_weights=None, feature_layer="2048", compute_is=False,
-                 device="cpu"):
+    def _compute(self, predictions, references, inception_weights=None, inception_weights_sha256=None,
+                 feature_layer="2048", compute_is=False, device="cpu"):
         from hf_dualmcmc.evaluation.fid import InceptionScorer, frechet_distance
         from hf_dualmcmc.evaluation.images import to_uint8
 
         preds, refs = to_uint8(np.asarray(predictions)), to_uint8(np.asarray(references))
-        scorer = InceptionScorer(inception_weights, fid_feature_layer=str(feature_layer), device=device,
-                                 compute_is=bool(compute_is))
+        scorer = InceptionScorer(inception_weights, expected_sha256=inception_weights_sha256,
+                                 fid_feature_layer=str(feature_layer), device=device, compute_is=bool(compute_is))
         pred_feats = scorer.features(preds)
         out = {
             "fid": frechet_distance(scorer.statistics(features=pred_feats), scorer.statistics(refs)),

@@ -3,6 +3,8 @@
 An official checkpoint is a ``torch.save``'d dict with the keys ``epoch``, ``netG``, ``netE``, ``netI``, ``optG``,
 ``optE`` and ``optI``; ``netG``/``netE``/``netI`` are the state dicts of the generator, the energy model and the
 inference model (key names and shapes: ``../shared/reference/official_state_dict_{cifar10,celeba64}.json``).
+The file is a pickle; it is read with ``torch.load(weights_only=True)`` (tensors, numbers, strings and containers
+only), so a checkpoint whose unpickling would run code is refused (:class:`~hf_dualmcmc.serialization.UnsafePickleError`).
 
 The energy model uses hook-style spectral norm (``torch.nn.utils.spectral_norm``: ``*.weight_orig``,
 ``*.weight_u``, ``*.weight_v``), ours the parametrization API (``*.parametrizations.weight.original``,
@@ -31,6 +33,7 @@ import torch
 from .configuration_dualmcmc import OFFICIAL_SETTINGS, official_configs
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
 from .pipeline_dualmcmc import DualMCMCPipeline
+from .serialization import load_torch_file
 
 NETWORK_KEYS = ("netG", "netE", "netI")
 OPTIONAL_KEYS = ("epoch", "optG", "optE", "optI")
@@ -183,18 +186,22 @@ def _layout_from_models(models: dict) -> dict[str, dict[str, tuple[str, tuple[in
 
 
 def load_official_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load(path, weights_only=True)`` with a clear ``ValueError`` for anything that is not a checkpoint."""
+    """Read an official checkpoint without running code: ``torch.load(path, weights_only=True)``, then structure checks.
+
+    The authors' files are ``torch.save`` pickles of plain dicts (epoch, state dicts, Adam state dicts), all of which
+    ``weights_only=True`` reads with its default allow-list: nothing extra is allowed.
+
+    Raises:
+        UnsafePickleError: (a ``ValueError``) the file would import/call Python objects when unpickled; refused.
+        ValueError: naming the file: it does not exist, is truncated or not a checkpoint, or lacks
+            ``netG``/``netE``/``netI`` state dicts of tensors.
+    """
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"official checkpoint {str(path)!r} does not exist or is not a file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # the unpickler raises many types (UnpicklingError, IndexError, EOFError, ...)
-        raise ValueError(
-            f"{str(path)!r} is not a loadable PyTorch checkpoint (torch.load(weights_only=True) failed: {err}); "
-            f"expected a dict with keys {list(NETWORK_KEYS + OPTIONAL_KEYS)}"
-        ) from err
-    check_checkpoint_structure(checkpoint, what=str(path))
+    expected = f"a torch.save'd dict with keys {list(NETWORK_KEYS + OPTIONAL_KEYS)}"
+    checkpoint = load_torch_file(path, what="official checkpoint", expected=expected)
+    check_checkpoint_structure(checkpoint, what=f"official checkpoint {str(path)!r}")
     return checkpoint
 
 
@@ -374,6 +381,10 @@ def convert_official_checkpoint(
 
     Returns:
         The output directory.
+
+    Raises:
+        ValueError: naming the file: unreadable or unsafe (see :func:`load_official_checkpoint`), or missing/
+            unexpected keys, wrong shapes or non-finite values for the official layout (all listed).
     """
     from .hub import atomic_directory, write_model_card
 
@@ -383,8 +394,11 @@ def convert_official_checkpoint(
     if configs is not None and dataset not in OFFICIAL_SETTINGS:
         raise ValueError(f"with configs=, dataset must name the training data: one of {sorted(OFFICIAL_SETTINGS)}")
     checkpoint = load_official_checkpoint(checkpoint_path)
-    dataset = dataset or infer_official_dataset(checkpoint)
-    pipe = convert_official_state_dicts(checkpoint, dataset, configs=configs)
+    try:
+        dataset = dataset or infer_official_dataset(checkpoint)
+        pipe = convert_official_state_dicts(checkpoint, dataset, configs=configs)
+    except ValueError as err:  # layout problems: name the file they come from
+        raise ValueError(f"official checkpoint {str(checkpoint_path)!r}: {err}") from err
 
     with atomic_directory(output_dir) as tmp:
         pipe.save_pretrained(tmp)

@@ -295,5 +295,28 @@ class DualMCMCPipeline(DiffusionPipeline):
         return self(latents=(1 - w) * z[:1] + w * z[1:], num_inference_steps=num_inference_steps, generator=generator,
                     output_type=output_type, return_dict=return_dict, bn_stats=bn_stats)
 
+    def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, create_pr: bool = False, **card_kwargs):
+        """Upload this pipeline with this project's model card (``hf_dualmcmc.hub.push_to_hub``) instead of diffusers'
+        generic one; ``card_kwargs`` (``template``, ``dataset``, ``training_config``, ``metrics``, ``extra_tags``) go
+        to ``hf_dualmcmc.hub.write_model_card``. ``save_pretrained(..., push_to_hub=True)`` uploads through here."""
+        import importlib  # not `from .hub import`: remote-code loaders would then look for a hub.py next to this file
+
+        hub = importlib.import_module("hf_dualmcmc.hub")
+        return hub.push_to_hub(self, repo_id, commit_message=commit_message, private=private, token=token,
+                               create_pr=create_pr, **card_kwargs)
+
+    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
+        """``DiffusionPipeline.save_pretrained``; ``push_to_hub=True`` then uploads with :meth:`push_to_hub` (kwargs
+        ``repo_id`` (default: the folder name), ``commit_message``, ``private``, ``token``, ``create_pr``)."""
+        import os
+
+        hub_keys = ("repo_id", "commit_message", "private", "token", "create_pr")
+        hub_kwargs = {k: kwargs.pop(k) for k in hub_keys if k in kwargs}
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if push_to_hub:
+            self.push_to_hub(hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory)),
+                             **hub_kwargs)
+
 
 __all__ = ["DualMCMCPipeline", "DualMCMCPipelineOutput"]

@@ -62,11 +62,13 @@ class DataConfig:
     (:func:`hf_dualmcmc.data.load_image_dataset`).
 
     Args:
-        source: ``"sklearn:digits"``, ``"mnist"``, ``"mnist:<dir>"``, a Hub dataset name (e.g. ``"uoft-cs/cifar10"``),
-            a local imagefolder directory, a ``save_to_disk`` directory, a ``.parquet`` file, a glob of them or a
-            directory of parquet files (see :mod:`hf_dualmcmc.data` for the split conventions).
-        split: dataset split (``"train"``, ``"test"``, ``"all"`` for the digits / MNIST partitions).
-        image_column: image column; ``None`` finds it by feature type (``datasets.Image``).
+        source: one grammar for training and evaluation (:func:`hf_dualmcmc.data.load_source`):
+            ``"sklearn:digits"`` (alias ``"digits"``), ``"mnist"`` / ``"mnist:<dir>"``, an images ``.npz``, a
+            directory (``datasets.load_dataset`` infers imagefolder / parquet; or a ``save_to_disk`` directory), a
+            data file or glob (e.g. ``"data/*.parquet"``), or a Hub dataset name (e.g. ``"uoft-cs/cifar10"``).
+        split: dataset split (``"train"``, ``"test"``, ``"all"`` for the digits / MNIST partitions; any name for a
+            data file or glob).
+        image_column: image column; ``None`` finds it by feature type (``datasets.Image``, uint8 arrays).
         image_size: output height = width.
         num_channels: 1 (PIL ``"L"``) or 3 (PIL ``"RGB"``).
         resize: ``"resize"`` (bilinear, antialiased, aspect ratio not kept), ``"pad"`` (center on a black

@@ -5,7 +5,8 @@ trained on the data itself (its penultimate, globally pooled activations), then 
 (:func:`hf_dualmcmc.evaluation.fid.frechet_distance`, i.e. torch-fidelity's). The classifier is trained once on the
 ``"train"`` partition of the training data (:func:`hf_dualmcmc.evaluation.images.builtin_split`, the same as
 :mod:`hf_dualmcmc.data`'s) and cached as ``domain-classifier-<name>.safetensors`` plus a
-``.json`` with its settings and held-out accuracy. Reference statistics use the held-out partition.
+``.json`` with its settings and held-out accuracy (no pickle: a cache that is not valid safetensors/JSON, or does not
+fit the network, is an error naming the file). Reference statistics use the held-out partition.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -112,14 +114,35 @@ def train_domain_classifier(
 def load_or_train_domain_classifier(
     dataset: str, cache_dir: str | os.PathLike, *, steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, progress: bool = False
 ) -> tuple[DomainClassifier, dict]:
-    """The cached classifier for ``dataset`` (same steps/seed), else train it and cache it (atomic writes)."""
+    """The cached classifier for ``dataset`` (same steps/seed), else train it and cache it (atomic writes).
+
+    Raises:
+        ValueError: naming the cache file, when it is not JSON / safetensors or does not fit :class:`DomainClassifier`
+            (delete the two files to retrain).
+    """
     cache_dir = Path(cache_dir)
     weights, meta = cache_dir / f"domain-classifier-{dataset}.safetensors", cache_dir / f"domain-classifier-{dataset}.json"
     if weights.is_file() and meta.is_file():
-        info = json.loads(meta.read_text())
+        retrain = f"delete {weights.name} and {meta.name} to retrain"
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"domain classifier cache {str(meta)!r} is not JSON ({err}); {retrain}") from err
+        if not isinstance(info, dict):
+            raise ValueError(f"domain classifier cache {str(meta)!r} holds a {type(info).__name__}, expected a JSON "
+                             f"object; {retrain}")
         if info.get("steps") == steps and info.get("seed") == seed and info.get("dataset") == dataset:
+            try:
+                state_dict = load_file(str(weights))
+            except SafetensorError as err:
+                raise ValueError(f"domain classifier cache {str(weights)!r} is not a safetensors file ({err}); "
+                                 f"{retrain}") from err
             model = DomainClassifier()
-            model.load_state_dict(load_file(str(weights)))
+            try:
+                model.load_state_dict(state_dict)
+            except RuntimeError as err:
+                raise ValueError(f"domain classifier cache {str(weights)!r} does not fit DomainClassifier ({err}); "
+                                 f"{retrain}") from err
             model.eval()
             return model, {**info, "cached": True}
     model, info = train_domain_classifier(dataset, steps=steps, seed=seed, progress=progress)

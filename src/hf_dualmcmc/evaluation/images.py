@@ -1,67 +1,80 @@
 """Image sources and sampling helpers shared by the evaluation suite.
 
 Every function here speaks one currency: ``uint8`` arrays ``[N, H, W, C]`` (``C`` = 1 or 3), the format FID/IS
-libraries quantise to and image files store. Sources accepted by :func:`load_images`:
-
-* ``"mnist"`` -- the MNIST test split in ``../shared/data/mnist`` (IDX gzip; override with ``HF_DUALMCMC_SHARED``),
-  padded 28 -> 32 px; ``"digits"`` -- scikit-learn's 8x8 digits (values 0..16 rescaled to 0..255);
-* a ``.npz`` file holding an image array (key ``images``, ``x`` or the first array);
-* a directory of image files (png/jpg/jpeg/bmp/webp, sorted by name, searched recursively);
-* anything else is handed to :func:`datasets.load_dataset` (a Hub name, or a local ``imagefolder`` path written as
-  ``imagefolder:PATH``), using its ``image``/``img`` column.
+libraries quantise to and image files store. :func:`load_images` reads any source of the training data's grammar
+(:mod:`hf_dualmcmc.data`: ``"sklearn:digits"`` / ``"digits"``, ``"mnist"``, an images ``.npz``, a directory, a
+parquet file or glob, a ``save_to_disk`` directory, a Hub name) through the same loader and ``transforms.v2``
+preprocessing as training, so the held-out ``"test"`` partitions of digits and MNIST are the ones training never saw.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
 
-from ..data import default_shared_dir, find_image_column, load_mnist_images
-from ..data import load_digits_images as _load_digits
+from ..data import DataConfig, decode_images, find_image_column, load_source
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-BUILTIN_SOURCES = ("mnist", "digits")
-
-# The built-in sets use the training data's partitions (hf_dualmcmc.data), so "test" is held out from training:
-# MNIST (10k test split here): [0, 9000) train, [9000, 10000) test; digits: a fixed seeded 90/10 split.
+BUILTIN_SOURCES = ("mnist", "digits")  # the domain-classifier datasets (hf_dualmcmc.evaluation.domain)
+BUILTIN_IMAGE_SIZE = {"mnist": 32, "digits": 8}  # MNIST padded 28 -> 32 px, as configs/mnist.yaml trains
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
-def shared_dir() -> Path:
-    """The project's shared data folder (``$HF_DUALMCMC_SHARED`` or ``../shared``): see ``hf_dualmcmc.data``."""
-    return default_shared_dir()
+def _load(source, split, image_size, num_channels, max_images, resize):
+    source = os.fspath(source)
+    dataset = load_source(source, split)
+    column = find_image_column(dataset, source=repr(source))
+    if max_images:
+        dataset = dataset.select(range(min(max_images, len(dataset))))
+    if len(dataset) == 0:
+        raise ValueError(f"{source!r} split {split!r} has no images (expected at least one)")
+    try:
+        first = dataset[0][column]
+    except OSError as err:  # an unreadable first image file (the message names it)
+        raise ValueError(f"cannot read the first image of {source!r}: {err}") from err
+    if isinstance(first, PIL.Image.Image):
+        (width, height), gray = first.size, first.mode in _GRAY_MODES
+    else:
+        array = np.asarray(first)
+        (height, width), gray = array.shape[:2], array.ndim == 2 or array.shape[-1] == 1
+    image_size = image_size or max(width, height)
+    resize = resize or ("pad" if max(width, height) <= image_size else "resize")
+    config = DataConfig(source, split=split, image_size=image_size, num_channels=num_channels or (1 if gray else 3),
+                        resize=resize)
+    return np.ascontiguousarray(decode_images(dataset, column, config).permute(0, 2, 3, 1).numpy()), dataset
 
 
-def load_mnist(pad_to: int = 32, split: str = "all") -> tuple[np.ndarray, np.ndarray]:
-    """MNIST as ``(uint8 [N, pad_to, pad_to, 1], labels [N])`` (zero-padded from 28 px), split as for training."""
-    if pad_to < 28:
-        raise ValueError(f"pad_to must be >= 28 for MNIST, got {pad_to}")
-    images, labels = load_mnist_images(None, split, return_labels=True)
-    lo = (pad_to - 28) // 2
-    padded = np.zeros((images.shape[0], pad_to, pad_to), dtype=np.uint8)
-    padded[:, lo : lo + 28, lo : lo + 28] = images
-    return padded[..., None], labels
+def load_images(
+    source: str | os.PathLike,
+    *,
+    image_size: int | None = None,
+    num_channels: int | None = None,
+    max_images: int | None = None,
+    split: str = "test",
+    resize: str | None = None,
+) -> np.ndarray:
+    """The first ``max_images`` images of ``split`` of ``source`` (see the module docstring) as ``uint8 [N, S, S, C]``.
 
-
-def load_digits_images(split: str = "all") -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8x8 digits as ``(uint8 [N, 8, 8, 1], labels [N])``, split as for training."""
-    images, labels = _load_digits(split, return_labels=True)
-    return images[..., None], labels
+    Preprocessed as for training (:func:`hf_dualmcmc.data.image_transform`) to ``image_size`` (default: the first
+    image's larger side) and ``num_channels`` (default: 1 for grayscale images, else 3) with the ``resize`` policy,
+    by default ``"pad"`` when the images are no larger than ``image_size`` (MNIST 28 -> 32, as trained), else
+    ``"resize"`` (bilinear, antialiased). ``split``: ``"test"``, the held-out partition, by default.
+    """
+    return _load(source, split, image_size, num_channels, max_images, resize)[0]
 
 
 def builtin_split(name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """The ``"train"``/``"test"``/``"all"`` partition of a built-in source: the same as the training data's, so a
-    model trained on ``"train"`` (the default of ``configs/mnist.yaml`` / ``configs/digits.yaml``) never saw ``"test"``."""
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-    if name == "mnist":
-        return load_mnist(split=split)
-    if name == "digits":
-        return load_digits_images(split)
-    raise ValueError(f"unknown built-in source {name!r}; expected one of {BUILTIN_SOURCES}")
+    """``(uint8 [N, S, S, 1], int64 labels [N])`` of ``"mnist"`` (padded to 32 px) or ``"digits"`` (8 px) for
+    ``split`` ``"train"``/``"test"``/``"all"``: the training data's partitions, so a model trained on ``"train"``
+    (the default of ``configs/mnist.yaml`` / ``configs/digits.yaml``) never saw ``"test"``."""
+    if name not in BUILTIN_SOURCES:
+        raise ValueError(f"unknown built-in source {name!r}; expected one of {BUILTIN_SOURCES}")
+    images, dataset = _load(name, split, BUILTIN_IMAGE_SIZE[name], 1, None, "pad")
+    if "label" not in dataset.column_names:
+        raise ValueError(f"{name!r} has no labels: expected the IDX label files next to the images")
+    return images, np.asarray(dataset["label"], dtype=np.int64)
 
 
 def to_uint8(images) -> np.ndarray:
@@ -99,92 +112,6 @@ def to_uint8(images) -> np.ndarray:
     if lo < -1e-4 or hi > 1 + 1e-4 or not np.isfinite([lo, hi]).all():
         raise ValueError(f"float images must lie in [0, 1], got min {lo:.4g}, max {hi:.4g}")
     return np.round(images.clip(0, 1) * 255.0).astype(np.uint8)
-
-
-def convert_images(images: np.ndarray, image_size: int | None = None, num_channels: int | None = None) -> np.ndarray:
-    """Resize (bicubic, PIL) and convert channels (L <-> RGB) of ``uint8 [N, H, W, C]`` images."""
-    images = to_uint8(images)
-    same_size = image_size is None or images.shape[1:3] == (image_size, image_size)
-    same_channels = num_channels is None or images.shape[-1] == num_channels
-    if same_size and same_channels:
-        return images
-    if num_channels not in (None, 1, 3):
-        raise ValueError(f"num_channels must be 1 or 3, got {num_channels!r}")
-    mode = {1: "L", 3: "RGB"}[num_channels or images.shape[-1]]
-    out = []
-    for a in images:
-        im = PIL.Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).convert(mode)
-        if not same_size:
-            im = im.resize((image_size, image_size), PIL.Image.BICUBIC)
-        arr = np.asarray(im)
-        out.append(arr[..., None] if arr.ndim == 2 else arr)
-    return np.stack(out)
-
-
-def _load_npz_images(path: Path) -> np.ndarray:
-    with np.load(path) as data:
-        keys = list(data.keys())
-        if "mu" in keys and "sigma" in keys and not ({"images", "x"} & set(keys)):
-            raise ValueError(f"{path} holds statistics (mu, sigma), not images: use it as a FID reference only")
-        key = next((k for k in ("images", "x") if k in keys), keys[0] if keys else None)
-        if key is None:
-            raise ValueError(f"{path} holds no arrays: expected an image array under 'images'")
-        return data[key]
-
-
-def _load_image_dir(path: Path, max_images: int | None) -> list[PIL.Image.Image]:
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {path}")
-    files = files[:max_images] if max_images else files
-    images = []
-    for p in files:
-        with PIL.Image.open(p) as im:
-            images.append(im.convert("RGB") if im.mode not in ("L", "RGB") else im.copy())
-    return images
-
-
-def _load_hf_dataset(source: str, split: str, max_images: int | None) -> list[PIL.Image.Image]:
-    import datasets
-
-    if source.startswith("imagefolder:"):
-        ds = datasets.load_dataset("imagefolder", data_dir=source.split(":", 1)[1], split=split)
-    else:
-        ds = datasets.load_dataset(source, split=split)
-    column = find_image_column(ds)  # by feature type, as for training (a clear error lists the columns)
-    if max_images:
-        ds = ds.select(range(min(max_images, len(ds))))
-    return [im if im.mode in ("L", "RGB") else im.convert("RGB") for im in ds[column]]
-
-
-def load_images(
-    source: str | os.PathLike,
-    *,
-    image_size: int | None = None,
-    num_channels: int | None = None,
-    max_images: int | None = None,
-    split: str = "test",
-) -> np.ndarray:
-    """Load reference / held-out images from ``source`` as ``uint8 [N, H, W, C]`` (see the module docstring).
-
-    ``image_size``/``num_channels`` convert the images to a pipeline's format; ``split`` picks the partition of a
-    built-in source (``"test"``: the held-out part) or the split of a ``datasets`` source.
-    """
-    source = str(source)
-    if source in BUILTIN_SOURCES:
-        images = builtin_split(source, split)[0]
-    else:
-        path = Path(source)
-        if path.suffix == ".npz" and path.is_file():
-            images = _load_npz_images(path)
-        elif path.is_dir():
-            images = _load_image_dir(path, max_images)
-        else:
-            images = _load_hf_dataset(source, split, max_images)
-    images = to_uint8(images)
-    if max_images:
-        images = images[:max_images]
-    return convert_images(images, image_size, num_channels)
 
 
 def as_rgb(images: np.ndarray) -> np.ndarray:
@@ -246,15 +173,4 @@ def sample_images(
     return np.concatenate(proposals), np.concatenate(revised), sampler
 
 
-__all__ = [
-    "BUILTIN_SOURCES",
-    "as_rgb",
-    "builtin_split",
-    "convert_images",
-    "load_digits_images",
-    "load_images",
-    "load_mnist",
-    "sample_images",
-    "shared_dir",
-    "to_uint8",
-]
+__all__ = ["BUILTIN_SOURCES", "as_rgb", "builtin_split", "load_images", "sample_images", "to_uint8"]

@@ -1,0 +1,293 @@
+"""Loading a file never runs code (issue #11).
+
+Every test writes a file whose unpickling would create a marker file (:class:`MarkerPayload`), feeds it through a
+real load path of the project, checks the documented error and that the marker never appeared.
+``test_payloads_are_live`` shows that the same files do create the marker when unpickled without restrictions, so
+the absence of the marker means the payload was refused, not that it was inert.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+from hf_dualmcmc.convert import convert_official_checkpoint, load_official_checkpoint
+from hf_dualmcmc.evaluation import (
+    INCEPTION_WEIGHTS_FILENAME,
+    INCEPTION_WEIGHTS_SHA256,
+    DomainFrechetScorer,
+    InceptionScorer,
+    InceptionWeightsError,
+    load_images,
+    load_inception_state_dict,
+    load_or_train_domain_classifier,
+    load_statistics,
+    reference_statistics,
+    save_random_inception_weights,
+)
+from hf_dualmcmc.serialization import UnsafePickleError, file_sha256
+
+# ---------------------------------------------------------------------------------------------------------------
+# Malicious files
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class MarkerPayload:
+    """Unpickling this calls ``open(marker, "w")``: the marker file exists if and only if the pickle ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def torch_bomb(path: Path, marker: Path, **entries) -> Path:
+    """A ``torch.save`` file: a dict of ``entries`` (e.g. real tensors) plus the payload under ``"payload"``."""
+    torch.save({**entries, "payload": MarkerPayload(marker)}, path)
+    return path
+
+
+def npz_bomb(path: Path, marker: Path, key: str = "mu", **arrays) -> Path:
+    """An ``.npz`` whose array ``key`` is an object array holding the payload (numpy pickles object arrays)."""
+    payload = np.empty(1, dtype=object)
+    payload[0] = MarkerPayload(marker)
+    np.savez(path, **{**arrays, key: payload})
+    return path
+
+
+@pytest.fixture
+def marker(tmp_path) -> Path:
+    path = tmp_path / "MARKER-payload-ran"
+    yield path
+    assert not path.exists(), "a file load executed pickled code"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name.replace(".py", "_cli"), REPO_ROOT / "scripts" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_payloads_are_live(tmp_path):
+    marker = tmp_path / "torch-marker"
+    torch.load(torch_bomb(tmp_path / "a.pth", marker), weights_only=False)
+    assert marker.is_file()
+    marker = tmp_path / "npz-marker"
+    with np.load(npz_bomb(tmp_path / "a.npz", marker), allow_pickle=True) as data:
+        data["mu"]
+    assert marker.is_file()
+    marker = tmp_path / "pickle-marker"
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps(MarkerPayload(marker)))
+    pickle.loads((tmp_path / "a.pkl").read_bytes())
+    assert marker.is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FID Inception weights: Python API, evaluate module path, scripts/evaluate.py
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def good_weights(tmp_path_factory) -> tuple[str, str]:
+    path = save_random_inception_weights(tmp_path_factory.mktemp("inception") / INCEPTION_WEIGHTS_FILENAME)
+    return path, file_sha256(path)
+
+
+@pytest.fixture(scope="module")
+def scorer(good_weights) -> InceptionScorer:
+    path, sha = good_weights
+    return InceptionScorer(path, expected_sha256=sha, fid_feature_layer="64", compute_is=False)
+
+
+def test_inception_weights_with_pickled_code_are_refused(tmp_path, marker):
+    evil = torch_bomb(tmp_path / INCEPTION_WEIGHTS_FILENAME, marker, **{"fc.bias": torch.zeros(1008)})  # right name
+    sha = file_sha256(evil)
+    # the published hash does not match: refused before anything is unpickled
+    with pytest.raises(InceptionWeightsError) as err:
+        InceptionScorer(evil, fid_feature_layer="64", compute_is=False)
+    assert f"{str(evil)!r} has SHA-256 {sha}, expected {INCEPTION_WEIGHTS_SHA256}" in str(err.value)
+    # even when the caller vouches for the file's hash, the weights-only unpickler refuses the payload
+    with pytest.raises(InceptionWeightsError) as err:
+        InceptionScorer(evil, expected_sha256=sha, fid_feature_layer="64", compute_is=False)
+    assert f"Inception weights file {str(evil)!r} was refused: loading it would import and run Python code" in str(
+        err.value
+    )
+    with pytest.raises(InceptionWeightsError, match="was refused"):
+        load_inception_state_dict(evil, sha)
+
+
+def test_torch_fidelity_never_loads_the_weights_file_itself(good_weights, monkeypatch):
+    """torch-fidelity would ``torch.load(path, weights_only=False)``: the only load is ours, weights-only."""
+    path, sha = good_weights
+    real_load, calls = torch.load, []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    InceptionScorer(path, expected_sha256=sha, fid_feature_layer="64", compute_is=True)  # two extractors
+    assert calls == [True]
+
+
+def test_evaluate_metric_module_refuses_pickled_inception_weights(tmp_path, marker):
+    import evaluate
+
+    evil = torch_bomb(tmp_path / INCEPTION_WEIGHTS_FILENAME, marker)
+    fid = evaluate.load(str(REPO_ROOT / "metrics" / "dualmcmc_fid"))
+    x = np.zeros((2, 8, 8, 1), dtype=np.uint8)
+    with pytest.raises(InceptionWeightsError, match="was refused"):
+        fid.compute(predictions=x, references=x, inception_weights=str(evil),
+                    inception_weights_sha256=file_sha256(evil), feature_layer="64")
+
+
+@pytest.fixture(scope="module")
+def pipe_dir(tmp_path_factory) -> Path:
+    from hf_dualmcmc import (
+        DualMCMCEncoderModel,
+        DualMCMCEnergyModel,
+        DualMCMCGeneratorModel,
+        DualMCMCPipeline,
+        configs_for_image_size,
+    )
+
+    torch.manual_seed(0)
+    e, g, i = configs_for_image_size(16, 1, latent_dim=4, ngf=8, ndf=8, nif=4)
+    path = tmp_path_factory.mktemp("pipe") / "tiny"
+    DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i)).save_pretrained(path)
+    return path
+
+
+def test_evaluate_script_refuses_pickled_inception_weights(pipe_dir, tmp_path, marker):
+    evil = torch_bomb(tmp_path / INCEPTION_WEIGHTS_FILENAME, marker)
+    argv = ["--pipeline", str(pipe_dir), "--out", str(tmp_path / "out"), "--metrics", "is", "--num-samples", "2",
+            "--batch-size", "2", "--steps", "0", "--no-progress", "--inception-weights", str(evil)]
+    cli = load_script("evaluate.py")
+    with pytest.raises(InceptionWeightsError, match="has SHA-256"):
+        cli.main(argv)
+    with pytest.raises(InceptionWeightsError, match="was refused"):
+        cli.main(argv + ["--inception-weights-sha256", file_sha256(evil)])
+    assert not (tmp_path / "out" / "results.json").exists()
+    # as a command: exit code 2 and one line naming the file, no traceback
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "evaluate.py"), *argv, "--inception-weights-sha256",
+                           file_sha256(evil)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"error: Inception weights file {str(evil)!r} was refused" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FID reference statistics (.npz given by the user, and the fid-ref-*.npz cache), images .npz
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_fid_reference_statistics_refuse_pickles(scorer, tmp_path, marker):
+    stats = npz_bomb(tmp_path / "stats.npz", marker, sigma=np.eye(64))
+    with pytest.raises(ValueError, match=r"'.*stats\.npz' was refused: it holds object \(pickled\) arrays"):
+        reference_statistics(stats, scorer)
+    with pytest.raises(ValueError, match="was refused"):
+        load_statistics(stats)
+    raw = tmp_path / "raw.npz"  # a bare pickle under an .npz name
+    raw.write_bytes(pickle.dumps(MarkerPayload(marker)))
+    with pytest.raises(ValueError, match=r"'.*raw\.npz' was refused: reading it would need unpickling"):
+        reference_statistics(raw, scorer)
+
+    # the cache of computed statistics: replaced by one whose JSON 'meta' is a pickled object
+    np.savez(tmp_path / "ref.npz", images=np.random.default_rng(0).integers(0, 256, (4, 16, 16, 1), dtype=np.uint8))
+    _, info = reference_statistics(tmp_path / "ref.npz", scorer, cache_dir=tmp_path / "cache")
+    npz_bomb(Path(info["cache"]), marker, key="meta", mu=np.zeros(64), sigma=np.eye(64))
+    with pytest.raises(ValueError, match=r"fid-ref-.*\.npz' was refused: it holds object \(pickled\) arrays"):
+        reference_statistics(tmp_path / "ref.npz", scorer, cache_dir=tmp_path / "cache")
+
+
+def test_evaluate_script_refuses_pickled_reference_statistics(pipe_dir, good_weights, tmp_path, marker):
+    path, sha = good_weights
+    stats = npz_bomb(tmp_path / "stats.npz", marker, sigma=np.eye(64))
+    argv = ["--pipeline", str(pipe_dir), "--out", str(tmp_path / "out"), "--metrics", "fid", "--num-samples", "2",
+            "--batch-size", "2", "--steps", "0", "--no-progress", "--inception-weights", path,
+            "--inception-weights-sha256", sha, "--fid-feature-layer", "64", "--reference", str(stats)]
+    with pytest.raises(ValueError, match=r"stats\.npz' was refused"):
+        load_script("evaluate.py").main(argv)
+
+
+def test_image_npz_with_object_arrays_is_refused(tmp_path, marker):
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        load_images(npz_bomb(tmp_path / "images.npz", marker, key="images"))
+
+
+def test_reproduce_plot_caches_refuse_object_arrays(tmp_path, marker):
+    spec = importlib.util.spec_from_file_location("reproduce_sec", REPO_ROOT / "benchmarks" / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    args = SimpleNamespace(cache_dir=tmp_path / "cache", plot_seed=0, out_dir=tmp_path / "out")
+    toy = reproduce.run_path(args.cache_dir, "toy", "ring", "dual_mcmc", 0).with_suffix(".npz")
+    mnist = reproduce.run_path(args.cache_dir, "mnist", "mnist", "dual_mcmc", 0).with_suffix(".npz")
+    for npz in (toy, mnist):
+        npz.parent.mkdir(parents=True)
+        npz_bomb(npz, marker, key="revised")
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        reproduce.toy_plots(args, ["ring"], ["dual_mcmc"])
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        reproduce.mnist_plot(args, [{"method": "dual_mcmc", "seed": 0}])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Domain classifier cache
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_domain_classifier_cache_refuses_pickles(tmp_path, marker):
+    weights = torch_bomb(tmp_path / "domain-classifier-digits.safetensors", marker)
+    (tmp_path / "domain-classifier-digits.json").write_text(
+        json.dumps({"dataset": "digits", "steps": 600, "seed": 0, "image_size": 8})
+    )
+    with pytest.raises(ValueError, match=rf"domain classifier cache {str(weights)!r} is not a safetensors file.*"
+                                         "delete domain-classifier-digits.safetensors and domain-classifier-digits.json"):
+        load_or_train_domain_classifier("digits", tmp_path)
+    with pytest.raises(ValueError, match="is not a safetensors file"):
+        DomainFrechetScorer("digits", tmp_path)
+    (tmp_path / "domain-classifier-digits.json").write_bytes(pickle.dumps(MarkerPayload(marker)))
+    with pytest.raises(ValueError, match=r"domain-classifier-digits\.json' is not JSON"):
+        load_or_train_domain_classifier("digits", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Official-checkpoint converter: Python API and scripts/convert_official_checkpoint.py
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_converter_refuses_pickled_code(tmp_path, marker):
+    evil = torch_bomb(tmp_path / "ckpt.pth", marker, epoch=1, netG={}, netE={}, netI={})
+    with pytest.raises(UnsafePickleError) as err:
+        load_official_checkpoint(evil)
+    assert f"official checkpoint {str(evil)!r} was refused: loading it would import and run Python code" in str(err.value)
+    with pytest.raises(UnsafePickleError):
+        convert_official_checkpoint(evil, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # a payload hidden deep inside an otherwise plain checkpoint (an optimizer state entry)
+    hidden = tmp_path / "hidden.pth"
+    torch.save({"epoch": 1, "netG": {"w": torch.zeros(1)}, "netE": {}, "netI": {},
+                "optG": {"state": {0: {"step": MarkerPayload(marker)}}, "param_groups": []}}, hidden)
+    with pytest.raises(UnsafePickleError, match="was refused"):
+        load_official_checkpoint(hidden)
+
+
+def test_converter_script_refuses_pickled_code(tmp_path, marker, capsys):
+    evil = torch_bomb(tmp_path / "ckpt.pth", marker)
+    assert load_script("convert_official_checkpoint.py").main([str(evil), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: official checkpoint {str(evil)!r} was refused") and "io.open" in err
+    assert not (tmp_path / "out").exists()
