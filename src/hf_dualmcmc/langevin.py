@@ -101,11 +101,13 @@ def _check_int(value, name: str, minimum: int = 0) -> int:
     return int(value)
 
 
-def _checked(**settings) -> list:
-    """``settings`` checked by name: ``CHOICES`` ones as given, ``MIN_INT`` ones as ``int``, the others as finite
-    ``float`` (``> 0`` for ``POSITIVE`` names, ``>= 0`` for noise scales), numpy scalars too; else a ``ValueError``."""
+def _checked(defaults=None, /, **settings) -> list:
+    """``settings`` checked by name (``None`` values taken from the mapping ``defaults``): ``CHOICES`` ones as given,
+    ``MIN_INT`` ones as ``int``, the others as finite ``float`` (``> 0`` for ``POSITIVE`` names, ``>= 0`` for noise
+    scales), numpy scalars too; else a ``ValueError`` naming the setting."""
     out = []
     for name, value in settings.items():
+        value = defaults.get(name) if value is None and defaults is not None else value
         positive = name in POSITIVE
         if name in CHOICES:
             if value not in CHOICES[name]:

@@ -1,9 +1,9 @@
-"""``DualMCMCPipeline`` (shaped like diffusers' ``DDPMPipeline``) for EBMs learned with Dual-MCMC teaching: sampling
-revises generator proposals ``x0 = G(z)``, ``z ~ N(0, I)`` by Langevin steps on the energy ``E``; reconstruction
-revises an encoder draw ``z0 ~ q(z|x)`` by Langevin steps on the generator posterior and decodes it."""
+"""``DualMCMCPipeline`` (shaped like diffusers' ``DDPMPipeline``) for Dual-MCMC EBMs: generator proposals ``G(z)`` revised
+by Langevin steps on the energy ``E``; reconstruction: encoder draws revised on the generator posterior, decoded."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -33,14 +33,8 @@ EXAMPLE_DOC_STRING = """
 
 
 def _is_a(module, cls: type) -> bool:
-    """``isinstance``, or an instance of an equally named class: remote-code loading (``hub.export_for_hub``) runs the
-    pipeline file and each component file as separate modules, so the components' classes are copies of ours."""
+    """``isinstance``, or of an equally named class (remote-code loading, ``hub.export_for_hub``, copies our classes)."""
     return isinstance(module, cls) or any(c.__name__ == cls.__name__ for c in type(module).__mro__)
-
-
-def _settings(defaults, **given) -> list:
-    """``given`` settings (``None``: the value in ``defaults``) checked by name (``langevin._checked``)."""
-    return _checked(**{k: defaults.get(k) if v is None else v for k, v in given.items()})
 
 
 def _renamed_steps(num_inference_steps, num_revision_steps):
@@ -52,8 +46,7 @@ def _renamed_steps(num_inference_steps, num_revision_steps):
 
 @dataclass
 class DualMCMCPipelineOutput(BaseOutput):
-    """``images``: revised samples (reconstructions) per ``output_type``; ``proposals``: the same before Langevin
-    revision; ``energies``: ``[steps + 1, B]`` along the chain; ``latents``: ``[B, latent_dim]`` (revised ones)."""
+    """Revised ``images`` (per ``output_type``), unrevised ``proposals``, ``energies`` ``[steps + 1, B]``, ``latents``."""
 
     images: list | np.ndarray | torch.Tensor
     proposals: list | np.ndarray | torch.Tensor | None = None
@@ -63,9 +56,8 @@ class DualMCMCPipelineOutput(BaseOutput):
 
 class DualMCMCPipeline(DiffusionPipeline):
     r"""Components: ``energy_model`` ``E(x)``, ``generator_model`` ``G(z)`` (``generator`` is diffusers' argument for a
-    ``torch.Generator``), optional ``encoder`` ``q(z|x)``; sampler defaults in ``model_index.json``. Baselines:
-    ``proposal="noise"`` starts from ``Uniform[-noise_init_range, noise_init_range]`` (short-run EBM, no generator);
-    without ``energy_model`` (``num_inference_steps=0``) the samples are the generator's.
+    ``torch.Generator``), optional ``encoder`` ``q(z|x)``. Baselines: ``proposal="noise"`` starts from uniform noise in
+    ``[-noise_init_range, noise_init_range]`` (short-run EBM); without ``energy_model`` ``num_inference_steps=0``.
 
     Reproducibility: with ``bn_stats="batch"`` (the default, the authors' sampler) the generator's BatchNorm uses the
     batch's statistics, so a sample depends on the other samples of its batch. With ``bn_stats="running"`` and one
@@ -77,31 +69,27 @@ class DualMCMCPipeline(DiffusionPipeline):
     _optional_components = ["encoder", "generator_model", "energy_model"]
     _callback_tensor_inputs = ["sample"]
 
-    def __init__(self, energy_model, generator_model, encoder=None, num_inference_steps: int | None = None,
-                 step_size: float = 0.4, noise_scale: float = 0.001, bn_stats: str = "batch", num_latent_steps: int = 10,
-                 latent_step_size: float = 0.1, latent_noise_scale: float = 0.1, proposal: str = "generator",
-                 noise_init_range: float = 1.0, num_revision_steps: int | None = None):
+    def __init__(self, energy_model, generator_model, encoder=None, num_inference_steps=None, step_size=0.4,
+                 noise_scale=0.001, bn_stats="batch", num_latent_steps=10, latent_step_size=0.1, latent_noise_scale=0.1,
+                 proposal="generator", noise_init_range=1.0, num_revision_steps=None):
         super().__init__()
         settings = dict(num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps), step_size=step_size,
                         noise_scale=noise_scale, bn_stats=bn_stats, num_latent_steps=num_latent_steps,
                         latent_step_size=latent_step_size, latent_noise_scale=latent_noise_scale, proposal=proposal,
                         noise_init_range=noise_init_range)
-        settings = dict(zip(settings, _settings({"num_inference_steps": 70}, **settings)))
+        settings = dict(zip(settings, _checked({"num_inference_steps": 70}, **settings)))
         self._check_components(energy_model, generator_model, encoder, proposal, settings["num_inference_steps"])
         self.register_modules(energy_model=energy_model, generator_model=generator_model, encoder=encoder)
         self.register_to_config(**settings)
-        kw = dict(do_resize=False, do_convert_rgb=self.image_shape[0] == 3, do_convert_grayscale=self.image_shape[0] == 1)
-        self.image_processor = VaeImageProcessor(**kw)
-        self._image_loader = VaeImageProcessor(do_normalize=False, **kw)  # to tensors in the images' own range
+        self.image_processor = VaeImageProcessor(do_resize=False, do_convert_rgb=self.image_shape[0] == 3,
+                                                 do_convert_grayscale=self.image_shape[0] == 1)
 
     @staticmethod
     def _check_components(energy_model, generator_model, encoder, proposal, steps) -> None:
         if generator_model is None and (proposal == "generator" or encoder is not None):
-            raise ValueError(f"{'an encoder' if encoder is not None else 'proposal=' + repr(proposal)} needs "
-                             "generator_model (use proposal='noise' without encoder for a short-run EBM)")
+            raise ValueError(f"{'an encoder' if encoder is not None else 'proposal=' + repr(proposal)} needs generator_model")
         if energy_model is None and (proposal == "noise" or steps != 0):
-            raise ValueError(f"without energy_model nothing revises samples: expected proposal='generator' and "
-                             f"num_inference_steps=0, got {proposal!r} and {steps}")
+            raise ValueError(f"energy_model=None needs proposal='generator', num_inference_steps=0; got {proposal!r}, {steps}")
         components = {"generator_model": (generator_model, DualMCMCGeneratorModel),
                       "energy_model": (energy_model, DualMCMCEnergyModel), "encoder": (encoder, DualMCMCEncoderModel)}
         for name, (module, cls) in components.items():
@@ -115,7 +103,7 @@ class DualMCMCPipeline(DiffusionPipeline):
 
     def check_inputs(self, batch_size, latents, generator, return_energies, tensor_inputs, **settings):
         """Validate :meth:`__call__`'s arguments (``ValueError`` naming the argument); returns them normalised."""
-        steps, step_size, noise_scale, bn_stats, _ = _settings(self.config, **settings)
+        steps, step_size, noise_scale, bn_stats, _ = _checked(self.config, **settings)
         if self.energy_model is None and (steps != 0 or return_energies):
             raise ValueError("this pipeline has no energy_model (a generator + encoder baseline): expected "
                              f"num_inference_steps=0 and return_energies=False, got {steps} and {return_energies}")
@@ -162,9 +150,8 @@ class DualMCMCPipeline(DiffusionPipeline):
         images = self.image_processor.postprocess(images, output_type=output_type)
         proposals = None if proposals is None else self.image_processor.postprocess(proposals, output_type=output_type)
         self.maybe_free_model_hooks()
-        if not return_dict:
-            return (images, *(t for t in (proposals, energies) if t is not None))
-        return DualMCMCPipelineOutput(images=images, proposals=proposals, energies=energies, latents=latents)
+        output = DualMCMCPipelineOutput(images=images, proposals=proposals, energies=energies, latents=latents)
+        return output if return_dict else (images, *(t for t in (proposals, energies) if t is not None))
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -175,24 +162,21 @@ class DualMCMCPipeline(DiffusionPipeline):
                  callback_on_step_end_tensor_inputs=("sample",), num_revision_steps: int | None = None):
         r"""Sample the EBM: proposals ``x0 = G(z)``, then ``num_inference_steps`` Langevin steps on ``E``.
 
-        Args:
-            batch_size: number of images (>= 1); ignored when ``latents`` (``z``, ``[B, latent_dim]``) are given.
-            num_inference_steps / step_size / noise_scale / bn_stats: default: the config's (``num_revision_steps``:
-                deprecated alias). generator: a ``torch.Generator``, a seed, or a list of them (one per sample).
-            output_type: ``"pil"``, ``"np"`` / ``"pt"`` (``[0, 1]``) or ``"latent"`` (the float32 chain state in model
-                space ``[-1, 1]``, not clamped). return_dict=False returns ``(images,)``, plus ``proposals`` if
-                ``return_proposals`` and then ``energies`` (``[steps + 1, B]``) if ``return_energies``.
-            callback_on_step_end: as in diffusers, ``callback_on_step_end(pipe, i, i, callback_kwargs)`` after Langevin
-                step ``i`` (the timestep is the step index) with ``callback_kwargs["sample"]``: the float32 chain state
-                ``[B, C, H, W]``; a ``"sample"`` in the returned dict replaces it (tensor inputs: ``("sample",)``).
+        ``batch_size`` is ignored when ``latents`` (``z``) are given; the sampler settings default to the config's
+        (``num_revision_steps``: deprecated alias); ``generator``: a ``torch.Generator``, a seed or one per sample.
+        ``output_type``: ``"pil"``, ``"np"`` / ``"pt"`` (``[0, 1]``) or ``"latent"`` (the float32 chain state in model
+        space ``[-1, 1]``, not clamped); ``return_dict=False`` gives ``(images,)`` + ``proposals`` if ``return_proposals``
+        + ``energies`` if ``return_energies``. ``callback_on_step_end(pipe, i, i, callback_kwargs)`` runs after Langevin
+        step ``i`` (timestep = step index) with ``callback_kwargs["sample"]``, the float32 chain state ``[B, C, H, W]``;
+        a ``"sample"`` in the dict it returns replaces it (``callback_on_step_end_tensor_inputs``: ``("sample",)``).
 
         Examples:
         """
         # 0. settings (default: the config's) and input checks
-        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
-            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        is_object = isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks))  # diffusers' callbacks
+        inputs = callback_on_step_end.tensor_inputs if is_object else callback_on_step_end_tensor_inputs
         batch_size, steps, step_size, noise_scale, bn_stats, latents, generator = self.check_inputs(
-            batch_size, latents, generator, return_energies, callback_on_step_end_tensor_inputs,
+            batch_size, latents, generator, return_energies, inputs,
             num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps), step_size=step_size,
             noise_scale=noise_scale, bn_stats=bn_stats, output_type=output_type)
         cfg, device = self.config, self._execution_device
@@ -208,8 +192,7 @@ class DualMCMCPipeline(DiffusionPipeline):
 
         def on_step(i: int, x: torch.Tensor) -> torch.Tensor | None:  # a returned "sample" replaces the chain state
             bar.update()
-            kwargs = {k: x for k in callback_on_step_end_tensor_inputs}
-            outputs = None if callback_on_step_end is None else callback_on_step_end(self, i, i, kwargs)
+            outputs = None if callback_on_step_end is None else callback_on_step_end(self, i, i, {k: x for k in inputs})
             if outputs is not None and not isinstance(outputs, dict):
                 raise ValueError(f"callback_on_step_end must return a dict, got {type(outputs).__name__}")
             return (outputs or {}).get("sample")
@@ -227,16 +210,15 @@ class DualMCMCPipeline(DiffusionPipeline):
         return self._output(out.sample, proposals, out.energies, latents, output_type, return_dict)
 
     def preprocess(self, images=None, pixel_values: torch.Tensor | None = None) -> torch.Tensor:
-        """``images`` (``VaeImageProcessor`` inputs: PIL, numpy ``[B, H, W, C]``, torch ``[B, C, H, W]``, uint8 or in
-        ``[0, 1]``) or ``pixel_values`` (torch, ``[-1, 1]``) to checked model-space ``[B, C, H, W]`` float32 tensors."""
+        """``images`` (``VaeImageProcessor`` inputs, uint8 or in ``[0, 1]``) or ``pixel_values`` (``[-1, 1]``), checked."""
         if (images is None) == (pixel_values is None):
             raise ValueError("pass exactly one of `images` (values in [0, 1], PIL or uint8) or `pixel_values` (in [-1, 1])")
         name, low = ("images", 0.0) if pixel_values is None else ("pixel_values", -1.0)
         if pixel_values is not None and not isinstance(pixel_values, torch.Tensor):
             raise ValueError(f"pixel_values must be a torch.Tensor in [-1, 1], got {type(pixel_values).__name__}")
+        loader = VaeImageProcessor(**{**self.image_processor.config, "do_normalize": False})  # keeps uint8 / [0, 1]
         try:
-            x = pixel_values if pixel_values is not None else self._image_loader.preprocess(
-                list(images) if isinstance(images, tuple) else images)
+            x = pixel_values if images is None else loader.preprocess(list(images) if isinstance(images, tuple) else images)
         except (ValueError, IndexError) as err:
             raise ValueError(f"images must be PIL image(s), numpy arrays or torch tensors (or a list): {err}") from err
         x = x / 255.0 if x.dtype == torch.uint8 else x.float()
@@ -256,16 +238,15 @@ class DualMCMCPipeline(DiffusionPipeline):
         ``G(z0)`` (the paper's "Inf" row; "Inf+L" revised), energies: z-chain potentials, latents: the revised ``z``."""
         if self.encoder is None:
             raise ValueError("this pipeline has no encoder: reconstruction/inference needs `encoder`")
-        steps, step_size, noise_scale, bn_stats, _ = _settings(
+        steps, step_size, noise_scale, bn_stats, _ = _checked(
             self.config, num_latent_steps=num_latent_steps, latent_step_size=None, latent_noise_scale=None,
             bn_stats=bn_stats, output_type=output_type)
         x, g = self.preprocess(images, pixel_values), self.generator_model
         generator = _generators(generator, x.shape[0])
         with self._sampling_state(bn_stats), chain_mode(g):
-            # 1. encoder initialisation z0 ~ q(z|x)
+            # encoder draw z0 ~ q(z|x), Langevin revision of z on the generator posterior, decode
             q = self.encoder(x.to(self.encoder.dtype))
             z0 = (q.sample(generator) if sample_posterior else q.mean).float()
-            # 2. Langevin revision of z on the generator posterior, 3. decode
             out = posterior_langevin(self._decode, z0, x, steps, step_size, noise_scale, g.config.observation_std,
                                      g.config.prior_std, generator=generator, return_energies=return_energies)
             recon, initial = self._decode(out.sample), self._decode(z0) if return_proposals else None
@@ -275,8 +256,7 @@ class DualMCMCPipeline(DiffusionPipeline):
     def interpolate(self, start=None, end=None, num_points: int = 8, *, start_latents=None, end_latents=None,
                     num_inference_steps: int | None = None, num_latent_steps: int | None = None, generator=None,
                     output_type: str = "pil", return_dict: bool = True, bn_stats: str | None = None):
-        """Linear latent interpolation (paper Fig. 4) between two ``[latent_dim]`` latents or two images (their encoder
-        means revised by the z-chain), each interpolant decoded and revised with ``num_inference_steps`` x-steps."""
+        """Linear latent interpolation (paper Fig. 4) between two latents or two images (encoder mean + z-chain)."""
         (num_points,) = _checked(num_points=num_points)
         if [v is not None for v in (start, end, start_latents, end_latents)] not in ([1, 1, 0, 0], [0, 0, 1, 1]):
             raise ValueError("give both endpoints: start and end images, or start_latents and end_latents (not both)")
@@ -309,8 +289,6 @@ class DualMCMCPipeline(DiffusionPipeline):
     def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
         """``DiffusionPipeline.save_pretrained``; ``push_to_hub=True`` then uploads with :meth:`push_to_hub` (kwargs
         ``repo_id`` (default: the folder name), ``commit_message``, ``private``, ``token``, ``create_pr``)."""
-        import os
-
         hub_keys = ("repo_id", "commit_message", "private", "token", "create_pr")
         hub_kwargs = {k: kwargs.pop(k) for k in hub_keys if k in kwargs}
         super().save_pretrained(save_directory, *args, **kwargs)
