@@ -182,9 +182,9 @@ class TeachingConfig:
         self.betas = tuple(self.betas)
         for name in ("num_steps", "num_latent_steps"):
             _require(getattr(self, name) >= 0, f"teaching.{name}", f"must be >= 0, got {getattr(self, name)}")
-        for name in ("step_size", "noise_init_range", "lr_decay", "explode_threshold"):
+        for name in ("step_size", "latent_step_size", "noise_init_range", "lr_decay", "explode_threshold"):
             _require(getattr(self, name) > 0, f"teaching.{name}", f"must be > 0, got {getattr(self, name)}")
-        for name in ("noise_scale", "latent_step_size", "latent_noise_scale", "data_weight",
+        for name in ("noise_scale", "latent_noise_scale", "data_weight",
                      "generator_teaching_weight", "encoder_teaching_weight", "lr_energy", "lr_generator",
                      "lr_encoder", "weight_decay_energy", "weight_decay_generator", "weight_decay_encoder"):
             _require(getattr(self, name) >= 0, f"teaching.{name}", f"must be >= 0, got {getattr(self, name)}")
@@ -253,7 +253,9 @@ class SamplerSettings:
         _validate_types(self, "sampler")
         for name in ("num_inference_steps", "num_latent_steps"):
             _require(getattr(self, name) >= 0, f"sampler.{name}", f"must be >= 0, got {getattr(self, name)}")
-        for name in ("step_size", "noise_scale", "latent_step_size", "latent_noise_scale"):
+        for name in ("step_size", "latent_step_size"):
+            _require(getattr(self, name) > 0, f"sampler.{name}", f"must be > 0, got {getattr(self, name)}")
+        for name in ("noise_scale", "latent_noise_scale"):
             _require(getattr(self, name) >= 0, f"sampler.{name}", f"must be >= 0, got {getattr(self, name)}")
         _require(self.bn_stats in BN_STATS, "sampler.bn_stats", f"expected one of {list(BN_STATS)}, got {self.bn_stats!r}")
 

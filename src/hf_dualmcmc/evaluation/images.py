@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import datasets
 import numpy as np
 import PIL.Image
 import torch
@@ -32,8 +33,10 @@ def _load(source, split, image_size, num_channels, max_images, resize):
         raise ValueError(f"{source!r} split {split!r} has no images (expected at least one)")
     try:
         first = dataset[0][column]
-    except OSError as err:  # an unreadable first image file (the message names it)
-        raise ValueError(f"cannot read the first image of {source!r}: {err}") from err
+    except (OSError, SyntaxError) as err:  # an unreadable first image file: name it
+        cell = dataset.cast_column(column, datasets.Image(decode=False))[0][column]
+        where = f"image file {cell['path']}" if cell.get("path") else f"the first image of {source!r}"
+        raise ValueError(f"cannot read {where}: {err}") from err
     if isinstance(first, PIL.Image.Image):
         (width, height), gray = first.size, first.mode in _GRAY_MODES
     else:
