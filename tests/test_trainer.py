@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from hf_dualmcmc import DualMCMCPipeline
-from hf_dualmcmc.trainer import DivergenceError, list_checkpoints, train
+from hf_dualmcmc.trainer import CheckpointError, DivergenceError, list_checkpoints, train
 from hf_dualmcmc.training_config import TrainConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_imagefolder_and_parquet_sources(tmp_path):
                                     features=datasets.Features({"picture": datasets.Image()}))
     ds.to_parquet(str(tmp_path / "imgs.parquet"))
     for source in (str(folder), str(tmp_path / "imgs.parquet")):
-        cfg = tiny_config(tmp_path / Path(source).stem, max_steps=1, checkpoint_every=0)
+        cfg = tiny_config(tmp_path / ("out-" + Path(source).name), max_steps=1, checkpoint_every=0)
         cfg.data.source, cfg.data.num_channels, cfg.data.max_images = source, 3, None
         result = train(cfg)
         assert result.step == 1
@@ -189,28 +189,27 @@ def test_wall_clock_budget_stops_with_checkpoint_and_export(tmp_path):
 
 
 def test_kill_during_checkpoint_save_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
-    from accelerate import Accelerator
+    import hf_dualmcmc.checkpointing as checkpointing
 
-    real_save = Accelerator.save_state
+    real_save = checkpointing.save_model
     calls = {"n": 0}
 
-    def dying_save(self, output_dir=None, **kwargs):
+    def dying_save(model, filename, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:  # the second checkpoint (step 6): write part of it, then "get killed"
-            Path(output_dir).mkdir(parents=True, exist_ok=True)
-            (Path(output_dir) / "model.safetensors").write_bytes(b"truncated")
+        if calls["n"] == 4:  # the second checkpoint (step 6): write part of its first file, then "get killed"
+            Path(filename).write_bytes(b"truncated")
             raise KeyboardInterrupt("killed during save")
-        return real_save(self, output_dir, **kwargs)
+        return real_save(model, filename, **kwargs)
 
-    monkeypatch.setattr(Accelerator, "save_state", dying_save)
+    monkeypatch.setattr(checkpointing, "save_model", dying_save)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tmp_path, max_steps=6))
-    monkeypatch.setattr(Accelerator, "save_state", real_save)
+    monkeypatch.setattr(checkpointing, "save_model", real_save)
     # only complete checkpoints count; the half-written one is a hidden temporary folder
     assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3"]
-    assert any(p.name.startswith(".tmp-") for p in (tmp_path / "checkpoints").iterdir())
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == [".tmp-checkpoint-6"]
     resumed = train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "checkpoints" / "checkpoint-3"))
     assert resumed.step == 6 and [r["step"] for r in resumed.history] == [4, 5, 6]
-    assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "checkpoints").iterdir())
-    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+    assert not any(p.name.startswith(".") for p in (tmp_path / "checkpoints").iterdir())
+    with pytest.raises(CheckpointError, match="not a complete checkpoint"):
         train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "nowhere"))
