@@ -22,6 +22,8 @@ import logging
 import os
 import sys
 
+import torch
+
 from hf_dualmcmc.trainer import USER_ERRORS, DivergenceError, train
 from hf_dualmcmc.training_config import load_config
 
@@ -60,6 +62,9 @@ def main(argv=None) -> int:
         return fail(err, 2)
     except DivergenceError as err:
         return fail(err, 3)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     if result.pipeline_dir is not None:
         print(f"pipeline: {result.pipeline_dir}  (DualMCMCPipeline.from_pretrained({str(result.pipeline_dir)!r}))")
     return 0

@@ -561,7 +561,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         from .hub import push_pipeline_to_hub
 
         push_pipeline_to_hub(pipeline_dir, run.hub_model_id, private=run.hub_private)
-    accelerator.end_training()
+    for tracker in accelerator.trackers:  # (end_training() would also destroy the process group: the caller's)
+        tracker.finish()
     return TrainResult(step=step, history=history, output_dir=output_dir, pipeline_dir=pipeline_dir, seconds=seconds,
                        mixed_precision=str(accelerator.mixed_precision), grad_scaler=accelerator.scaler is not None)
 
