@@ -55,7 +55,8 @@ class CheckpointError(ValueError):
 def checkpoint_files(networks, optimizers, emas, num_processes: int, scaler: bool) -> set[str]:
     """The files a checkpoint of this setup holds (besides ``trainer_state.json`` and ``pipeline/``)."""
     files = {CONFIG_FILE, *(f"{name}.safetensors" for name in networks), *(f"optimizer_{name}.pt" for name in optimizers),
-             *(f"ema_{name}.safetensors" for name in emas), *(f"random_states_{r}.safetensors" for r in range(num_processes))}
+             *(f"ema_{name}.safetensors" for name in emas),
+             *(f"random_states_{r}.safetensors" for r in range(num_processes))}
     return files | {SCALER_FILE} if scaler else files
 
 
@@ -84,12 +85,13 @@ def resolve_checkpoint(output_dir: str | os.PathLike, which: str) -> Path:
     if which == "latest":
         checkpoints = list_checkpoints(output_dir)
         if not checkpoints:
-            raise CheckpointError(f"--resume_from_checkpoint latest: no checkpoint under {Path(output_dir) / 'checkpoints'}"
-                                  " (start a fresh run without --resume_from_checkpoint)")
+            raise CheckpointError(f"--resume_from_checkpoint latest: no checkpoint under "
+                                  f"{Path(output_dir) / 'checkpoints'} (start a fresh run without it)")
         return checkpoints[-1]
     path = Path(which)
     if not (path / STATE_FILE).is_file():
-        raise CheckpointError(f"--resume_from_checkpoint {which}: not a complete checkpoint (expected {path / STATE_FILE})")
+        raise CheckpointError(f"--resume_from_checkpoint {which}: not a complete checkpoint "
+                              f"(expected {path / STATE_FILE})")
     return path
 
 
@@ -198,7 +200,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
         raise CheckpointError(f"{path / STATE_FILE}: not a trainer state of format {FORMAT!r} (step, epoch, "
                               "num_processes, schedulers, files); the checkpoint is damaged or not from this trainer")
     if not isinstance(config, dict):
-        raise CheckpointError(f"{path / CONFIG_FILE}: expected a mapping of config sections, got {type(config).__name__}")
+        raise CheckpointError(f"{path / CONFIG_FILE}: expected a mapping of config sections, "
+                              f"got {type(config).__name__}")
     present = {p.name for p in path.iterdir()} - {STATE_FILE, PIPELINE_DIR}
     listed = set(state["files"])
     if listed - present:
@@ -284,8 +287,9 @@ def load_scheduler_state(scheduler, saved, where: Path) -> None:
             return isinstance(b, list) and len(a) == len(b) and all(same_kind(x, y) for x, y in zip(a, b))
         return (a is None and b is None) or (type(a) is type(b)) or (isinstance(a, float) and type(b) is int)
 
-    if not isinstance(saved, dict) or saved.keys() != fresh.keys() or not all(same_kind(fresh[k], saved[k]) for k in fresh):
-        raise CheckpointError(f"{where}: the saved learning-rate scheduler state does not match {type(scheduler).__name__}")
+    if not (isinstance(saved, dict) and saved.keys() == fresh.keys() and all(same_kind(fresh[k], saved[k]) for k in fresh)):
+        raise CheckpointError(f"{where}: the saved learning-rate scheduler state does not match "
+                              f"{type(scheduler).__name__}")
     scheduler.load_state_dict(saved)
 
 

@@ -240,7 +240,8 @@ def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig
 
 
 def holds_run(output_dir: Path) -> bool:
-    return any((output_dir / name).exists() for name in ("training_config.yaml", "history.jsonl", "checkpoints", "pipeline"))
+    """Whether ``output_dir`` holds files of a run (its config, history, checkpoints or pipeline)."""
+    return any((output_dir / name).exists() for name in ("training_config.yaml", HISTORY_FILE, "checkpoints", "pipeline"))
 
 
 def set_aside_previous_run(output_dir: Path) -> Path | None:
@@ -299,8 +300,9 @@ def check_output_dir(output_dir: Path, overwrite: bool, resume: Path | None) -> 
             raise OutputDirError(f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume "
                                  "into the checkpoint's own output_dir or into an empty one")
     elif holds_run(output_dir) and not overwrite:
-        raise OutputDirError(f"run.output_dir {output_dir} holds another run; continue it with --resume_from_checkpoint "
-                             "latest, or replace it with run.overwrite_output_dir=true, or choose another run.output_dir")
+        raise OutputDirError(f"run.output_dir {output_dir} holds another run; continue it with "
+                             "--resume_from_checkpoint latest, or replace it with run.overwrite_output_dir=true, or "
+                             "choose another run.output_dir")
 
 
 def check_resumable(config: TrainConfig, saved: dict, state: dict, accelerator: Accelerator, path: Path) -> None:
@@ -390,7 +392,10 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         warnings.warn("mixed_precision='fp16' is not supported on CPU by Accelerate: this run computes in float32 "
                       "(use bf16 on CPU; fp16 with a loss scaler is used on GPUs)", stacklevel=2)
 
-    # what this run continues: checked before anything is built or decoded
+    # what this run continues, where it writes: checked before anything is built or decoded
+    if (run.channels_last or run.compile) and teaching.method != "dual_mcmc":
+        raise ConfigError("run.channels_last", f"run.channels_last / run.compile are options of the dual_mcmc step, "
+                          f"not of teaching.method={teaching.method!r}")
     resume = resolve_checkpoint(output_dir, resume_from_checkpoint) if resume_from_checkpoint else None
     if resume is not None:
         saved_state, saved_config = read_checkpoint(resume)
@@ -402,9 +407,6 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     keep = method_networks(teaching.method)  # baselines learn (and export) only some of the three networks
     energy, generator, encoder = (m if name in keep else None
                                   for name, m in zip(NETWORKS, build_models(config.data, config.model)))
-    if (run.channels_last or run.compile) and teaching.method != "dual_mcmc":
-        raise ConfigError("run.channels_last", f"run.channels_last / run.compile are options of the dual_mcmc step, "
-                          f"not of teaching.method={teaching.method!r}")
     memory_format = torch.channels_last if run.channels_last else None
     if memory_format is not None:
         to_memory_format(energy, generator, encoder, memory_format=memory_format)
@@ -419,7 +421,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     except ValueError as err:
         raise ConfigError("run.batch_size", f"{err} (run.batch_size {run.batch_size} x {accelerator.num_processes} "
                           f"process(es) x {k} accumulation step(s))") from err
-    sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, accelerator.num_processes, accelerator.process_index)
+    sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, accelerator.num_processes,
+                                accelerator.process_index)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=run.num_workers, generator=torch.Generator().manual_seed(run.seed)
     )
@@ -428,28 +431,29 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
 
     energy, generator, encoder, *optimizers = accelerator.prepare(energy, generator, encoder, *optimizers)
     models = [m for m in (energy, generator, encoder) if m is not None]
-    networks = {name: accelerator.unwrap_model(m) for name, m in zip(NETWORKS, (energy, generator, encoder)) if m is not None}
+    networks = {name: accelerator.unwrap_model(m)
+                for name, m in zip(NETWORKS, (energy, generator, encoder)) if m is not None}
+    emas = make_emas(networks, run)
     trained = [name for name, opt in zip(NETWORKS, optimizers) if opt is not None]
-    by_name = {"optimizers": dict(zip(trained, [o for o in optimizers if o is not None])),
-               "schedulers": dict(zip(trained, schedulers)), "emas": make_emas(networks, run)}
-    emas = by_name["emas"]
+    checkpointed = {"networks": networks, "emas": emas, "schedulers": dict(zip(trained, schedulers)),
+                    "optimizers": dict(zip(trained, [o for o in optimizers if o is not None]))}  # by network name
     set_seed(run.seed, device_specific=True)  # different z / chain noise on every process
+    step = 0
+    if resume is not None:
+        step = load_checkpoint(accelerator, resume, **checkpointed)["step"]  # weights, optimizers, EMA, LR, RNG
+        logger.info(f"resumed from {resume} at step {step}", main_process_only=True)
 
     # the output folder (main process): a resumed run rewinds it to its checkpoint, a fresh run claims it
     accelerator.wait_for_everyone()
     previous_run = None
     if main:
         if resume is not None:
-            rewind_output_dir(output_dir, saved_state["step"])
+            rewind_output_dir(output_dir, step)
         elif run.overwrite_output_dir:
             previous_run = set_aside_previous_run(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(output_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
     accelerator.wait_for_everyone()
-    step = 0
-    if resume is not None:
-        step = load_checkpoint(accelerator, resume, networks=networks, **by_name)["step"]
-        logger.info(f"resumed from {resume} at step {step}", main_process_only=True)
     logger.info(f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch of {k} x {run.batch_size} images per "
                 f"process, {total_steps} steps in all", main_process_only=True)
     if accelerator.trackers == [] and run.report_to not in (None, "none"):
@@ -464,10 +468,10 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     hooks = {"backward": accelerator.backward, "autocast": accelerator.autocast,
              "unwrap": lambda m: None if m is None else accelerator.unwrap_model(m)}
 
-    def export_models():
-        """The networks the pipeline gets: the EMA weights when ``run.use_ema``."""
-        return tuple(None if name not in networks else averaged_copy(networks[name], emas[name], run.seed)
-                     if name in emas else networks[name] for name in NETWORKS)
+    def pipeline() -> DualMCMCPipeline:
+        """The pipeline as it would be exported now: the EMA weights when ``run.use_ema``."""
+        exported = (averaged_copy(networks[n], emas[n], run.seed) if n in emas else networks.get(n) for n in NETWORKS)
+        return build_pipeline(*exported, config.sampler, teaching)
 
     history: list[dict] = []
     history_file = open(output_dir / HISTORY_FILE, "a", encoding="utf-8") if main else None  # noqa: SIM115
@@ -498,7 +502,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             for name, ema in emas.items():
                 ema.step(networks[name].parameters())
             step += 1
-            last = step >= total_steps or (run.max_minutes is not None and _out_of_time(accelerator, started, run.max_minutes))
+            last = step >= total_steps or (run.max_minutes is not None
+                                           and _out_of_time(accelerator, started, run.max_minutes))
 
             # log: every step to history.jsonl as it happens, every log_every steps to the trackers
             record = {"step": step, "epoch": epoch, **_mean([o.as_dict() for o in outs]),
@@ -511,38 +516,33 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             bar.set_postfix(E=f"{record['loss_energy']:.3g}", G=f"{record['loss_generator']:.3g}",
                             I=f"{record['loss_encoder']:.3g}", gap=f"{record['energy_gap']:.2g}")
             if step % run.log_every == 0 or last:
-                accelerator.log({k_: v for k_, v in record.items() if k_ != "step"}, step=step)
+                accelerator.log({key: v for key, v in record.items() if key != "step"}, step=step)
 
             # sample: grids of the pipeline as it would be exported, to samples/ and the trackers
             if run.sample_every and step % run.sample_every == 0 and main:
-                grids = _write_grids(build_pipeline(*export_models(), config.sampler, teaching), config, data,
-                                     output_dir, step)
-                _log_images(accelerator, grids, step)
+                _log_images(accelerator, _write_grids(pipeline(), config, data, output_dir, step), step)
 
             # checkpoint: written aside, renamed into place; the newest checkpoints_total_limit are kept
             if run.checkpoint_every and (step % run.checkpoint_every == 0 or last):
-                final = output_dir / "checkpoints" / f"checkpoint-{step}"
-                write_pipeline = None
-                if run.export_at_checkpoints and main:
-                    def write_pipeline(folder, final=final):
-                        pipe = build_pipeline(*export_models(), config.sampler, teaching)
-                        export_pipeline(pipe, folder, config, None, model_id=str(final / "pipeline"))
+                named = str(output_dir / "checkpoints" / f"checkpoint-{step}" / "pipeline")  # (written in a temp folder)
                 last_checkpoint = save_checkpoint(
-                    accelerator, output_dir, step, networks=networks, **by_name,
+                    accelerator, output_dir, step, **checkpointed,
                     state={"step": step, "epoch": epoch, "last": record}, config=config.to_dict(),
-                    keep=run.checkpoints_total_limit, write_pipeline=write_pipeline,
+                    keep=run.checkpoints_total_limit,
+                    write_pipeline=functools.partial(_export_into, pipeline, config, named) if run.export_at_checkpoints
+                    else None,
                 )
                 previous_run = _discard(previous_run)
 
             # stop: max_steps reached or the wall-clock budget spent
             if last:
                 break
-        bar.close()
+        bar.close()  # (also done in finally)
         seconds = time.time() - started
         accelerator.wait_for_everyone()
         pipeline_dir = None
         if main:
-            pipe = build_pipeline(*export_models(), config.sampler, teaching)
+            pipe = pipeline()
             grid = sample_grids(pipe, data, run.num_sample_images, run.seed)[0][1] if data is not None else None
             pipeline_dir = export_pipeline(pipe, output_dir / "pipeline", config, grid)
             previous_run = _discard(previous_run)
@@ -556,8 +556,6 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         if history_file is not None:
             history_file.close()
     if main and run.push_to_hub:
-        if not run.hub_model_id:
-            raise ConfigError("run.hub_model_id", "run.push_to_hub needs it (e.g. --hub_model_id org/dualmcmc-digits)")
         from .hub import push_pipeline_to_hub
 
         push_pipeline_to_hub(pipeline_dir, run.hub_model_id, private=run.hub_private)
@@ -579,6 +577,10 @@ def _guard(out: StepOutput, step: int, threshold: float, last_checkpoint: Path |
             f"teaching.explode_threshold = {threshold:g}; {where} (resume from it with a larger "
             "teaching.explode_threshold, or start a new run)"
         )
+
+
+def _export_into(pipeline, config: TrainConfig, model_id: str, folder: Path) -> None:
+    export_pipeline(pipeline(), folder, config, None, model_id=model_id)
 
 
 def _mean(records: list[dict]) -> dict:

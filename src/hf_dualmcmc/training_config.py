@@ -309,6 +309,8 @@ class RunSettings:
             _require(getattr(self, name) >= 0, f"run.{name}", f"must be >= 0 (0: off), got {getattr(self, name)}")
         _require(self.mixed_precision in MIXED_PRECISION, "run.mixed_precision",
                  f"expected one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}")
+        _require(not self.push_to_hub or bool(self.hub_model_id), "run.hub_model_id",
+                 "run.push_to_hub needs it (e.g. --hub_model_id org/dualmcmc-digits)")
         _require(0 <= self.ema_decay <= 1, "run.ema_decay", f"must be in [0, 1], got {self.ema_decay}")
         _require(self.ema_power > 0, "run.ema_power", f"must be > 0, got {self.ema_power}")
 
