@@ -198,7 +198,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
              and isinstance(state.get("schedulers"), dict) and isinstance(state.get("files"), list))
     if not valid:
         raise CheckpointError(f"{path / STATE_FILE}: not a trainer state of format {FORMAT!r} (step, epoch, "
-                              "num_processes, schedulers, files); the checkpoint is damaged or not from this trainer")
+                              "num_processes, schedulers, files); the checkpoint is damaged, not from this trainer, or "
+                              "from a version that used accelerator.save_state (those cannot be resumed)")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path / CONFIG_FILE}: expected a mapping of config sections, "
                               f"got {type(config).__name__}")

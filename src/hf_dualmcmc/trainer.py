@@ -443,22 +443,6 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         step = load_checkpoint(accelerator, resume, **checkpointed)["step"]  # weights, optimizers, EMA, LR, RNG
         logger.info(f"resumed from {resume} at step {step}", main_process_only=True)
 
-    # the output folder (main process): a resumed run rewinds it to its checkpoint, a fresh run claims it
-    accelerator.wait_for_everyone()
-    previous_run = None
-    if main:
-        if resume is not None:
-            rewind_output_dir(output_dir, step)
-        elif run.overwrite_output_dir:
-            previous_run = set_aside_previous_run(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(output_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    accelerator.wait_for_everyone()
-    logger.info(f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch of {k} x {run.batch_size} images per "
-                f"process, {total_steps} steps in all", main_process_only=True)
-    if accelerator.trackers == [] and run.report_to not in (None, "none"):
-        accelerator.init_trackers("dualmcmc", config=_flat(config.to_dict()))
-
     # the step function, chosen once: dual-MCMC with its speed options, or the baseline's
     if teaching.method == "dual_mcmc":
         compiler = chain_compiler(accelerator.device) if run.compile else None
@@ -474,14 +458,30 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         return build_pipeline(*exported, config.sampler, teaching)
 
     history: list[dict] = []
-    history_file = open(output_dir / HISTORY_FILE, "a", encoding="utf-8") if main else None  # noqa: SIM115
-    last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
+    history_file = previous_run = None
     bar = tqdm(total=total_steps, initial=step, disable=not main, desc=teaching.method.replace("_", "-"),
                dynamic_ncols=True)
-    lr_key = f"lr_{trained[0]}"  # the first optimizer's network
-    started = time.time()
-    batches, data = None, None
     try:
+        # the output folder (main process): a resumed run rewinds it to its checkpoint, a fresh run claims it (a
+        # previous run set aside by overwrite_output_dir comes back if this one fails before its first checkpoint)
+        accelerator.wait_for_everyone()
+        if main:
+            if resume is not None:
+                rewind_output_dir(output_dir, step)
+            elif run.overwrite_output_dir:
+                previous_run = set_aside_previous_run(output_dir)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write(output_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
+            history_file = open(output_dir / HISTORY_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        accelerator.wait_for_everyone()
+        logger.info(f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch of {k} x {run.batch_size} images per "
+                    f"process, {total_steps} steps in all", main_process_only=True)
+        if accelerator.trackers == [] and run.report_to not in (None, "none"):
+            accelerator.init_trackers("dualmcmc", config=_flat(config.to_dict()))
+        last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
+        lr_key = f"lr_{trained[0]}"  # the first optimizer's network
+        started = time.time()
+        batches, data = None, None
         while step < total_steps:
             # data: each epoch has its own order; its first step decays the learning rates (lr = base * gamma^epoch)
             epoch, index = divmod(step, steps_per_epoch)
