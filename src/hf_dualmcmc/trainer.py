@@ -458,9 +458,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         return build_pipeline(*exported, config.sampler, teaching)
 
     history: list[dict] = []
-    history_file = previous_run = None
-    bar = tqdm(total=total_steps, initial=step, disable=not main, desc=teaching.method.replace("_", "-"),
-               dynamic_ncols=True)
+    history_file = previous_run = bar = None
     try:
         # the output folder (main process): a resumed run rewinds it to its checkpoint, a fresh run claims it (a
         # previous run set aside by overwrite_output_dir comes back if this one fails before its first checkpoint)
@@ -479,6 +477,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         if accelerator.trackers == [] and run.report_to not in (None, "none"):
             accelerator.init_trackers("dualmcmc", config=_flat(config.to_dict()))
         last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
+        bar = tqdm(total=total_steps, initial=step, disable=not main, desc=teaching.method.replace("_", "-"),
+                   dynamic_ncols=True)
         lr_key = f"lr_{trained[0]}"  # the first optimizer's network
         started = time.time()
         batches, data = None, None
@@ -537,7 +537,6 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             # stop: max_steps reached or the wall-clock budget spent
             if last:
                 break
-        bar.close()  # (also done in finally)
         seconds = time.time() - started
         accelerator.wait_for_everyone()
         pipeline_dir = None
@@ -552,7 +551,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             restore_previous_run(output_dir, previous_run)
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if history_file is not None:
             history_file.close()
     if main and run.push_to_hub:
