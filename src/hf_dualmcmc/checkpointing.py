@@ -115,15 +115,18 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, *, ne
     ``networks`` (unwrapped models), ``optimizers``, ``emas`` (``EMAModel``) and ``schedulers`` are dicts keyed by
     network name; ``state`` (JSON-able, e.g. step and epoch) goes into ``trainer_state.json``, ``config`` (the
     run's ``TrainConfig.to_dict()``) into ``training_config.yaml``; ``write_pipeline(folder)`` exports a pipeline
-    into the checkpoint. Hidden leftovers of killed saves are removed first.
+    into the checkpoint. Hidden leftovers of killed saves (``checkpoints/.*``) are removed first.
     """
     root = Path(output_dir) / "checkpoints"
     final, tmp = root / f"{CHECKPOINT_PREFIX}{step}", root / f".tmp-{CHECKPOINT_PREFIX}{step}"
     main = accelerator.is_main_process
     if main:
         root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        for stale in root.glob(".*"):  # what killed saves and deletes left
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
         tmp.mkdir()
     accelerator.wait_for_everyone()
     save_rng_state(tmp / f"random_states_{accelerator.process_index}.safetensors")
