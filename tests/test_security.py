@@ -71,8 +71,8 @@ def test_checkpoint_files_hold_no_pickle_that_resume_would_run(ema_run):
     assert not [p.name for p in checkpoint.iterdir() if p.suffix in (".pkl", ".bin")]
 
 
-@pytest.mark.parametrize("name", CHECKPOINT_FILES + ACCELERATE_FILES)
-@pytest.mark.parametrize("format", ["torch", "pickle"])
+@pytest.mark.parametrize("name, format", [(n, "torch") for n in CHECKPOINT_FILES + ACCELERATE_FILES]
+                         + [(n, "pickle") for n in CHECKPOINT_FILES])
 def test_malicious_pickle_in_a_checkpoint_is_refused_without_running(ema_run, tmp_path, name, format):
     from test_trainer import tiny_config
 
