@@ -22,6 +22,7 @@ cached run of the given seeds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -206,7 +207,10 @@ def run_mnist(args, method: str, seed: int) -> dict:
             raise SystemExit(f"{path} was trained with other settings than these; name this run with --variant "
                              f"(and --set) or retrain it with --force")
         return cached
-    result = train(config, resume_from_checkpoint="latest" if list_checkpoints(out_dir) else None)
+    # an interrupted run continues from its last checkpoint; one killed before its first checkpoint starts over
+    resume = bool(list_checkpoints(out_dir))
+    run = dataclasses.replace(config.run, overwrite_output_dir=not resume)
+    result = train(dataclasses.replace(config, run=run), resume_from_checkpoint="latest" if resume else None)
     record = {"suite": "mnist", "dataset": "mnist", "method": method, "variant": args.variant,
               "overrides": args.overrides, "seed": seed, "iterations": result.step,
               "train_seconds": result.seconds, "config": config.to_dict(), "pipeline": repo_relative(result.pipeline_dir),

@@ -1,11 +1,14 @@
 """Run by tests/test_ddp.py under `accelerate launch --multi_gpu --num_processes 2` on CPU (gloo).
 
 Each rank runs one Dual-MCMC iteration on its own data shard and its own noise; after every backward it records a
-checksum vector of the (synchronised) gradients, and at the end the updated weights. Rank files go to argv[1].
+checksum vector of the (synchronised) gradients, and at the end the updated weights. Then the trainer: 4 steps
+(gradient accumulation over 2 micro-batches, EMA) uninterrupted, and 2 + 2 steps resumed from a checkpoint; each
+rank records whether its resumed history equals its uninterrupted one. Rank files go to argv[1].
 """
 
 import json
 import sys
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -40,9 +43,32 @@ def main(out_dir):
         for name, m in (("E", E), ("G", G), ("I", I))
     }
     result = {"rank": acc.process_index, "world": acc.num_processes, "grads": grads, "weights": weights,
-              "data_sum": data.sum().item(), "loss_energy": out.loss_energy}
+              "data_sum": data.sum().item(), "loss_energy": out.loss_energy, **resume_check(Path(out_dir))}
     with open(f"{out_dir}/rank{acc.process_index}.json", "w") as f:
         json.dump(result, f)
+
+
+def resume_check(root):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_trainer import state_of, tiny_config
+
+    from hf_dualmcmc.trainer import train
+
+    def config(out, steps):  # 48 images / (4 per rank x 2 ranks x 2 micro-batches) = 3 steps per epoch
+        return tiny_config(root / out, batch_size=4, gradient_accumulation_steps=2, epochs=2, max_steps=steps,
+                           checkpoint_every=2, use_ema=True, ema_decay=0.9)
+
+    full = train(config("full", 4))
+    train(config("part", 2))
+    resumed = train(config("part", 4), resume_from_checkpoint="latest")
+    same_weights = None
+    if resumed.pipeline_dir is not None:  # the main process exports
+        a, b = state_of(full.pipeline_dir), state_of(resumed.pipeline_dir)
+        same_weights = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    checkpoint = root / "part" / "checkpoints" / "checkpoint-4"
+    return {"resumed_history_identical": full.history[2:] == resumed.history, "history_steps": len(full.history),
+            "loss_generator_step4": full.history[-1]["loss_generator"], "resumed_weights_identical": same_weights,
+            "checkpoint_files": sorted(p.name for p in checkpoint.iterdir())}
 
 
 if __name__ == "__main__":

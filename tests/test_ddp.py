@@ -19,7 +19,7 @@ def free_port():
 
 @pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
                     reason="the accelerate CLI is not installed")
-def test_two_process_cpu_ddp_gradients_identical_across_ranks(tmp_path):
+def test_two_process_cpu_ddp_gradients_identical_across_ranks_and_resume(tmp_path):
     launcher = Path(sys.executable).parent / "accelerate"
     launcher = str(launcher) if launcher.exists() else shutil.which("accelerate")
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -33,3 +33,8 @@ def test_two_process_cpu_ddp_gradients_identical_across_ranks(tmp_path):
     assert len(r0["grads"]) == 3  # generator, encoder, energy backward passes
     assert r0["grads"] == r1["grads"]  # all-reduced gradients, bit-identical on both ranks
     assert r0["weights"] == r1["weights"]  # and so the updated weights
+    # the trainer under DDP with gradient accumulation and EMA: a resumed run continues bit-identically on every rank
+    assert r0["resumed_history_identical"] and r1["resumed_history_identical"] and r0["history_steps"] == 4
+    assert r0["loss_generator_step4"] != r1["loss_generator_step4"]  # (per-rank losses of different shards)
+    assert r0["resumed_weights_identical"] is True and r1["resumed_weights_identical"] is None  # rank 0 exports
+    assert {"random_states_0.safetensors", "random_states_1.safetensors"} <= set(r0["checkpoint_files"])

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from hf_dualmcmc import DualMCMCPipeline
-from hf_dualmcmc.trainer import DivergenceError, list_checkpoints, train
+from hf_dualmcmc.trainer import CheckpointError, DivergenceError, list_checkpoints, train
 from hf_dualmcmc.training_config import TrainConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,9 @@ def test_resume_is_bit_identical(tmp_path):
 
 
 def test_export_and_sample_grids(tmp_path):
-    result = train(tiny_config(tmp_path, max_steps=2, sample_every=2, checkpoint_every=0))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train(tiny_config(tmp_path, max_steps=2, sample_every=2, checkpoint_every=0, report_to="tensorboard"))
     pipe = DualMCMCPipeline.from_pretrained(result.pipeline_dir)
     assert pipe.config.num_inference_steps == 2
     images = pipe(batch_size=2, output_type="np").images
@@ -67,6 +69,17 @@ def test_export_and_sample_grids(tmp_path):
         "step_0000002_data_vs_reconstructions.png", "step_0000002_proposals_vs_revised.png"]
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
+    # the trackers got the scalars of every step and the two grids (as images) of step 2
+    events = EventAccumulator(str(tmp_path / "logs" / "dualmcmc"), size_guidance={"images": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss_energy")] == [1, 2]
+    assert [e.value for e in events.Scalars("loss_energy")] == pytest.approx([json.loads(x)["loss_energy"] for x in lines])
+    for tag in ("proposals_vs_revised", "data_vs_reconstructions"):
+        (image,) = events.Images(f"samples/{tag}")
+        png = (tmp_path / "samples" / f"step_0000002_{tag}.png")
+        from PIL import Image
+
+        assert image.step == 2 and (image.width, image.height) == Image.open(png).size
 
 
 def test_divergence_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -87,9 +100,17 @@ def test_divergence_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         train(tiny_config(tmp_path, max_steps=6))
     checkpoints = list_checkpoints(tmp_path)
     assert [c.name for c in checkpoints] == ["checkpoint-3"]
+    # history.jsonl was written as the steps were logged: it holds steps 1-4 (the diverged step 5 is not logged);
+    # a kill in the middle of a write would leave half a line
+    history = tmp_path / "history.jsonl"
+    assert [json.loads(line)["step"] for line in history.read_text().splitlines()] == [1, 2, 3, 4]
+    history.write_text(history.read_text() + '{"step": 5, "loss_ene')
     monkeypatch.setattr(trainer, "dual_mcmc_step", real_step)
-    resumed = train(tiny_config(tmp_path, max_steps=4), resume_from_checkpoint="latest")
-    assert resumed.step == 4 and np.isfinite(resumed.history[-1]["loss_energy"])
+    resumed = train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint="latest")
+    assert resumed.step == 6 and np.isfinite(resumed.history[-1]["loss_energy"])
+    # resuming from step 3 dropped the records after it; every step is in the file once
+    records = [json.loads(line) for line in history.read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6] and records[3:] == resumed.history
 
 
 def test_energy_gap_guard(tmp_path):
@@ -112,7 +133,7 @@ def test_imagefolder_and_parquet_sources(tmp_path):
                                     features=datasets.Features({"picture": datasets.Image()}))
     ds.to_parquet(str(tmp_path / "imgs.parquet"))
     for source in (str(folder), str(tmp_path / "imgs.parquet")):
-        cfg = tiny_config(tmp_path / Path(source).stem, max_steps=1, checkpoint_every=0)
+        cfg = tiny_config(tmp_path / ("out-" + Path(source).name), max_steps=1, checkpoint_every=0)
         cfg.data.source, cfg.data.num_channels, cfg.data.max_images = source, 3, None
         result = train(cfg)
         assert result.step == 1
@@ -189,28 +210,227 @@ def test_wall_clock_budget_stops_with_checkpoint_and_export(tmp_path):
 
 
 def test_kill_during_checkpoint_save_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
-    from accelerate import Accelerator
+    import hf_dualmcmc.checkpointing as checkpointing
 
-    real_save = Accelerator.save_state
+    real_save = checkpointing.save_model
     calls = {"n": 0}
 
-    def dying_save(self, output_dir=None, **kwargs):
+    def dying_save(model, filename, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:  # the second checkpoint (step 6): write part of it, then "get killed"
-            Path(output_dir).mkdir(parents=True, exist_ok=True)
-            (Path(output_dir) / "model.safetensors").write_bytes(b"truncated")
+        if calls["n"] == 4:  # the second checkpoint (step 6): write part of its first file, then "get killed"
+            Path(filename).write_bytes(b"truncated")
             raise KeyboardInterrupt("killed during save")
-        return real_save(self, output_dir, **kwargs)
+        return real_save(model, filename, **kwargs)
 
-    monkeypatch.setattr(Accelerator, "save_state", dying_save)
+    monkeypatch.setattr(checkpointing, "save_model", dying_save)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tmp_path, max_steps=6))
-    monkeypatch.setattr(Accelerator, "save_state", real_save)
+    monkeypatch.setattr(checkpointing, "save_model", real_save)
     # only complete checkpoints count; the half-written one is a hidden temporary folder
     assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3"]
-    assert any(p.name.startswith(".tmp-") for p in (tmp_path / "checkpoints").iterdir())
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == [".tmp-checkpoint-6"]
     resumed = train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "checkpoints" / "checkpoint-3"))
     assert resumed.step == 6 and [r["step"] for r in resumed.history] == [4, 5, 6]
-    assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "checkpoints").iterdir())
-    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+    assert not any(p.name.startswith(".") for p in (tmp_path / "checkpoints").iterdir())
+    with pytest.raises(CheckpointError, match="not a complete checkpoint"):
         train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "nowhere"))
+
+
+def tree(folder):
+    """Every file under ``folder`` with its bytes (hidden entries included)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_output_dir_of_another_run_is_refused_or_replaced_without_loss(tmp_path, monkeypatch):
+    import hf_dualmcmc.trainer as trainer
+    from hf_dualmcmc.trainer import OutputDirError
+
+    train(tiny_config(tmp_path, max_steps=2, checkpoint_every=2, sample_every=2))
+    before = tree(tmp_path)
+    with pytest.raises(OutputDirError, match=r"holds another run; continue it with --resume_from_checkpoint latest, "
+                                             r"or replace it with run.overwrite_output_dir=true"):
+        train(tiny_config(tmp_path, max_steps=3))
+    assert tree(tmp_path) == before
+    # overwrite_output_dir, but the new run fails before its first checkpoint: the previous run is back, intact
+    real_step = trainer.dual_mcmc_step
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(trainer, "dual_mcmc_step", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(tiny_config(tmp_path, max_steps=3, overwrite_output_dir=True, seed=5))
+    assert tree(tmp_path) == before
+    # overwrite_output_dir and the new run goes through: nothing of the previous run is left, nothing mixed
+    monkeypatch.setattr(trainer, "dual_mcmc_step", real_step)
+    new = train(tiny_config(tmp_path, max_steps=3, checkpoint_every=3, overwrite_output_dir=True, seed=5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "history.jsonl", "pipeline", "training_config.yaml"]
+    assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3"]
+    assert [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()] == new.history
+    assert yaml.safe_load((tmp_path / "training_config.yaml").read_text())["run"]["seed"] == 5
+
+
+def test_resume_refuses_changes_that_break_bit_identical_continuation(tmp_path):
+    from hf_dualmcmc.training_config import ConfigError
+
+    train(tiny_config(tmp_path, max_steps=2, checkpoint_every=2))
+    before = tree(tmp_path)
+    refused = [({"batch_size": 4}, "run.batch_size"), ({"seed": 3}, "run.seed"),
+               ({"gradient_accumulation_steps": 2}, "run.gradient_accumulation_steps"), ({"use_ema": True}, "run.use_ema")]
+    for run, key in refused:
+        with pytest.raises(ConfigError, match=rf"^{key}: cannot change when resuming from .*checkpoint-2: {key} "
+                                              r"\(checkpoint .*, now .*\)\. A resumed run continues bit-identically"):
+            train(tiny_config(tmp_path, max_steps=3, **run), resume_from_checkpoint="latest")
+    cfg = tiny_config(tmp_path, max_steps=3)
+    cfg.teaching.lr_energy, cfg.model.ngf = 1e-3, 16
+    with pytest.raises(ConfigError, match=r"^model.ngf, teaching.lr_energy: cannot change .*model.ngf \(checkpoint 8, "
+                                          r"now 16\); teaching.lr_energy \(checkpoint 0.0001, now 0.001\)"):
+        train(cfg, resume_from_checkpoint="latest")
+    assert tree(tmp_path) == before  # refused before anything was touched
+    # how long, how often, what is exported may change
+    cfg = tiny_config(tmp_path, max_steps=3, log_every=2, checkpoint_every=1)
+    cfg.sampler.num_inference_steps, cfg.teaching.explode_threshold = 5, 1e6
+    resumed = train(cfg, resume_from_checkpoint="latest")
+    assert resumed.step == 3 and DualMCMCPipeline.from_pretrained(resumed.pipeline_dir).config.num_inference_steps == 5
+
+
+def test_missing_or_damaged_rng_state_is_an_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    train(tiny_config(tmp_path, max_steps=2, checkpoint_every=2))
+    rng = tmp_path / "checkpoints" / "checkpoint-2" / "random_states_0.safetensors"
+    good = rng.read_bytes()
+    rng.unlink()
+    with pytest.raises(CheckpointError, match=r"checkpoint-2: incomplete checkpoint, missing \['random_states_0.safetensors'\]"):
+        train(tiny_config(tmp_path, max_steps=3), resume_from_checkpoint="latest")
+    rng.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match=r"random_states_0.safetensors: cannot be read \(.*\); the checkpoint is damaged"):
+        train(tiny_config(tmp_path, max_steps=3), resume_from_checkpoint="latest")
+    rng.write_bytes(good)
+    tensors = load_file(rng)
+    save_file({**tensors, "torch": tensors["torch"][:100]}, rng, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"random_states_0.safetensors: cannot be read"):
+        train(tiny_config(tmp_path, max_steps=3), resume_from_checkpoint="latest")
+    rng.write_bytes(good)
+    assert train(tiny_config(tmp_path, max_steps=3), resume_from_checkpoint="latest").step == 3
+
+
+def test_gradient_accumulation_of_k_micro_batches_is_one_update_of_k_times_the_batch(tmp_path):
+    # the short-run EBM has no generator (whose update the energy's samples would see mid-step) and, without chain
+    # noise and spectral norm (a power iteration per forward), its update from k micro-batches of b images equals
+    # the update from one batch of k * b: same images (the same data order), same uniform proposals (the same RNG
+    # stream), gradient summed over micro-batches and divided by k by accelerate
+    from safetensors.torch import load_file
+
+    def run(out, batch_size, k):
+        cfg = tiny_config(tmp_path / out, batch_size=batch_size, gradient_accumulation_steps=k, max_steps=3,
+                          checkpoint_every=3)
+        cfg.teaching.method, cfg.teaching.use_noise, cfg.model.spectral_norm = "short_run", False, False
+        return train(cfg)
+
+    one, acc = run("one", 16, 1), run("acc", 8, 2)
+    for a, b in zip(one.history, acc.history):
+        assert b["loss_energy"] == pytest.approx(a["loss_energy"], rel=1e-6)
+    wa, wb = (load_file(tmp_path / d / "checkpoints" / "checkpoint-3" / "energy.safetensors") for d in ("one", "acc"))
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-6
+    # and Adam stepped once per step, not once per micro-batch
+    opt = torch.load(tmp_path / "acc" / "checkpoints" / "checkpoint-3" / "optimizer_energy.pt", weights_only=True)
+    assert {float(s["step"]) for s in opt["state"].values()} == {3.0}
+
+
+def test_ema_with_accumulation_resumes_bit_identically_and_is_exported(tmp_path):
+    from safetensors.torch import load_file
+
+    def cfg(out, steps):
+        # 48 images / (8 x 2) = 3 steps per epoch: the lr decays at step 4, the resume point (2) is mid-epoch
+        return tiny_config(tmp_path / out, max_steps=steps, epochs=2, gradient_accumulation_steps=2, checkpoint_every=2,
+                           use_ema=True, ema_decay=0.9)
+
+    full = train(cfg("full", 4))
+    train(cfg("part", 2))
+    resumed = train(cfg("part", 4), resume_from_checkpoint="latest")
+    assert full.history[2:] == resumed.history and full.history[-1]["lr_energy"] < full.history[0]["lr_energy"]
+    sa, sb = state_of(full.pipeline_dir), state_of(resumed.pipeline_dir)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    checkpoint = tmp_path / "full" / "checkpoints" / "checkpoint-4"
+    opt = torch.load(checkpoint / "optimizer_generator.pt", weights_only=True)
+    assert {float(s["step"]) for s in opt["state"].values()} == {4.0}  # 8 micro-batches, 4 updates
+    # the pipeline's energy and generator weights are the EMA shadow weights, not the trained ones
+    pipe = DualMCMCPipeline.from_pretrained(full.pipeline_dir)
+    for name, model in (("energy", pipe.energy_model), ("generator", pipe.generator_model)):
+        ema, raw = load_file(checkpoint / f"ema_{name}.safetensors"), load_file(checkpoint / f"{name}.safetensors")
+        params = dict(model.named_parameters())
+        assert ema.keys() == params.keys()
+        assert all(torch.equal(params[k], ema[k]) for k in ema)
+        assert all(not torch.equal(raw[k], ema[k]) for k in ema if "weight" in k)
+    raw_encoder = load_file(checkpoint / "encoder.safetensors")
+    assert all(torch.equal(v, raw_encoder[k]) for k, v in pipe.encoder.state_dict().items())  # no EMA: trained weights
+    # the spectral-norm vectors were recomputed for the averaged weights: W / sigma has spectral norm 1 in eval mode
+    pipe.energy_model.eval()
+    conv = pipe.energy_model.start.conv1
+    sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item()
+    assert sigma == pytest.approx(1.0, abs=1e-3)
+
+
+def load_train_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run.batch_size=abc"], "error: run.batch_size: expected an integer, got 'abc'"),
+    (["teaching.num_steps=abc"], "error: teaching.num_steps: expected an integer, got 'abc'"),
+    (["teaching.lr_energy=abc"], "error: teaching.lr_energy: expected a number, got 'abc'"),
+    (["run.stepz=1"], "error: run.stepz: unknown key; expected one of ['output_dir', 'batch_size'"),
+    (["run.max_steps=0"], "error: run.max_steps: must be >= 1 (or null: run.epochs decides), got 0"),
+    (["--config", "nowhere.yaml"], "error: nowhere.yaml: cannot read the config file (No such file or directory)"),
+    (["--resume_from_checkpoint", "latest"], "error: --resume_from_checkpoint latest: no checkpoint under"),
+    (["run.batch_size=64"], "error: run.batch_size: dataset has 48 images, fewer than one batch of 64"),
+    (["HOLDS_RUN"], "error: run.output_dir {out} holds another run; continue it with --resume_from_checkpoint latest"),
+])
+def test_script_user_errors_are_one_line_and_exit_code_2(tmp_path, capsys, args, message):
+    script = load_train_script()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "out", max_steps=1).to_dict()))
+    if args == ["HOLDS_RUN"]:
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "training_config.yaml").write_text("run: {}\n")
+        args = []
+    argv = (["--config", str(config)] if "--config" not in args else []) + args
+    assert script.main(argv) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error")]  # (besides progress bars)
+    assert len(errors) == 1 and errors[0].startswith(message.format(out=tmp_path / "out")), err
+    assert "Traceback" not in err
+
+
+def test_script_overrides_anywhere_and_resume(tmp_path, capsys):
+    script = load_train_script()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "elsewhere").to_dict()))
+    out = str(tmp_path / "out")
+    assert script.main(["run.max_steps=2", "--config", str(config), "--output_dir", out, "run.checkpoint_every=2"]) == 0
+    assert script.main(["--config", str(config), "--resume_from_checkpoint", "latest", "run.max_steps=3",
+                        "--output_dir", out, "run.checkpoint_every=2"]) == 0
+    assert "pipeline:" in capsys.readouterr().out
+    steps = [json.loads(line)["step"] for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3] and [c.name for c in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-3"]
+
+
+@pytest.mark.skipif(not (Path(sys.executable).parent / "accelerate").exists(), reason="the accelerate CLI is not installed")
+def test_script_user_error_under_accelerate_launch(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "out").to_dict()))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet", "--num_processes", "1", "--num_machines",
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "scripts" / "train.py"),
+           "--config", str(config), "run.batch_size=abc"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    # the script's one line; the launcher turns any failure into exit code 1 (and, without --quiet, adds its own
+    # CalledProcessError report naming the script's exit status 2)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["error: run.batch_size: expected an integer, got 'abc'"]

@@ -1,35 +1,59 @@
 """The training loop behind ``accelerate launch scripts/train.py`` (one loop a reader can follow).
 
 ``train(config)`` builds the three models from :class:`ModelSettings`, loads images with :mod:`hf_dualmcmc.data`,
-and repeats :func:`hf_dualmcmc.training.dual_mcmc_step` (or, with ``teaching.method``, one of the baselines of
-:mod:`hf_dualmcmc.baselines`) under Accelerate (one or many processes, mixed precision
-``no``/``bf16``/``fp16``; MCMC chains always run through the unwrapped models with float32 state). Around it:
-trackers (TensorBoard by default) and a tqdm bar, sample grids (proposals vs revised, data vs reconstructions),
-atomic checkpoints (``accelerator.save_state`` into a temporary folder renamed into place, last K kept) and
-bit-identical resumption, a divergence guard, and the export of a :class:`~hf_dualmcmc.DualMCMCPipeline` with a
-model card (optionally pushed to the Hub).
+picks the step function once (:func:`hf_dualmcmc.training.dual_mcmc_step` with its speed options, or a baseline of
+:mod:`hf_dualmcmc.baselines` for ``teaching.method``) and runs one loop whose phases are commented: data, step,
+log, sample, checkpoint, stop. Around it, Accelerate: one or many processes, mixed precision ``no``/``bf16``/``fp16``
+(MCMC chains always run through the unwrapped models with float32 state), gradient accumulation
+(``run.gradient_accumulation_steps`` micro-batches per update), trackers (TensorBoard by default: scalars and sample
+grids). Optionally an EMA of the energy and generator weights (``run.use_ema``), exported as the pipeline's weights.
+
+Nothing lost, nothing mixed: a fresh run refuses an ``output_dir`` that holds another run (unless
+``run.overwrite_output_dir``), checkpoints are atomic and pickle-free (:mod:`hf_dualmcmc.checkpointing`), a resumed
+run continues bit-identically (and refuses config changes that would break that), ``history.jsonl`` is appended as
+it is logged, and the pipeline is exported with a model card (optionally pushed to the Hub).
+
+>>> from hf_dualmcmc.training_config import load_config
+>>> from hf_dualmcmc.trainer import train
+>>> result = train(load_config("configs/digits.yaml", ["run.max_steps=2"]))  # doctest: +SKIP
+>>> result.pipeline_dir  # doctest: +SKIP
+PosixPath('outputs/digits/pipeline')
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
 import os
-import re
 import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.logging import get_logger
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, set_seed
 from diffusers.utils import make_image_grid
 from tqdm.auto import tqdm
 
 from .baselines import method_networks, teaching_step
+from .checkpointing import (
+    CheckpointError,
+    checkpoint_step,
+    delete_folder,
+    list_checkpoints,
+    load_checkpoint,
+    read_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from .configuration_dualmcmc import (
     DualMCMCEncoderConfig,
     DualMCMCEnergyConfig,
@@ -39,18 +63,52 @@ from .configuration_dualmcmc import (
     default_generator_mults,
 )
 from .data import DataConfig, check_dataset_size, describe, load_image_dataset
-from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
+from .modeling_dualmcmc import (
+    DualMCMCEncoderModel,
+    DualMCMCEnergyModel,
+    DualMCMCGeneratorModel,
+    refresh_spectral_norm,
+)
 from .performance import chain_compiler, to_memory_format
 from .pipeline_dualmcmc import DualMCMCPipeline
 from .training import StepOutput, dual_mcmc_step, make_optimizers, make_schedulers
-from .training_config import ModelSettings, SamplerSettings, TeachingConfig, TrainConfig
+from .training_config import ConfigError, ModelSettings, SamplerSettings, TeachingConfig, TrainConfig
 
-CHECKPOINT_PREFIX = "checkpoint-"
-STATE_FILE = "trainer_state.json"
+logger = get_logger(__name__)
+
+NETWORKS = ("energy", "generator", "encoder")
+HISTORY_FILE = "history.jsonl"
+CONFIG_FILE = "training_config.yaml"
+# what a run writes into output_dir; training_config.yaml last: it is moved last when a run is set aside
+RUN_FILES = ("history.jsonl", "checkpoints", "pipeline", "samples", "logs", "training_config.yaml")
+# what a resumed run may change (the rest must equal the checkpoint's training_config.yaml): where, how long, how
+# often, what is logged and exported; nothing that changes a number the training computes
+RESUMABLE_KEYS = {
+    "run": {"output_dir", "overwrite_output_dir", "max_steps", "epochs", "max_minutes", "log_every", "sample_every",
+            "num_sample_images", "checkpoint_every", "checkpoints_total_limit", "export_at_checkpoints", "report_to",
+            "num_workers", "dataset_name", "card_template", "push_to_hub", "hub_model_id", "hub_private",
+            "mixed_precision"},  # the precision actually used is compared instead (trainer_state.json)
+    "data": {"max_in_memory_bytes", "cache_dir"},
+    "teaching": {"explode_threshold"},
+    "sampler": {"num_inference_steps", "step_size", "noise_scale", "bn_stats", "num_latent_steps", "latent_step_size",
+                "latent_noise_scale"},
+}
 
 
 class DivergenceError(RuntimeError):
     """The run exploded (NaN loss or energy gap beyond ``explode_threshold``); the last checkpoint is intact."""
+
+
+class OutputDirError(ValueError):
+    """``run.output_dir`` holds another run (a fresh run would mix with it)."""
+
+
+class DataError(ValueError):
+    """The configured data cannot be loaded (``data.*``)."""
+
+
+USER_ERRORS = (ConfigError, CheckpointError, OutputDirError, DataError)
+"""What ``scripts/train.py`` reports as one ``error: ...`` line with exit code 2."""
 
 
 def build_models(data: DataConfig, settings: ModelSettings):
@@ -77,13 +135,15 @@ def build_models(data: DataConfig, settings: ModelSettings):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Data order: a fixed permutation per epoch, sharded over processes, resumable at any batch
+# Data order: a fixed permutation per epoch, sharded over processes, resumable at any (micro-)batch
 # ----------------------------------------------------------------------------------------------------------------
 
 
 class EpochBatchSampler(torch.utils.data.Sampler):
-    """Batches of one epoch: ``randperm(N, seed + epoch)`` cut into global batches (last partial one dropped); each
-    process takes its slice. ``start_batch`` skips the first batches (resumption mid-epoch)."""
+    """Batches of one epoch: ``randperm(N, seed + epoch)`` cut into global batches of ``batch_size *
+    num_processes`` (last partial one dropped); each process takes its slice. ``start_batch`` skips the first
+    batches (resumption mid-epoch). With gradient accumulation these are the micro-batches: ``k`` consecutive ones
+    make one update, i.e. the images of one batch of ``k * batch_size``."""
 
     def __init__(self, num_items: int, batch_size: int, seed: int, num_processes: int = 1, process_index: int = 0):
         self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
@@ -102,60 +162,6 @@ class EpochBatchSampler(torch.utils.data.Sampler):
         for b in range(self.start_batch, len(self)):
             chunk = perm[b * global_batch : (b + 1) * global_batch]
             yield chunk[self.process_index * self.batch_size : (self.process_index + 1) * self.batch_size].tolist()
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Checkpoints
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints (those holding ``trainer_state.json``), oldest first."""
-    root = Path(output_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = []
-    for p in root.iterdir():
-        m = re.fullmatch(rf"{CHECKPOINT_PREFIX}(\d+)", p.name)
-        if m and p.is_dir() and (p / STATE_FILE).is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
-
-
-def resolve_checkpoint(output_dir: str | os.PathLike, which: str) -> Path:
-    if which == "latest":
-        checkpoints = list_checkpoints(output_dir)
-        if not checkpoints:
-            raise FileNotFoundError(f"--resume_from_checkpoint latest: no complete checkpoint under {output_dir}/checkpoints")
-        return checkpoints[-1]
-    path = Path(which)
-    if not (path / STATE_FILE).is_file():
-        raise FileNotFoundError(f"{path} is not a complete checkpoint (expected {path / STATE_FILE})")
-    return path
-
-
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state: dict, keep: int) -> Path:
-    """``accelerator.save_state`` into ``.tmp-checkpoint-N``, then an atomic rename; a kill mid-save leaves the
-    previous checkpoints untouched and only a temporary folder (removed by the next save)."""
-    root = output_dir / "checkpoints"
-    final = root / f"{CHECKPOINT_PREFIX}{step}"
-    tmp = root / f".tmp-{CHECKPOINT_PREFIX}{step}"
-    if accelerator.is_main_process:
-        root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(f".tmp-{CHECKPOINT_PREFIX}*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -207,8 +213,10 @@ def side_by_side(left, right, gap: int = 4):
     return canvas
 
 
-def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig, grid, metrics: dict | None = None):
-    """``save_pretrained`` + sample grid + model card, built in a temporary folder and moved into place."""
+def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig, grid, metrics: dict | None = None,
+                    model_id: str | None = None):
+    """``save_pretrained`` + sample grid + model card, built in a temporary folder and moved into place. The card
+    loads it from ``model_id`` (default: ``directory``)."""
     from .hub import atomic_directory, write_model_card
 
     with atomic_directory(directory) as tmp:
@@ -221,9 +229,133 @@ def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig
         write_model_card(
             tmp, template=config.run.card_template, dataset=config.run.dataset_name or config.data.source,
             training_config=config.to_dict(), metrics=metrics, sample_grid=grid_name,
-            hub_model_id=config.run.hub_model_id, model_id=str(directory),
+            hub_model_id=config.run.hub_model_id, model_id=model_id or str(directory),
         )
     return directory
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The output folder: a fresh run claims it, a resumed run rewinds it to its checkpoint
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def holds_run(output_dir: Path) -> bool:
+    """Whether ``output_dir`` holds files of a run (its config, history, checkpoints or pipeline)."""
+    return any((output_dir / name).exists() for name in ("training_config.yaml", HISTORY_FILE, "checkpoints", "pipeline"))
+
+
+def set_aside_previous_run(output_dir: Path) -> Path | None:
+    """``run.overwrite_output_dir``: move the previous run's files into a hidden ``.previous-run-*`` folder (renames
+    only, nothing deleted); it is deleted once the new run has written its first checkpoint (or its pipeline) and
+    moved back if the new run fails before that."""
+    entries = [output_dir / name for name in RUN_FILES if (output_dir / name).exists()]
+    if not entries:
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=output_dir))
+    for entry in entries:
+        os.replace(entry, aside / entry.name)
+    logger.warning(f"run.overwrite_output_dir: the previous run in {output_dir} is set aside in {aside} until this "
+                   "run's first checkpoint")
+    return aside
+
+
+def restore_previous_run(output_dir: Path, aside: Path) -> None:
+    for name in RUN_FILES:
+        new = output_dir / name
+        if new.is_dir():
+            shutil.rmtree(new)
+        elif new.exists():
+            new.unlink()
+    for entry in aside.iterdir():
+        os.replace(entry, output_dir / entry.name)
+    aside.rmdir()
+    logger.warning(f"this run failed before its first checkpoint: the previous run is back in {output_dir}")
+
+
+def rewind_output_dir(output_dir: Path, step: int) -> None:
+    """Resuming from step ``step``: checkpoints after it are removed (the resumed run writes them again, identically)
+    and ``history.jsonl`` keeps the records up to it (and drops a line a kill cut short)."""
+    for checkpoint in list_checkpoints(output_dir):
+        if checkpoint_step(checkpoint) > step:
+            delete_folder(checkpoint)
+    history = output_dir / HISTORY_FILE
+    if history.exists():
+        kept = []
+        for line in history.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+                kept.append(line + "\n")
+        _atomic_write(history, "".join(kept))
+
+
+def check_output_dir(output_dir: Path, overwrite: bool, resume: Path | None) -> None:
+    """A fresh run needs an ``output_dir`` without another run (or ``overwrite``); a resumed run writes into the
+    output_dir its checkpoint belongs to (or into one without a run)."""
+    if resume is not None:
+        own = resume.resolve().parent == (output_dir / "checkpoints").resolve()
+        if not own and holds_run(output_dir):
+            raise OutputDirError(f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume "
+                                 "into the checkpoint's own output_dir or into an empty one")
+    elif holds_run(output_dir) and not overwrite:
+        raise OutputDirError(f"run.output_dir {output_dir} holds another run; continue it with "
+                             "--resume_from_checkpoint latest, or replace it with run.overwrite_output_dir=true, or "
+                             "choose another run.output_dir")
+
+
+def check_resumable(config: TrainConfig, saved: dict, state: dict, accelerator: Accelerator, path: Path) -> None:
+    """A resumed run continues bit-identically, so it may change only :data:`RESUMABLE_KEYS` (where, how long, how
+    often, what is logged and exported) and must run with the same number of processes and precision."""
+    try:
+        saved_config = TrainConfig.from_dict(saved).to_dict()
+    except ConfigError as err:
+        raise CheckpointError(f"{path / CONFIG_FILE}: {err}") from err
+    changed = [f"{section}.{key} (checkpoint {saved_config[section][key]!r}, now {value!r})"
+               for section, values in config.to_dict().items() for key, value in values.items()
+               if key not in RESUMABLE_KEYS.get(section, ()) and saved_config[section][key] != value]
+    if changed:
+        allowed = ", ".join(f"run.{k}" for k in sorted(RESUMABLE_KEYS["run"] - {"mixed_precision"}))
+        raise ConfigError(", ".join(c.split(" ")[0] for c in changed),
+                          f"cannot change when resuming from {path}: {'; '.join(changed)}. A resumed run continues "
+                          f"bit-identically; it may change {allowed}, data.max_in_memory_bytes, data.cache_dir, "
+                          "teaching.explode_threshold and sampler.* (start a new run for anything else)")
+    for what, then, now in (("processes", state["num_processes"], accelerator.num_processes),
+                            ("mixed precision", state.get("mixed_precision"), str(accelerator.mixed_precision))):
+        if then != now:
+            raise CheckpointError(f"{path} was written with {what} {then!r}, this run has {now!r}; resume with the "
+                                  f"same accelerate launch settings (a resumed run continues bit-identically)")
+    if saved_config["data"]["random_flip"] and config.run.num_workers != saved_config["run"]["num_workers"]:
+        raise ConfigError("run.num_workers", "cannot change when resuming with data.random_flip (the flips are drawn "
+                          "by the loader's processes)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# EMA of the energy and generator weights
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def make_emas(networks: dict, run) -> dict:
+    """``diffusers.training_utils.EMAModel`` over the energy's and the generator's parameters (``run.use_ema``)."""
+    if not run.use_ema:
+        return {}
+    from diffusers.training_utils import EMAModel
+
+    return {name: EMAModel(networks[name].parameters(), decay=run.ema_decay, use_ema_warmup=run.ema_warmup,
+                           power=run.ema_power) for name in ("energy", "generator") if name in networks}
+
+
+def averaged_copy(model: torch.nn.Module, ema, seed: int) -> torch.nn.Module:
+    """A copy of ``model`` holding the EMA weights; its spectral-norm vectors are recomputed for them (with a private
+    RNG: the training RNG is untouched). Buffers (BatchNorm statistics) are the model's."""
+    averaged = copy.deepcopy(model)
+    ema.copy_to(averaged.parameters())
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        refresh_spectral_norm(averaged)
+    return averaged
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -243,11 +375,14 @@ class TrainResult:
 
 
 def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> TrainResult:
-    """Run Dual-MCMC teaching as configured; returns the per-step history (main process) and the export path."""
+    """Run Dual-MCMC teaching (or ``teaching.method``) as configured; returns this invocation's per-step history and
+    the export path. ``resume_from_checkpoint``: ``"latest"`` or a checkpoint folder."""
     run, teaching = config.run, config.teaching
     output_dir = Path(run.output_dir)
+    k = run.gradient_accumulation_steps
     accelerator = Accelerator(
         mixed_precision=run.mixed_precision,
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=k, sync_with_dataloader=False),
         log_with=None if run.report_to in (None, "none") else run.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
     )
@@ -256,122 +391,176 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         # Accelerate neither autocasts nor scales losses for fp16 on CPU: say so rather than pretend
         warnings.warn("mixed_precision='fp16' is not supported on CPU by Accelerate: this run computes in float32 "
                       "(use bf16 on CPU; fp16 with a loss scaler is used on GPUs)", stacklevel=2)
+
+    # what this run continues, where it writes: checked before anything is built or decoded
+    if (run.channels_last or run.compile) and teaching.method != "dual_mcmc":
+        raise ConfigError("run.channels_last", f"run.channels_last / run.compile are options of the dual_mcmc step, "
+                          f"not of teaching.method={teaching.method!r}")
+    resume = resolve_checkpoint(output_dir, resume_from_checkpoint) if resume_from_checkpoint else None
+    if resume is not None:
+        saved_state, saved_config = read_checkpoint(resume)
+        check_resumable(config, saved_config, saved_state, accelerator, resume)
+    check_output_dir(output_dir, run.overwrite_output_dir, resume)
+
+    # models, optimizers, data
     set_seed(run.seed)  # identical initial weights on every process
-    energy, generator, encoder = build_models(config.data, config.model)
     keep = method_networks(teaching.method)  # baselines learn (and export) only some of the three networks
     energy, generator, encoder = (m if name in keep else None
-                                  for name, m in zip(("energy", "generator", "encoder"), (energy, generator, encoder)))
-    if (run.channels_last or run.compile) and teaching.method != "dual_mcmc":
-        raise ValueError(f"run.channels_last / run.compile are options of the dual_mcmc step, not of "
-                         f"teaching.method={teaching.method!r}")
+                                  for name, m in zip(NETWORKS, build_models(config.data, config.model)))
     memory_format = torch.channels_last if run.channels_last else None
     if memory_format is not None:
         to_memory_format(energy, generator, encoder, memory_format=memory_format)
     optimizers = make_optimizers(energy, generator, encoder, teaching)
     schedulers = make_schedulers(optimizers, teaching)
-
-    dataset = load_image_dataset(config.data)
-    check_dataset_size(dataset, run.batch_size * accelerator.num_processes)
-    sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, accelerator.num_processes, accelerator.process_index)
+    try:
+        dataset = load_image_dataset(config.data)
+    except (ValueError, OSError) as err:
+        raise DataError(f"data.source {config.data.source!r}: {' '.join(str(err).split())}") from err
+    try:
+        check_dataset_size(dataset, run.batch_size * accelerator.num_processes * k)
+    except ValueError as err:
+        raise ConfigError("run.batch_size", f"{err} (run.batch_size {run.batch_size} x {accelerator.num_processes} "
+                          f"process(es) x {k} accumulation step(s))") from err
+    sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, accelerator.num_processes,
+                                accelerator.process_index)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=run.num_workers, generator=torch.Generator().manual_seed(run.seed)
     )
-    steps_per_epoch = len(sampler)
+    steps_per_epoch = len(sampler) // k  # one step = k micro-batches; the last incomplete update of an epoch is dropped
     total_steps = steps_per_epoch * run.epochs if run.max_steps is None else run.max_steps
 
     energy, generator, encoder, *optimizers = accelerator.prepare(energy, generator, encoder, *optimizers)
-    for s in schedulers:
-        accelerator.register_for_checkpointing(s)
+    models = [m for m in (energy, generator, encoder) if m is not None]
+    networks = {name: accelerator.unwrap_model(m)
+                for name, m in zip(NETWORKS, (energy, generator, encoder)) if m is not None}
+    emas = make_emas(networks, run)
+    trained = [name for name, opt in zip(NETWORKS, optimizers) if opt is not None]
+    checkpointed = {"networks": networks, "emas": emas, "schedulers": dict(zip(trained, schedulers)),
+                    "optimizers": dict(zip(trained, [o for o in optimizers if o is not None]))}  # by network name
     set_seed(run.seed, device_specific=True)  # different z / chain noise on every process
-
     step = 0
-    if resume_from_checkpoint:
-        path = resolve_checkpoint(output_dir, resume_from_checkpoint)
-        accelerator.load_state(str(path))
-        step = json.loads((path / STATE_FILE).read_text())["step"]
-        accelerator.print(f"resumed from {path} at step {step}")
-    if main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        accelerator.print(f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch, {total_steps} steps in all")
-    if accelerator.trackers == [] and run.report_to not in (None, "none"):
-        accelerator.init_trackers("dualmcmc", config={k: v for k, v in _flat(config.to_dict()).items()})
+    if resume is not None:
+        step = load_checkpoint(accelerator, resume, **checkpointed)["step"]  # weights, optimizers, EMA, LR, RNG
+        logger.info(f"resumed from {resume} at step {step}", main_process_only=True)
 
-    def unwrap(model):
-        return None if model is None else accelerator.unwrap_model(model)
+    # the step function, chosen once: dual-MCMC with its speed options, or the baseline's
+    if teaching.method == "dual_mcmc":
+        compiler = chain_compiler(accelerator.device) if run.compile else None
+        step_fn = functools.partial(dual_mcmc_step, memory_format=memory_format, chain_compiler=compiler)
+    else:
+        step_fn = teaching_step
+    hooks = {"backward": accelerator.backward, "autocast": accelerator.autocast,
+             "unwrap": lambda m: None if m is None else accelerator.unwrap_model(m)}
 
-    compiler = chain_compiler(accelerator.device) if run.compile else None
+    def pipeline() -> DualMCMCPipeline:
+        """The pipeline as it would be exported now: the EMA weights when ``run.use_ema``."""
+        exported = (averaged_copy(networks[n], emas[n], run.seed) if n in emas else networks.get(n) for n in NETWORKS)
+        return build_pipeline(*exported, config.sampler, teaching)
+
     history: list[dict] = []
-    last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
-    bar = tqdm(total=total_steps, initial=step, disable=not main, desc=teaching.method.replace("_", "-"),
-               dynamic_ncols=True)
-    started = time.time()
-    last_batch = None
-    lr_key = "lr_energy" if energy is not None else "lr_generator"  # the first optimizer's network
-    while step < total_steps:
-        epoch, start_batch = divmod(step, steps_per_epoch)
-        sampler.set_epoch(epoch, start_batch)
-        for batch in loader:
-            if start_batch == 0 and step % steps_per_epoch == 0 and epoch > 0:
-                # ExponentialLR stepped at the start of every epoch: lr = base * gamma^epoch
-                for s in schedulers:
-                    s.step()
-            start_batch = 0
-            data = batch.to(accelerator.device, non_blocking=True)
-            # the default path calls dual_mcmc_step itself (with the speed options); baselines go through the
-            # method dispatcher
-            if teaching.method == "dual_mcmc":
-                step_fn, fast = dual_mcmc_step, {"memory_format": memory_format, "chain_compiler": compiler}
-            else:
-                step_fn, fast = teaching_step, {}
-            out: StepOutput = step_fn(
-                data, energy, generator, encoder, optimizers, teaching,
-                backward=accelerator.backward, autocast=accelerator.autocast, unwrap=unwrap, **fast,
-            )
-            step += 1
-            last_batch = data
-            if run.max_minutes is not None and _out_of_time(accelerator, started, run.max_minutes):
-                total_steps = step  # out of time: this is the last step (checkpoint and export follow)
-            _guard(out, step, teaching.explode_threshold, last_checkpoint)
-            record = {"step": step, "epoch": epoch, **out.as_dict(), lr_key: schedulers[0].get_last_lr()[0]}
-            history.append(record)
-            bar.update()
-            bar.set_postfix(E=f"{out.loss_energy:.3g}", G=f"{out.loss_generator:.3g}", I=f"{out.loss_encoder:.3g}",
-                            gap=f"{out.energy_data - out.energy_samples:.2g}")
-            if step % run.log_every == 0 or step == total_steps:
-                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
-            if run.sample_every and step % run.sample_every == 0 and main:
-                _write_grids(unwrap(energy), unwrap(generator), unwrap(encoder), config, data, output_dir, step)
-            if run.checkpoint_every and (step % run.checkpoint_every == 0 or step == total_steps):
-                last_checkpoint = save_checkpoint(
-                    accelerator, output_dir, step, {"step": step, "epoch": epoch, "last": record},
-                    run.checkpoints_total_limit,
-                )
-                if run.export_at_checkpoints and main:
-                    pipe = build_pipeline(unwrap(energy), unwrap(generator), unwrap(encoder), config.sampler, teaching)
-                    export_pipeline(pipe, last_checkpoint / "pipeline", config, None)
-            if step >= total_steps:
-                break
-    bar.close()
-    seconds = time.time() - started
-    accelerator.wait_for_everyone()
-    pipeline_dir = None
-    if main:
-        pipe = build_pipeline(unwrap(energy), unwrap(generator), unwrap(encoder), config.sampler, teaching)
-        grids, _ = sample_grids(pipe, last_batch, run.num_sample_images, run.seed) if last_batch is not None else (None, None)
-        grid = grids[1] if grids else None
-        pipeline_dir = export_pipeline(pipe, output_dir / "pipeline", config, grid)
-        with open(output_dir / "history.jsonl", "a") as f:
-            for rec in history:
-                f.write(json.dumps(rec) + "\n")
-        accelerator.print(f"exported {pipeline_dir} after {step} steps ({seconds:.1f} s)")
-        if run.push_to_hub:
-            if not run.hub_model_id:
-                raise ValueError("run.push_to_hub needs run.hub_model_id (e.g. --hub_model_id org/dualmcmc-digits)")
-            from .hub import push_pipeline_to_hub
+    history_file = previous_run = bar = None
+    try:
+        # the output folder (main process): a resumed run rewinds it to its checkpoint, a fresh run claims it (a
+        # previous run set aside by overwrite_output_dir comes back if this one fails before its first checkpoint)
+        accelerator.wait_for_everyone()
+        if main:
+            if resume is not None:
+                rewind_output_dir(output_dir, step)
+            elif run.overwrite_output_dir:
+                previous_run = set_aside_previous_run(output_dir)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write(output_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
+            history_file = open(output_dir / HISTORY_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        accelerator.wait_for_everyone()
+        logger.info(f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch of {k} x {run.batch_size} images per "
+                    f"process, {total_steps} steps in all", main_process_only=True)
+        if accelerator.trackers == [] and run.report_to not in (None, "none"):
+            accelerator.init_trackers("dualmcmc", config=_flat(config.to_dict()))
+        last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
+        bar = tqdm(total=total_steps, initial=step, disable=not main, desc=teaching.method.replace("_", "-"),
+                   dynamic_ncols=True)
+        lr_key = f"lr_{trained[0]}"  # the first optimizer's network
+        started = time.time()
+        batches, data = None, None
+        while step < total_steps:
+            # data: each epoch has its own order; its first step decays the learning rates (lr = base * gamma^epoch)
+            epoch, index = divmod(step, steps_per_epoch)
+            if batches is None or index == 0:
+                if index == 0 and epoch > 0:
+                    for s in schedulers:
+                        s.step()
+                sampler.set_epoch(epoch, start_batch=index * k)
+                batches = iter(loader)
 
-            push_pipeline_to_hub(pipeline_dir, run.hub_model_id, private=run.hub_private)
-    accelerator.end_training()
+            # step: one update of every network from k micro-batches (accelerate accumulates and syncs the gradients)
+            outs = []
+            for _ in range(k):
+                data = next(batches).to(accelerator.device, non_blocking=True)
+                with accelerator.accumulate(*models):
+                    outs.append(step_fn(data, energy, generator, encoder, optimizers, teaching, **hooks))
+                _guard(outs[-1], step + 1, teaching.explode_threshold, last_checkpoint)
+            for name, ema in emas.items():
+                ema.step(networks[name].parameters())
+            step += 1
+            last = step >= total_steps or (run.max_minutes is not None
+                                           and _out_of_time(accelerator, started, run.max_minutes))
+
+            # log: every step to history.jsonl as it happens, every log_every steps to the trackers
+            record = {"step": step, "epoch": epoch, **_mean([o.as_dict() for o in outs]),
+                      lr_key: schedulers[0].get_last_lr()[0]}
+            history.append(record)
+            if main:
+                history_file.write(json.dumps(record) + "\n")
+                history_file.flush()
+            bar.update()
+            bar.set_postfix(E=f"{record['loss_energy']:.3g}", G=f"{record['loss_generator']:.3g}",
+                            I=f"{record['loss_encoder']:.3g}", gap=f"{record['energy_gap']:.2g}")
+            if step % run.log_every == 0 or last:
+                accelerator.log({key: v for key, v in record.items() if key != "step"}, step=step)
+
+            # sample: grids of the pipeline as it would be exported, to samples/ and the trackers
+            if run.sample_every and step % run.sample_every == 0 and main:
+                _log_images(accelerator, _write_grids(pipeline(), config, data, output_dir, step), step)
+
+            # checkpoint: written aside, renamed into place; the newest checkpoints_total_limit are kept
+            if run.checkpoint_every and (step % run.checkpoint_every == 0 or last):
+                named = str(output_dir / "checkpoints" / f"checkpoint-{step}" / "pipeline")  # (written in a temp folder)
+                last_checkpoint = save_checkpoint(
+                    accelerator, output_dir, step, **checkpointed,
+                    state={"step": step, "epoch": epoch, "last": record}, config=config.to_dict(),
+                    keep=run.checkpoints_total_limit,
+                    write_pipeline=functools.partial(_export_into, pipeline, config, named) if run.export_at_checkpoints
+                    else None,
+                )
+                previous_run = _discard(previous_run)
+
+            # stop: max_steps reached or the wall-clock budget spent
+            if last:
+                break
+        seconds = time.time() - started
+        accelerator.wait_for_everyone()
+        pipeline_dir = None
+        if main:
+            pipe = pipeline()
+            grid = sample_grids(pipe, data, run.num_sample_images, run.seed)[0][1] if data is not None else None
+            pipeline_dir = export_pipeline(pipe, output_dir / "pipeline", config, grid)
+            previous_run = _discard(previous_run)
+            logger.info(f"exported {pipeline_dir} after {step} steps ({seconds:.1f} s)", main_process_only=True)
+    except BaseException:
+        if previous_run is not None:
+            restore_previous_run(output_dir, previous_run)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if history_file is not None:
+            history_file.close()
+    if main and run.push_to_hub:
+        from .hub import push_pipeline_to_hub
+
+        push_pipeline_to_hub(pipeline_dir, run.hub_model_id, private=run.hub_private)
+    for tracker in accelerator.trackers:  # (end_training() would also destroy the process group: the caller's)
+        tracker.finish()
     return TrainResult(step=step, history=history, output_dir=output_dir, pipeline_dir=pipeline_dir, seconds=seconds,
                        mixed_precision=str(accelerator.mixed_precision), grad_scaler=accelerator.scaler is not None)
 
@@ -380,13 +569,35 @@ def _guard(out: StepOutput, step: int, threshold: float, last_checkpoint: Path |
     where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
     if not out.is_finite():
         bad = {k: v for k, v in out.as_dict().items() if not math.isfinite(v)}
-        raise DivergenceError(f"training diverged at step {step}: non-finite values {bad}; {where} (resume from it "
-                              "with --resume_from_checkpoint latest, e.g. with smaller learning rates)")
+        raise DivergenceError(f"training diverged at step {step}: non-finite values {bad}; {where} (a resumed run "
+                              "repeats the same steps: start a new run, e.g. with smaller teaching.lr_*)")
     if out.energy_gap > threshold:
         raise DivergenceError(
             f"training diverged at step {step}: |mean E(data) - mean E(samples)| = {out.energy_gap:.4g} > "
-            f"teaching.explode_threshold = {threshold:g}; {where}"
+            f"teaching.explode_threshold = {threshold:g}; {where} (resume from it with a larger "
+            "teaching.explode_threshold, or start a new run)"
         )
+
+
+def _export_into(pipeline, config: TrainConfig, model_id: str, folder: Path) -> None:
+    export_pipeline(pipeline(), folder, config, None, model_id=model_id)
+
+
+def _mean(records: list[dict]) -> dict:
+    """The micro-batches' scalars averaged (one micro-batch: its own values, unchanged)."""
+    return records[0] if len(records) == 1 else {k: sum(r[k] for r in records) / len(records) for k in records[0]}
+
+
+def _discard(previous_run: Path | None) -> None:
+    if previous_run is not None:
+        shutil.rmtree(previous_run, ignore_errors=True)
+    return None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _out_of_time(accelerator: Accelerator, started: float, minutes: float) -> bool:
@@ -395,14 +606,30 @@ def _out_of_time(accelerator: Accelerator, started: float, minutes: float) -> bo
     return bool(accelerator.reduce(over, reduction="sum").item() > 0)
 
 
-def _write_grids(energy, generator, encoder, config: TrainConfig, data, output_dir: Path, step: int) -> None:
-    pipe = build_pipeline(energy, generator, encoder, config.sampler, config.teaching)
-    (samples, recon) = sample_grids(pipe, data, config.run.num_sample_images, config.run.seed)
+def _write_grids(pipe: DualMCMCPipeline, config: TrainConfig, data, output_dir: Path, step: int) -> dict:
+    """``samples/step_N_proposals_vs_revised.png`` (and ``..._data_vs_reconstructions.png`` with an encoder);
+    returns them by tag."""
+    samples, recon = sample_grids(pipe, data, config.run.num_sample_images, config.run.seed)
+    grids = {"proposals_vs_revised": side_by_side(*samples)}
+    if recon is not None:
+        grids["data_vs_reconstructions"] = side_by_side(*recon)
     folder = output_dir / "samples"
     folder.mkdir(parents=True, exist_ok=True)
-    side_by_side(*samples).save(folder / f"step_{step:07d}_proposals_vs_revised.png")
-    if recon is not None:
-        side_by_side(*recon).save(folder / f"step_{step:07d}_data_vs_reconstructions.png")
+    for tag, image in grids.items():
+        image.save(folder / f"step_{step:07d}_{tag}.png")
+    return grids
+
+
+def _log_images(accelerator: Accelerator, images: dict, step: int) -> None:
+    """Sample grids to the trackers that take images (TensorBoard ``add_image``, W&B ``wandb.Image``)."""
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            for tag, image in images.items():
+                tracker.writer.add_image(f"samples/{tag}", np.asarray(image.convert("RGB")), step, dataformats="HWC")
+        elif tracker.name == "wandb":
+            import wandb
+
+            tracker.log({f"samples/{tag}": wandb.Image(image) for tag, image in images.items()}, step=step)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -419,10 +646,16 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 __all__ = [
+    "USER_ERRORS",
+    "CheckpointError",
+    "DataError",
     "DivergenceError",
     "EpochBatchSampler",
+    "OutputDirError",
     "TrainResult",
     "build_models",
+    "build_pipeline",
+    "export_pipeline",
     "list_checkpoints",
     "resolve_checkpoint",
     "save_checkpoint",

@@ -279,10 +279,15 @@ def revise_with_energy(e_raw: nn.Module, energy_fn: Callable, x: torch.Tensor, c
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, backward: Callable[[torch.Tensor], None]):
-    """``zero_grad`` (to None), ``backward(loss)``, ``step``: one parameter update."""
-    optimizer.zero_grad(set_to_none=True)
+    """``backward(loss)``, ``step``, ``zero_grad`` (to None): one parameter update.
+
+    Gradients are cleared after the step (they are ``None`` before every backward: nothing else writes ``.grad``),
+    so that with Accelerate's gradient accumulation, where ``step`` and ``zero_grad`` of a prepared optimizer act
+    only on the last micro-batch, the gradients of the micro-batches add up.
+    """
     backward(loss)
     optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def infer_revised_latents(encoder: nn.Module, g_raw: nn.Module, decode_fn: Callable, data: torch.Tensor,

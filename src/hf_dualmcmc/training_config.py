@@ -262,10 +262,18 @@ class SamplerSettings:
 
 @dataclass
 class RunSettings:
-    """Where and how long to train, logging, checkpoints, export."""
+    """Where and how long to train, logging, checkpoints, export (see docs/TRAINING.md).
+
+    A "step" is one update of every network: ``gradient_accumulation_steps`` micro-batches of ``batch_size`` images
+    per process. ``overwrite_output_dir`` lets a fresh run replace another run's files in ``output_dir`` (they are
+    set aside until the new run's first checkpoint). ``use_ema`` keeps an exponential moving average of the energy's
+    and the generator's weights (``diffusers.training_utils.EMAModel``: decay ``ema_decay``, with ``ema_warmup`` the
+    warm-up ``1 - (1 + step)^-ema_power``) and exports it as the pipeline's weights.
+    """
 
     output_dir: str = "outputs/run"
-    batch_size: int = 100  # per process
+    batch_size: int = 100  # per process and micro-batch
+    gradient_accumulation_steps: int = 1
     epochs: int = 301
     max_steps: int | None = None
     max_minutes: float | None = None  # wall-clock budget: stop (checkpoint + export) after the step that exceeds it
@@ -276,6 +284,7 @@ class RunSettings:
     num_sample_images: int = 64
     checkpoint_every: int = 1000
     checkpoints_total_limit: int = 3
+    overwrite_output_dir: bool = False
     export_at_checkpoints: bool = False
     report_to: str = "tensorboard"
     num_workers: int = 0
@@ -286,11 +295,15 @@ class RunSettings:
     hub_private: bool = False
     channels_last: bool = False  # NHWC models, data and chain states (same math; see docs/PERFORMANCE.md)
     compile: bool = False  # torch.compile the energy network the x-chains call (CUDA graphs on GPU; opt-in)
+    use_ema: bool = False
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True
+    ema_power: float = 0.75
 
     def __post_init__(self):
         _validate_types(self, "run")
         _require(bool(self.output_dir), "run.output_dir", "must be a non-empty path")
-        for name in ("batch_size", "epochs", "num_sample_images", "log_every"):
+        for name in ("batch_size", "gradient_accumulation_steps", "epochs", "num_sample_images", "log_every"):
             _require(getattr(self, name) >= 1, f"run.{name}", f"must be >= 1, got {getattr(self, name)}")
         _require(self.max_steps is None or self.max_steps >= 1, "run.max_steps",
                  f"must be >= 1 (or null: run.epochs decides), got {self.max_steps}")
@@ -300,6 +313,10 @@ class RunSettings:
             _require(getattr(self, name) >= 0, f"run.{name}", f"must be >= 0 (0: off), got {getattr(self, name)}")
         _require(self.mixed_precision in MIXED_PRECISION, "run.mixed_precision",
                  f"expected one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}")
+        _require(not self.push_to_hub or bool(self.hub_model_id), "run.hub_model_id",
+                 "run.push_to_hub needs it (e.g. --hub_model_id org/dualmcmc-digits)")
+        _require(0 <= self.ema_decay <= 1, "run.ema_decay", f"must be in [0, 1], got {self.ema_decay}")
+        _require(self.ema_power > 0, "run.ema_power", f"must be > 0, got {self.ema_power}")
 
 
 SECTIONS: dict[str, type] = {
