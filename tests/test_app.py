@@ -1,0 +1,119 @@
+"""The Gradio demo (app.py), driven as a person would: a real server on 127.0.0.1 and headless Chromium.
+
+Needs the ``demo`` extra (gradio), Playwright's Python package and a Chromium binary (Debian's ``chromium``;
+``.ci/run`` installs it). Set ``DEMO_SCREENSHOT=docs/images/demo.png`` to keep the screenshot taken after sampling.
+"""
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from hf_dualmcmc import (
+    DualMCMCEncoderModel,
+    DualMCMCEnergyModel,
+    DualMCMCGeneratorModel,
+    DualMCMCPipeline,
+    configs_for_image_size,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+gr = pytest.importorskip("gradio", reason="the demo needs the demo extra: pip install -e '.[demo]'")
+sys.path.insert(0, str(REPO))
+import app  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    torch.manual_seed(0)
+    e, g, i = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=8)
+    pipe = DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),
+                            num_inference_steps=6)
+    folder = tmp_path_factory.mktemp("pipeline")
+    pipe.save_pretrained(folder)
+    (folder / "training_config.yaml").write_text("data: {source: 'sklearn:digits', split: train}\n")
+    return app.load_demo(str(folder), max_upload_mb=0.01)
+
+
+def test_callbacks(demo, tmp_path):
+    images, strip, plot, status = demo.sample(3, 4, 6, progress=lambda *a, **k: None)
+    assert len(images) == 4 and images[0].size == (96, 96)
+    assert "after 6 Langevin steps" in status and "Strip columns: proposal, step 1, step 2, step 3, step 4" in status
+    assert strip.size == (7 * 8 * 24, 4 * 8 * 24) and plot is not None  # 4 samples x (proposal + 6 snapshots)
+    assert "proposal, step 20, step 40, step 60, step 80, step 100, step 120, step 140." in demo.sample(
+        0, 2, 140, progress=lambda *a, **k: None)[3]
+    assert demo.sample(0, 2, 0, progress=lambda *a, **k: None)[3] == "2 generator proposals (0 Langevin steps)."
+    again = demo.sample(3, 4, 6, progress=lambda *a, **k: None)[0]
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, again))
+    # the training data's energies (from the pipeline's training_config.yaml) give percentiles
+    assert demo.reference == "sklearn:digits, split train" and len(demo.energies) == 1000
+    good = tmp_path / "big.png"
+    PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 20, 3), dtype=np.uint8)).save(good)
+    shown, recon, text = demo.score(str(good))
+    assert shown is not None and recon is not None
+    assert "**Energy** E(x) = " in text and "**Percentile**" in text and "of 1000 training images" in text
+    assert "Resized from 20x30 to 8x8" in text and "Converted from RGB to L" in text
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    assert demo.score(str(bad)) == (None, None, demo.score(str(bad))[2])
+    assert "`notes.png` is not an image file" in demo.score(str(bad))[2]
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\0" * 20_000)
+    assert "the limit is 0.01 MB" in demo.score(str(huge))[2]
+    assert demo.score(None)[2] == "Upload an image first."
+    assert demo.interpolate(0, 1, 5, 2).size == (5 * 96, 96)  # 5 points of 8 px, upscaled 12x
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_page_in_a_browser(demo, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (dev extra)")
+    if CHROMIUM is None:
+        pytest.skip("no Chromium binary (apt-get install chromium, or set CHROMIUM=/path/to/chrome)")
+    port = _free_port()
+    page_app = app.build_demo(demo, "Dual-MCMC EBM: test").queue()
+    page_app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    max_file_size="1mb")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run", "--disable-quic"]
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
+            page.get_by_role("button", name="Sample", exact=True).click()
+            status = page.locator("#sample-status")
+            status.get_by_text("Langevin steps").wait_for(timeout=120_000)
+            assert "mean energy" in status.inner_text()
+            assert page.locator("#samples img").count() == 16
+            page.locator("#strip img").wait_for(timeout=60_000)
+            shot = os.environ.get("DEMO_SCREENSHOT") or str(tmp_path / "demo.png")
+            page.screenshot(path=shot, full_page=True)
+            assert PIL.Image.open(shot).size[0] == 1280
+
+            page.get_by_role("tab", name="Score an image").click()
+            bad = tmp_path / "notes.png"
+            bad.write_text("not an image")
+            page.locator("input[type=file]").set_input_files(str(bad))
+            page.locator("#score-status").get_by_text("is not an image file").wait_for(timeout=60_000)
+            good = tmp_path / "photo.png"
+            PIL.Image.fromarray(np.full((40, 30, 3), 200, np.uint8)).save(good)
+            page.locator("input[type=file]").set_input_files(str(good))
+            page.locator("#score-status").get_by_text("Percentile").wait_for(timeout=60_000)
+            text = page.locator("#score-status").inner_text()
+            assert "Resized from 30x40 to 8x8" in text and "Traceback" not in page.content()
+            browser.close()
+    finally:
+        page_app.close()
