@@ -33,12 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     configs = None
     widths = {k: getattr(args, k) for k in ("ngf", "ndf", "nif", "nz")}
     if any(v is not None for v in widths.values()):
         if args.dataset is None:
-            raise SystemExit("--ngf/--ndf/--nif/--nz need --dataset (the training data and image size)")
+            parser.error("--ngf/--ndf/--nif/--nz need --dataset (the training data and image size)")
         image_size, ngf, ndf, nif, nz = OFFICIAL_SETTINGS[args.dataset]
         defaults = dict(ngf=ngf, ndf=ndf, nif=nif, nz=nz)
         w = {k: defaults[k] if v is None else v for k, v in widths.items()}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate an exported DualMCMCPipeline: the paper's metrics, figures and tables in one command.
 
-    python scripts/evaluate.py --pipeline DIR --metrics fid,is,domain_fd,recon,profile,interp,ablation --out OUTDIR \
+    python scripts/evaluate.py --pipeline DIR --metrics fid,is,domain_fd,recon,profile,interp,ablation,ood --out OUTDIR \
         [--num-samples N] [--reference SRC] [--inception-weights PATH [--inception-weights-sha256 HEX]] \
         [--steps N] [--device cpu|cuda] [--seed S]
 
@@ -12,11 +12,12 @@ analysis, and prints a short table. See docs/EVALUATION.md.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
-METRICS = ("fid", "is", "domain_fd", "recon", "profile", "interp", "ablation")
+METRICS = ("fid", "is", "domain_fd", "recon", "profile", "interp", "ablation", "ood")
 
 
 def _int_list(text: str) -> list[int]:
@@ -67,8 +68,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset-type", default=None, help="dataset id for --model-card (e.g. cifar10)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ood-other", default=None,
+                   help="ood: another image source as an OOD set (e.g. mnist for a digits model), at the model's size")
+    p.add_argument("--num-ood", type=int, default=1000, help="ood: images per set (and held-out images)")
     p.add_argument("--no-progress", action="store_true", help="disable tqdm bars")
     args = p.parse_args(argv)
+    for name, low in (("num_samples", 1), ("batch_size", 1), ("num_recon", 1), ("max_reference", 1),
+                      ("domain_train_steps", 1), ("ablation_samples", 1), ("num_ood", 1), ("steps", 0),
+                      ("latent_steps", 0)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            p.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    for name, strict in (("step_size", True), ("noise_scale", False)):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and (value > 0 if strict else value >= 0)):
+            p.error(f"--{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} 0, got {value}")
     args.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = sorted(set(args.metrics) - set(METRICS))
     if unknown:
@@ -79,10 +93,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--metrics domain_fd needs --domain mnist|digits")
     if args.model_card and not (args.dataset_name and args.dataset_type):
         p.error("--model-card needs --dataset-name and --dataset-type")
+    if "ood" in args.metrics and args.recon_data is None and args.domain is None and (
+            args.reference is None or _is_stats(args.reference)):
+        p.error("--metrics ood needs held-out images: --recon-data, --domain or an image source as --reference")
     return args
 
 
-def _held_out(args, pipe):
+def _held_out(args, pipe, max_images: int):
     from hf_dualmcmc.evaluation import load_images
 
     source = args.recon_data
@@ -93,7 +110,7 @@ def _held_out(args, pipe):
     if source is None:
         raise ValueError("recon/interp/ablation z-steps need held-out images: pass --recon-data, --reference or --domain")
     c, h, _ = pipe.image_shape
-    images = load_images(source, image_size=h, num_channels=c, max_images=args.num_recon, split=args.reference_split)
+    images = load_images(source, image_size=h, num_channels=c, max_images=max_images, split=args.reference_split)
     return images, source
 
 
@@ -108,7 +125,17 @@ def _is_stats(source: str) -> bool:
 
 
 def main(argv=None) -> int:
+    """Run the evaluation; bad inputs (a missing pipeline, data or Inception file) print one line ``error: ...``
+    and return 2 before anything is written."""
     args = parse_args(argv)
+    try:
+        return evaluate(args)
+    except (FileNotFoundError, ValueError, OSError) as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+        return 2
+
+
+def evaluate(args: argparse.Namespace) -> int:
     import torch
 
     import hf_dualmcmc
@@ -129,14 +156,12 @@ def main(argv=None) -> int:
         write_model_index,
     )
 
+    start = time.perf_counter()
+    pipe = DualMCMCPipeline.from_pretrained(args.pipeline).to(args.device)  # before anything is written
+    pipe.set_progress_bar_config(disable=True)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
     progress = not args.no_progress
-    start = time.perf_counter()
-
-    pipe = DualMCMCPipeline.from_pretrained(args.pipeline).to(args.device)
-    pipe.set_progress_bar_config(disable=True)
     sampler_kwargs = {"num_inference_steps": args.steps, "step_size": args.step_size, "noise_scale": args.noise_scale,
                       "bn_stats": args.bn_stats}
     results: dict = {
@@ -189,7 +214,7 @@ def main(argv=None) -> int:
     held_out = None
     if {"recon", "interp", "ablation"} & set(args.metrics) and pipe.encoder is not None:
         try:
-            held_out, source = _held_out(args, pipe)
+            held_out, source = _held_out(args, pipe, args.num_recon)
             results["held_out"] = {"source": source, "num_images": int(held_out.shape[0])}
         except ValueError as err:
             if "recon" in args.metrics:
@@ -226,6 +251,20 @@ def main(argv=None) -> int:
                              images=held_out, sample_metric=metric_fn, seed=args.seed, out_dir=out, progress=progress)
         results["ablation"] = abl
 
+    if "ood" in args.metrics:
+        from hf_dualmcmc.evaluation import load_images
+        from hf_dualmcmc.evaluation.ood import ood_evaluation, synthetic_ood_sets
+
+        in_images, source = _held_out(args, pipe, args.num_ood)
+        c, h, _ = pipe.image_shape
+        other = None if args.ood_other is None else load_images(
+            args.ood_other, image_size=h, num_channels=c, max_images=args.num_ood, split=args.reference_split,
+            resize="resize")
+        ood = ood_evaluation(pipe, in_images, synthetic_ood_sets(in_images, other=other, seed=args.seed),
+                             num_latent_steps=args.latent_steps, seed=args.seed)
+        results["ood"] = {"in_distribution": source, "other": args.ood_other, **ood}
+        summary.update({f"ood_auroc_{r['score']}_{r['ood_set']}": r["auroc"] for r in ood["rows"]})
+
     results["summary"] = summary
     results["seconds"] = time.perf_counter() - start
     results["files"] = sorted(str(p.relative_to(out)) for p in out.glob("*") if p.is_file())
@@ -234,16 +273,13 @@ def main(argv=None) -> int:
         write_model_index(args.model_card, summary, dataset_name=args.dataset_name, dataset_type=args.dataset_type)
 
     print(markdown_table([{"metric": k, "value": v} for k, v in summary.items()]) or "(no scalar metrics)")
-    if "ablation" in results:
-        print()
-        print(results["ablation"]["markdown"])
+    for name in ("ablation", "ood"):
+        if name in results:
+            print()
+            print(results[name]["markdown"])
     print(f"\nwrote {out / 'results.json'} ({results['seconds']:.1f} s)")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, ValueError) as err:  # missing Inception weights / data, bad arguments: no traceback
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())

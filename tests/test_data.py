@@ -480,7 +480,7 @@ def test_pad_with_an_image_larger_than_image_size_names_the_file(tmp_path, cache
 def test_empty_split_and_wrong_split_name(tmp_path, parquet_file, cache):
     empty = tmp_path / "empty.parquet"
     image_dataset([], extra=False).to_parquet(str(empty))
-    with pytest.raises(ValueError, match=r"cannot load split 'train' of '.*empty\.parquet'"):
+    with pytest.raises(ValueError, match=r"'.*empty\.parquet' split 'train' has no images \(expected at least one\)"):
         load_image_dataset(DataConfig(str(empty), cache_dir=cache))
     np.savez(tmp_path / "none.npz", images=np.zeros((0, 4, 4), np.uint8))
     with pytest.raises(ValueError, match=r"'.*none\.npz' split 'train' has no images"):
@@ -488,7 +488,7 @@ def test_empty_split_and_wrong_split_name(tmp_path, parquet_file, cache):
     with pytest.raises(FileNotFoundError, match="doesn't contain any data files"):
         (tmp_path / "empty_dir").mkdir()
         load_image_dataset(DataConfig(str(tmp_path / "empty_dir"), cache_dir=cache))
-    with pytest.raises(ValueError, match=r"cannot load split 'validation' of '.*pq'.*Unknown split.*'train'"):
+    with pytest.raises(ValueError, match=r"'.*pq' split 'validation' fails: .*Unknown split.*'train'"):
         load_image_dataset(DataConfig(str(parquet_file.parent), split="validation", cache_dir=cache))
     datasets.DatasetDict({"train": image_dataset([rgb(2, 2, (0, 0, 0))])}).save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(ValueError, match=r"split 'test' not in '.*dd'; available splits: \['train'\]"):

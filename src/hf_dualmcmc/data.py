@@ -296,7 +296,8 @@ def load_source(source: str, split: str = "train", cache_dir: str | None = None)
     try:
         return datasets.load_dataset(*args, split=split, cache_dir=cache_dir, **kwargs)
     except ValueError as err:  # an unknown split, a split with no data
-        raise ValueError(f"cannot load split {split!r} of {source!r}: {err}") from err
+        what = "has no images (expected at least one)" if "corresponds to no data" in str(err) else f"fails: {err}"
+        raise ValueError(f"{source!r} split {split!r} {what}") from err
 
 
 def decode_images(dataset: datasets.Dataset, image_column: str, config: DataConfig) -> torch.Tensor:
@@ -314,9 +315,8 @@ def decode_images(dataset: datasets.Dataset, image_column: str, config: DataConf
 
 
 def load_image_dataset(config: DataConfig) -> torch.utils.data.Dataset:
-    """``config.source`` as a torch dataset of float32 ``[C, S, S]`` tensors in ``[-1, 1]``: an
-    :class:`InMemoryImageDataset` (uint8 ``.images``, decoded once with a progress bar) when
-    ``N * C * S * S <= max_in_memory_bytes``, else a :class:`LazyImageDataset` (``with_transform``); same items."""
+    """``config.source`` as float32 ``[C, S, S]`` tensors in ``[-1, 1]``: an :class:`InMemoryImageDataset` (decoded
+    once) when ``N * C * S * S <= max_in_memory_bytes``, else a :class:`LazyImageDataset` (``with_transform``)."""
     dataset = load_source(config.source, config.split, config.cache_dir)
     column = find_image_column(dataset, config.image_column, repr(config.source))
     if config.max_images is not None and config.max_images < len(dataset):
