@@ -517,5 +517,6 @@ def test_bad_input(ws, area, what, call, error, message):
 if __name__ == "__main__":  # the table of docs/RELIABILITY.md
     print("| area | bad input | error | message (regex) |\n| --- | --- | --- | --- |")
     for area, what, _, error, message in CASES:
-        print(f"| {area} | {what} | `{error.__name__}` | `{message}` |".replace("|`", "| `"))
+        code = f"`` {message} ``" if "`" in message else f"`{message}`"
+        print(f"| {area} | {what.replace('|', '/')} | `{error.__name__}` | {code.replace('|', chr(92) + '|')} |")
     sys.exit(0)

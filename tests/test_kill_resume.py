@@ -17,16 +17,17 @@ its ``trainer_state.json`` lists and every one of them loads (pickle-free), each
 ``run.overwrite_output_dir=true``) until it finishes; its exported pipeline must equal the uninterrupted run's
 bit for bit, and its ``history.jsonl`` must hold every step exactly once with the uninterrupted run's values.
 
-Run: tiny widths, the digits at 8x8 (48 images, 6 steps per epoch), 12 steps over 2 epochs (the LR decays at step
+Run: tiny widths, the digits at 8x8 (48 images, 6 steps per epoch), 8 steps over 2 epochs (the LR decays at step
 7), a checkpoint every 2 steps with the newest 2 kept, a pipeline exported into every checkpoint, EMA on.
 ``pytest -s tests/test_kill_resume.py`` prints the table of kills (phase, operation, steps done) per seed.
 
-Recorded (2 CPU cores, lightly loaded; timer-kill phases vary with machine speed, file-operation kills do not):
-3 seeds, 12 SIGKILLs: 6 timer kills (1 during setup, 1 in a step, 4 in a checkpoint save) and 6 right before a file
-write of a checkpoint save (4 safetensors, 2 torch.save); 6 resumes from ``latest`` and 6 restarts with
-``run.overwrite_output_dir`` over a run killed before its first complete checkpoint. After every kill all visible
-checkpoints and pipelines were complete and loadable; every final pipeline and ``history.jsonl`` equalled the
-uninterrupted run's bit for bit. 30.5 s for the file.
+Recorded on an idle 2-core machine (2026-12-01, ``OMP_NUM_THREADS=1 pytest -s tests/test_kill_resume.py``; timer-kill
+phases vary with machine speed, file-operation kills do not): 3 seeds, 12 SIGKILLs: 6 after random delays (3 during
+setup, 3 in a training step) and 6 right before a random file operation (2 ``torch.save`` and 3 safetensors writes
+inside checkpoint saves, 1 rename of the pipeline export); 6 resumes from ``latest`` and 6 restarts with
+``run.overwrite_output_dir`` over runs killed before their first complete checkpoint. After every kill all visible
+checkpoints and pipelines were complete and loadable; all three final pipelines and histories equalled the
+uninterrupted run's bit for bit. 33 s for the test file.
 """
 
 import json
