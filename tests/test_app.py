@@ -1,7 +1,10 @@
 """The Gradio demo (app.py), driven as a person would: a real server on 127.0.0.1 and headless Chromium.
 
 Needs the ``demo`` extra (gradio), Playwright's Python package and a Chromium binary (Debian's ``chromium``;
-``.ci/run`` installs it). Set ``DEMO_SCREENSHOT=docs/images/demo.png`` to keep the screenshot taken after sampling.
+``.ci/run`` installs it). The page serves a tiny untrained pipeline; ``DEMO_PIPELINE=outputs/digits/pipeline`` serves
+a trained one instead and ``DEMO_SCREENSHOT=docs/images/demo.png`` keeps the screenshot taken after sampling:
+
+    DEMO_PIPELINE=outputs/digits/pipeline DEMO_SCREENSHOT=docs/images/demo.png pytest tests/test_app.py -k browser
 """
 
 import os
@@ -33,6 +36,8 @@ CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.whic
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    if os.environ.get("DEMO_PIPELINE"):
+        return app.load_demo(os.environ["DEMO_PIPELINE"], max_upload_mb=0.01)
     torch.manual_seed(0)
     e, g, i = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=8)
     pipe = DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),

@@ -26,6 +26,8 @@ import PIL.Image
 import pytest
 import torch
 import yaml
+from test_security import MarkerPayload  # a pickle whose loading would create its marker file
+from test_trainer import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 NAN, INF = float("nan"), float("inf")
@@ -69,16 +71,6 @@ class Workspace:
         return self.root / name
 
 
-class Marker:
-    """A pickle whose loading would create ``marker``."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def _png(path: Path, size=(8, 8), mode="L", value=128) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     PIL.Image.new(mode, size, value).save(path)
@@ -106,21 +98,11 @@ def ws(tmp_path_factory) -> Workspace:
                             num_inference_steps=2)
     pipe.set_progress_bar_config(disable=True)
     pipe.save_pretrained(root / "pipeline")
-    # a finished training run (a checkpoint, an exported pipeline) and its config
-    config = {
-        "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1, "max_images": 32},
-        "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
-        "teaching": {"num_steps": 1, "num_latent_steps": 1},
-        "sampler": {"num_inference_steps": 1, "num_latent_steps": 1},
-        "run": {"output_dir": str(root / "run"), "batch_size": 8, "max_steps": 2, "checkpoint_every": 2,
-                "sample_every": 0, "report_to": "none", "num_sample_images": 4},
-    }
-    (root / "run.yaml").write_text(yaml.safe_dump(config))
-    fresh = {**config, "run": {**config["run"], "output_dir": str(root / "new-run")}}
-    (root / "fresh.yaml").write_text(yaml.safe_dump(fresh))
-    from hf_dualmcmc.training_config import TrainConfig
-
-    train(TrainConfig.from_dict(config))
+    # a finished training run (a checkpoint, an exported pipeline) and its config; a config for a fresh run
+    config = tiny_config(root / "run", max_steps=2, checkpoint_every=2)
+    (root / "run.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    (root / "fresh.yaml").write_text(yaml.safe_dump(tiny_config(root / "new-run", max_steps=2).to_dict()))
+    train(config)
     # data: an imagefolder with a truncated PNG, an image too large for resize=pad, parquet files, npz files
     for k in range(3):
         _png(root / "data" / "truncated" / f"img{k}.png", value=40 * k)
@@ -132,7 +114,7 @@ def ws(tmp_path_factory) -> Workspace:
         str(root / "data" / "empty.parquet"))
     np.savez(root / "data" / "float.npz", images=np.zeros((2, 8, 8), np.float32))
     with open(root / "data" / "pickled.npz", "wb") as f:
-        pickle.dump(Marker(root / "MARKER"), f)
+        pickle.dump(MarkerPayload(root / "MARKER"), f)
     (root / "data" / "no-mnist").mkdir()
     # the authors' checkpoint format, damaged in several ways; Inception weights with another hash
     (root / "ckpt").mkdir()
@@ -141,7 +123,7 @@ def ws(tmp_path_factory) -> Workspace:
     good = io.BytesIO()
     torch.save({"netG": {}, "netE": {}, "netI": {}}, good)
     (root / "ckpt" / "truncated.pth").write_bytes(good.getvalue()[:100])
-    torch.save({"netG": {}, "netE": {}, "netI": {}, "payload": Marker(root / "MARKER")}, root / "ckpt" / "payload.pth")
+    torch.save({"netG": {}, "netE": {}, "netI": {}, "payload": MarkerPayload(root / "MARKER")}, root / "ckpt" / "payload.pth")
     (root / "ckpt" / "list.pth").write_bytes(pickle.dumps([1, 2, 3]))
     save_random_inception_weights(root / "inception" / "weights-inception-2015-12-05-6726825d.pth")
     np.savez(root / "stats.npz", mu=np.zeros(3), sigma=np.eye(3))
@@ -442,7 +424,7 @@ CASES = [
     ("train.py", "data.source that does not exist", _train("data.source=./no/such/folder"), ExitCode,
      "exit 2: error: data.source './no/such/folder'"),
     ("train.py", "fewer images than one batch", _train("run.batch_size=64"), ExitCode,
-     "exit 2: error: run.batch_size: dataset has 32 images, fewer than one batch of 64"),
+     "exit 2: error: run.batch_size: dataset has 48 images, fewer than one batch of 64"),
     # --- scripts/convert_official_checkpoint.py -----------------------------------------------------------------------
     ("converter", "a checkpoint that does not exist", _convert("missing.pth"), ExitCode,
      "exit 2: error: official checkpoint .*missing.pth' does not exist"),
