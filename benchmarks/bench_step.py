@@ -12,6 +12,14 @@ chains, out-of-place updates) runs in the same process, interleaved with the opt
 load hits both alike, and the speed ratios are printed. ``--precision bf16`` also prints the deviation of one bf16
 iteration from the float32 one (same weights, same random numbers).
 
+``--repeat-sets N`` times float32 *and* bf16 (same ``--channels-last`` / ``--compile``) in one process: after the
+warm-up, N sets of one run per mode (fp32, bf16[, reference], fp32, bf16, ...), medians per mode and the ratios bf16
+vs fp32, fp32 vs reference and bf16 vs reference, so that a ratio is not an artefact of load changing between two
+invocations. ``--profile PATH`` profiles one more optimised iteration of ``--precision`` with ``torch.profiler``
+and writes the self CPU time by category (convolutions, casts, batch norm, spectral norm, Adam, other) and the top
+ops to PATH (markdown), stdout and the JSON. Every run records the machine: CPU model and bf16-relevant flags, the
+ISA torch dispatches to, the oneDNN version, threads.
+
 Data are random images in [-1, 1] of the config's shape (the cost does not depend on the pixels). Run with the
 machine as idle as you can get it; see docs/PERFORMANCE.md for results.
 """
@@ -19,11 +27,9 @@ machine as idle as you can get it; see docs/PERFORMANCE.md for results.
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,9 +46,12 @@ from hf_dualmcmc.performance import (  # noqa: E402
     autocast_factory,
     chain_compiler,
     count_flops,
-    cpu_flags,
+    describe_machine,
+    machine_info,
     peak_memory_bytes,
     precision_context,
+    profile_markdown,
+    profile_ops,
     reset_peak_memory,
     to_memory_format,
 )
@@ -68,7 +77,10 @@ def parse_args(argv=None):
     p.add_argument("--channels-last", action="store_true", help="NHWC models, data and chain states")
     p.add_argument("--compile", action="store_true", help="torch.compile the energy network the training x-chains call")
     p.add_argument("--reference", action="store_true", help="also time the plain reference, interleaved")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per mode (median reported)")
+    p.add_argument("--repeats", type=int, help="timed runs per mode (median reported; default 3)")
+    p.add_argument("--repeat-sets", type=int, metavar="N",
+                   help="time fp32 and bf16 (and the reference) in one process: N interleaved sets after the warm-up")
+    p.add_argument("--profile", metavar="PATH", help="profile one optimised iteration of --precision (markdown here)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per mode first")
     p.add_argument("--sample-steps", type=int, help="x-steps of the sampler (default: the config's sampler)")
     p.add_argument("--sample-batch", type=int, help="images per sampling call (default: --batch-size)")
@@ -79,8 +91,13 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.warmup < 0:
-        p.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.repeats is not None and args.repeat_sets is not None:
+        p.error("--repeats and --repeat-sets exclude each other: with --repeat-sets each set times every mode once")
+    args.rounds = args.repeat_sets if args.repeat_sets is not None else args.repeats or 3
+    if args.rounds < 1 or args.warmup < 0:
+        p.error("--repeats / --repeat-sets must be >= 1 and --warmup >= 0")
+    if args.profile and args.skip_training:
+        p.error("--profile profiles a training iteration: drop --skip-training")
     return args
 
 
@@ -126,6 +143,82 @@ def build(args, config, device):
     return [m.to(device).train() for m in models]
 
 
+def optimised_mode(args, config, device, precision, data, latents, sample_steps):
+    """``(train_fn, sample_fn, models)`` of the optimised code in ``precision``, on models of its own."""
+    teaching, sampler = config.teaching, config.sampler
+    memory_format = torch.channels_last if args.channels_last else None
+    E, G, I = build(args, config, device)
+    if memory_format is not None:
+        to_memory_format(E, G, I, memory_format=memory_format)
+    opt = make_optimizers(E, G, I, teaching)
+    autocast = autocast_factory(device, precision)
+    compiler = chain_compiler(device) if args.compile else None
+    pipe = DualMCMCPipeline(E, G, I, num_inference_steps=sample_steps, step_size=sampler.step_size,
+                            noise_scale=sampler.noise_scale, bn_stats=sampler.bn_stats)
+    pipe.set_progress_bar_config(disable=True)
+
+    def step():
+        return dual_mcmc_step(data, E, G, I, opt, teaching, autocast=autocast, memory_format=memory_format,
+                              chain_compiler=compiler)
+
+    def sample():
+        with precision_context(device, precision):
+            return pipe(latents=latents, output_type="pt").images
+
+    return step, sample, (E, G, I)
+
+
+def reference_mode(args, config, device, data, latents, sample_steps):
+    """``(train_fn, sample_fn, models)`` of the plain reference, from the same initial weights (same seed)."""
+    E, G, I = build(args, config, device)
+    opt = make_optimizers(E, G, I, config.teaching)
+    sampler = config.sampler
+
+    def step():
+        return reference_dual_mcmc_step(data, E, G, I, opt, config.teaching)
+
+    def sample():
+        # the authors' sampler: networks in train mode (power iteration at every energy forward, BatchNorm batch stats)
+        return reference_sample(E, G, latents, sample_steps, sampler.step_size, sampler.noise_scale)
+
+    return step, sample, (E, G, I)
+
+
+# the speed ratios reported: "A vs B" = time of B / time of A (how many times faster A is), where both modes ran
+RATIOS = (("bf16", "fp32"), ("fp32", "reference"), ("bf16", "reference"), ("optimised", "reference"))
+
+
+def time_section(name: str, index: int, batch: int, modes: dict, args, device) -> dict:
+    """Time ``modes[mode][index]()`` for every mode, interleaved (one run of each mode per round): ``--warmup``
+    rounds (the first also counts FLOPs), then ``args.rounds`` timed rounds. Medians, images/s, ratios, GFLOP/s."""
+    times = {m: [] for m in modes}
+    flops, first_call = {}, {}
+    for r in range(args.warmup + args.rounds):
+        line = []
+        for mode, fns in modes.items():
+            compiled = args.compile and mode != "reference"
+            # the first warm-up run of each mode also counts the FLOPs (FlopCounterMode slows it: never timed)
+            count = r == 0 and args.warmup > 0 and not args.skip_flops and not compiled
+            t = timed(fns[index], device, flops if count else None, mode)
+            if r == 0 and compiled:
+                first_call[mode] = t
+            if r >= args.warmup:
+                times[mode].append(t)
+            line.append(f"{mode} {t:.3f} s")
+        what = f"{'set' if args.repeat_sets else 'run'} {r + 1}{' (warm-up)' if r < args.warmup else ''}"
+        print(f"  {name} {what}: {', '.join(line)}  [load {os.getloadavg()[0]:.2f}]", flush=True)
+    med = {m: statistics.median(v) for m, v in times.items()}
+    entry = {"median_s": med, "runs_s": times, "batch": batch, "flops": flops,
+             "speedup": {f"{a} vs {b}": med[b] / med[a] for a, b in RATIOS if a in med and b in med}}
+    if first_call:
+        entry["first_call_s"] = first_call
+    if name == "sample":
+        entry["images_per_s"] = {m: batch / v for m, v in med.items()}
+    if flops:
+        entry["gflops_per_s"] = {m: flops.get(m, max(flops.values())) / v / 1e9 for m, v in med.items()}
+    return entry
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -141,107 +234,60 @@ def main(argv=None) -> int:
     sample_steps = sampler.num_inference_steps if args.sample_steps is None else args.sample_steps
     sample_batch = args.sample_batch or args.batch_size
     memory_format = torch.channels_last if args.channels_last else None
-    autocast = autocast_factory(device, args.precision)
-    compiler = chain_compiler(device) if args.compile else None
+    precisions = PRECISIONS if args.repeat_sets else (args.precision,)
 
     load_start = os.getloadavg()
-    flags = cpu_flags()
-    print(f"# hf-dualmcmc bench_step  torch {torch.__version__}  device {device}  threads {torch.get_num_threads()}  "
-          f"cpus {os.cpu_count()}  {platform.processor() or platform.machine()}")
-    if device.type == "cpu":
-        print(f"# cpu flags: avx512f={'avx512f' in flags} avx512_bf16={'avx512_bf16' in flags} "
-              f"amx_bf16={'amx_bf16' in flags} avx512_fp16={'avx512_fp16' in flags}")
-    else:
-        print(f"# gpu: {torch.cuda.get_device_name(device)}")
+    machine = machine_info(device)
+    print(f"# hf-dualmcmc bench_step  device {device}  {describe_machine(machine)}")
     print(f"# config {args.config}: image {config.data.image_size}px x{config.data.num_channels}, ngf/ndf/nif/nz "
           f"{config.model.ngf}/{config.model.ndf}/{config.model.nif}/{config.model.latent_dim}, batch {args.batch_size}, "
-          f"num_steps {teaching.num_steps}, num_latent_steps {teaching.num_latent_steps}, rerun_chain_for_energy {teaching.rerun_chain_for_energy}; sampling "
-          f"{sample_steps} x-steps, batch {sample_batch}")
-    print(f"# optimised: precision {args.precision}, channels_last {args.channels_last}, compile {args.compile}; "
-          f"repeats {args.repeats} after {args.warmup} warm-up, load average at start {load_start[0]:.2f} "
-          f"{load_start[1]:.2f} {load_start[2]:.2f}")
+          f"num_steps {teaching.num_steps}, num_latent_steps {teaching.num_latent_steps}, rerun_chain_for_energy "
+          f"{teaching.rerun_chain_for_energy}; sampling {sample_steps} x-steps, batch {sample_batch}")
+    print(f"# optimised: precision {' and '.join(precisions)}, channels_last {args.channels_last}, compile "
+          f"{args.compile}; {args.rounds} {'interleaved sets' if args.repeat_sets else 'repeats'} after {args.warmup} "
+          f"warm-up, load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
 
-    E, G, I = build(args, config, device)
-    if args.reference:
-        E_ref, G_ref, I_ref = (copy.deepcopy(m) for m in (E, G, I))
-        opt_ref = make_optimizers(E_ref, G_ref, I_ref, teaching)
-    if memory_format is not None:
-        to_memory_format(E, G, I, memory_format=memory_format)
-    opt = make_optimizers(E, G, I, teaching)
     gen = torch.Generator().manual_seed(args.seed + 1)
     shape = (args.batch_size, config.data.num_channels, config.data.image_size, config.data.image_size)
     data = (torch.rand(shape, generator=gen) * 2 - 1).to(device)
     latents = torch.randn(sample_batch, config.model.latent_dim, generator=gen).to(device)
-    pipe = DualMCMCPipeline(E, G, I, num_inference_steps=sample_steps, step_size=sampler.step_size,
-                            noise_scale=sampler.noise_scale, bn_stats=sampler.bn_stats)
-    pipe.set_progress_bar_config(disable=True)
-
-    def opt_step():
-        return dual_mcmc_step(data, E, G, I, opt, teaching, autocast=autocast, memory_format=memory_format,
-                              chain_compiler=compiler)
-
-    def ref_step():
-        return reference_dual_mcmc_step(data, E_ref, G_ref, I_ref, opt_ref, teaching)
-
-    def opt_sample():
-        with precision_context(device, args.precision):
-            return pipe(latents=latents, output_type="pt").images
-
-    def ref_sample():
-        # the authors' sampler: networks in train mode (power iteration at every energy forward, BatchNorm batch stats)
-        return reference_sample(E_ref, G_ref, latents, sample_steps, sampler.step_size, sampler.noise_scale)
+    modes = {p if args.repeat_sets else "optimised": optimised_mode(args, config, device, p, data, latents, sample_steps)
+             for p in precisions}
+    if args.reference:
+        modes["reference"] = reference_mode(args, config, device, data, latents, sample_steps)
 
     results: dict = {"args": vars(args), "load_start": load_start, "torch": torch.__version__,
-                     "threads": torch.get_num_threads(), "device": str(device)}
+                     "threads": torch.get_num_threads(), "device": str(device), "machine": machine}
     reset_peak_memory(device)
-    sections = []
     if not args.skip_training:
-        sections.append(("train", opt_step, ref_step, args.batch_size))
+        results["train"] = time_section("train", 0, args.batch_size, modes, args, device)
     if not args.skip_sampling:
-        sections.append(("sample", opt_sample, ref_sample, sample_batch))
-    for name, fn_opt, fn_ref, batch in sections:
-        times = {"optimised": [], "reference": []}
-        flops = {}
-        t_compile = None
-        for r in range(args.warmup + args.repeats):
-            # the first warm-up run of each mode also counts the FLOPs (FlopCounterMode slows it: never timed)
-            count = r == 0 and args.warmup > 0 and not args.skip_flops
-            t_opt = timed(fn_opt, device, flops if count and not args.compile else None, "optimised")
-            if r == 0 and args.compile:
-                t_compile = t_opt
-            t_ref = timed(fn_ref, device, flops if count else None, "reference") if args.reference else None
-            if r >= args.warmup:
-                times["optimised"].append(t_opt)
-                if t_ref is not None:
-                    times["reference"].append(t_ref)
-            print(f"  {name} run {r + 1}{' (warm-up)' if r < args.warmup else ''}: optimised {t_opt:.3f} s"
-                  + (f", reference {t_ref:.3f} s" if t_ref is not None else "")
-                  + f"  [load {os.getloadavg()[0]:.2f}]", flush=True)
-        med = {k: statistics.median(v) for k, v in times.items() if v}
-        entry = {"median_s": med, "runs_s": times, "batch": batch, "flops": flops}
-        if t_compile is not None:
-            entry["first_call_s"] = t_compile
-        if name == "sample":
-            entry["images_per_s"] = {k: batch / v for k, v in med.items()}
-        n_flops = flops.get("optimised") or flops.get("reference")
-        if n_flops:
-            entry["gflops_per_s"] = {k: n_flops / v / 1e9 for k, v in med.items()}
-        results[name] = entry
+        results["sample"] = time_section("sample", 1, sample_batch, modes, args, device)
     results["peak_memory_bytes"] = peak_memory_bytes(device)
 
-    if args.precision == "bf16" and not args.skip_training:
+    if args.profile:
+        mode = args.precision if args.repeat_sets else "optimised"
+        step, _, models = modes[mode]  # (warm: the timing above ran it)
+        results["profile"] = {"precision": args.precision, **profile_ops(step, *models, top=20)}
+        text = profile_markdown(results["profile"], f"One optimised training iteration, {args.precision}: ")
+        print("\n" + text)
+        write_atomic(Path(args.profile), text)
+    if "bf16" in precisions and not args.skip_training:
         results["bf16_deviation"] = bf16_deviation(args, config, device, data, memory_format)
     results["conv_ceiling_gflops"] = measure_conv_ceiling(device, f"{torch.get_num_threads()} threads")
     results["load_end"] = os.getloadavg()
     report(results, args)
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=2, default=str)
-        os.replace(tmp, path)
+        write_atomic(Path(args.json), json.dumps(results, indent=2, default=str))
     return 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def bf16_deviation(args, config, device, data, memory_format) -> dict:
@@ -268,37 +314,38 @@ def bf16_deviation(args, config, device, data, memory_format) -> dict:
 
 
 def report(results: dict, args) -> None:
+    """The results table (a column per mode, then the speed ratios), the machine, the ceiling, the bf16 deviation."""
+    sections = {k: results[k] for k in ("train", "sample") if k in results}
+    if not sections:
+        return
+    first = next(iter(sections.values()))
+    modes, ratios = list(first["median_s"]), list(first["speedup"])
+    print("\n| measure | " + " | ".join(modes + [f"speed-up {r}" for r in ratios]) + " |")
+    print("|" + " --- |" * (1 + len(modes) + len(ratios)))
+
+    def row(label, sec, values, fmt, with_ratios):
+        cells = [format(values[m], fmt) for m in modes]
+        cells += [f"**{sec['speedup'][r]:.2f}x**" if with_ratios else "" for r in ratios]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+    for name, sec in sections.items():
+        if name == "train":
+            row("training iteration (s, median)", sec, sec["median_s"], ".3f", True)
+        else:
+            row(f"sampling (images/s, {args.sample_steps or 'config'} x-steps)", sec, sec["images_per_s"], ".2f", True)
+        if "gflops_per_s" in sec:
+            fl = sec["flops"]
+            counts = (f"{next(iter(fl.values())) / 1e9:.2f}" if len(set(fl.values())) == 1
+                      else ", ".join(f"{m} {n / 1e9:.2f}" for m, n in fl.items()))
+            what = "iteration" if name == "train" else "call"
+            row(f"{name} GFLOP/s (GFLOP per {what}: {counts})", sec, sec["gflops_per_s"], ".1f", False)
     print()
-    print("| measure | optimised | reference | ratio (reference / optimised) |")
-    print("| --- | --- | --- | --- |")
-    if "train" in results:
-        med = results["train"]["median_s"]
-        ref = med.get("reference")
-        print(f"| training iteration (s, median) | {med['optimised']:.3f} | {ref:.3f} | **{ref / med['optimised']:.2f}x** |"
-              if ref else f"| training iteration (s, median) | {med['optimised']:.3f} | - | - |")
-        g = results["train"].get("gflops_per_s")
-        if g:
-            fl = results["train"]["flops"]
-            n = fl.get("optimised") or fl.get("reference")
-            same = "" if len(set(fl.values())) == 1 else f" (reference counts {fl.get('reference', 0) / 1e9:.2f})"
-            print(f"| training GFLOP/s ({n / 1e9:.2f} GFLOP/iteration{same}) | {g['optimised']:.1f} | "
-                  f"{g.get('reference', float('nan')):.1f} | |")
-    if "sample" in results:
-        ips = results["sample"]["images_per_s"]
-        ref = ips.get("reference")
-        print(f"| sampling (images/s, {args.sample_steps or 'config'} x-steps) | {ips['optimised']:.2f} | "
-              + (f"{ref:.2f} | **{ips['optimised'] / ref:.2f}x** |" if ref else "- | - |"))
-        g = results["sample"].get("gflops_per_s")
-        if g:
-            fl = results["sample"]["flops"]
-            n = fl.get("optimised") or fl.get("reference")
-            print(f"| sampling GFLOP/s ({n / 1e9:.2f} GFLOP/call) | {g['optimised']:.1f} | "
-                  f"{g.get('reference', float('nan')):.1f} | |")
-    print()
+    print(f"machine: {describe_machine(results['machine'])}")
     print(f"peak memory: {results['peak_memory_bytes'] / 2**20:.0f} MiB "
-          f"({'CUDA max allocated' if results['device'].startswith('cuda') else 'process peak RSS, both modes'})")
-    if "train" in results and "first_call_s" in results["train"]:
-        print(f"first optimised iteration (includes torch.compile): {results['train']['first_call_s']:.1f} s")
+          f"({'CUDA max allocated' if results['device'].startswith('cuda') else 'process peak RSS, all modes'})")
+    for name, sec in sections.items():
+        for mode, t in sec.get("first_call_s", {}).items():
+            print(f"first {name} call of {mode} (includes torch.compile): {t:.1f} s")
     c = results["conv_ceiling_gflops"]
     print(f"conv ceiling (3x3 64->64, 32x32, batch 32, {c['note']}): fp32 NCHW {c['fp32_nchw']:.0f}, fp32 NHWC "
           f"{c['fp32_nhwc']:.0f}, bf16 NCHW {c['bf16_nchw']:.0f}, bf16 NHWC {c['bf16_nhwc']:.0f} GFLOP/s")

@@ -278,27 +278,138 @@ def test_trainer_channels_last_matches_default_and_exports(tmp_path):
     assert pipe(batch_size=2, output_type="np").images.shape == (2, 8, 8, 1)
 
 
-def test_bench_step_reports_both_modes(tmp_path):
+def load_bench():
     import importlib.util
-    import json
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("bench_step", root / "benchmarks" / "bench_step.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    tiny = ["--config", str(root / "configs" / "digits.yaml"), "--ngf", "8", "--ndf", "8", "--nif", "4", "--latent-dim",
+            "4", "--batch-size", "4", "--reference", "--channels-last", "--precision", "bf16", "--sample-steps", "3",
+            "--set", "teaching.num_steps=3", "teaching.num_latent_steps=2"]
+    return bench, tiny
+
+
+def test_bench_step_reports_both_modes(tmp_path, capsys):
+    import json
+
+    bench, tiny = load_bench()
     out = tmp_path / "bench.json"
-    rc = bench.main([
-        "--config", str(root / "configs" / "digits.yaml"), "--ngf", "8", "--ndf", "8", "--nif", "4", "--latent-dim", "4",
-        "--batch-size", "4", "--reference", "--channels-last", "--precision", "bf16", "--repeats", "2", "--warmup", "1",
-        "--sample-steps", "3", "--set", "teaching.num_steps=3", "teaching.num_latent_steps=2", "--json", str(out),
-    ])
-    assert rc == 0
+    assert bench.main(tiny + ["--repeats", "2", "--warmup", "1", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     for section in ("train", "sample"):
         assert len(res[section]["runs_s"]["optimised"]) == 2 and len(res[section]["runs_s"]["reference"]) == 2
         assert all(t > 0 for t in res[section]["median_s"].values())
+        med = res[section]["median_s"]
+        assert res[section]["speedup"] == {"optimised vs reference": pytest.approx(med["reference"] / med["optimised"])}
     assert res["train"]["flops"]["reference"] > 0 and res["train"]["gflops_per_s"]["optimised"] > 0
     assert res["sample"]["images_per_s"]["optimised"] > 0
     assert 0.99 < res["bf16_deviation"]["revision_cosine"] <= 1.0
     assert res["peak_memory_bytes"] > 0 and len(res["load_start"]) == 3
+    printed = capsys.readouterr().out
+    assert "| measure | optimised | reference | speed-up optimised vs reference |" in printed
+    assert "bf16 vs fp32, one iteration" in printed
+
+
+def test_bench_step_repeat_sets_time_fp32_bf16_and_reference_interleaved(tmp_path, capsys):
+    import json
+
+    from hf_dualmcmc.performance import PROFILE_CATEGORIES, cpu_model, onednn_version
+
+    bench, tiny = load_bench()
+    out, profile = tmp_path / "bench.json", tmp_path / "profile.md"
+    assert bench.main(tiny + ["--repeat-sets", "2", "--warmup", "1", "--json", str(out), "--profile", str(profile)]) == 0
+    res = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    # the machine: CPU model, the bf16-relevant flags, torch's dispatch ISA, oneDNN, threads; in the JSON and printed
+    machine = res["machine"]
+    assert machine["cpu_model"] == cpu_model() and machine["cpu_model"] not in ("", "unknown")
+    assert machine["isa"] == torch.backends.cpu.get_cpu_capability() and machine["onednn"] == onednn_version()
+    assert set(machine["cpu_flags"]) == {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16"}
+    assert machine["threads"] == res["threads"] == 1
+    assert printed.count(f"cpu {machine['cpu_model']} (avx512f=") == 2  # the header and under the table
+    assert f"dispatch {machine['isa']}, oneDNN {machine['onednn']}" in printed
+    # one run of every mode per set, in order, after the warm-up; medians and the three ratios
+    for section in ("train", "sample"):
+        entry = res[section]
+        assert list(entry["runs_s"]) == ["fp32", "bf16", "reference"]
+        assert all(len(v) == 2 for v in entry["runs_s"].values())
+        med = entry["median_s"]
+        assert med["bf16"] == pytest.approx(sum(entry["runs_s"]["bf16"]) / 2)  # the median of two
+        assert entry["speedup"] == {"bf16 vs fp32": pytest.approx(med["fp32"] / med["bf16"]),
+                                    "fp32 vs reference": pytest.approx(med["reference"] / med["fp32"]),
+                                    "bf16 vs reference": pytest.approx(med["reference"] / med["bf16"])}
+    assert res["sample"]["images_per_s"]["bf16"] == pytest.approx(4 / res["sample"]["median_s"]["bf16"])
+    assert "train set 3: fp32 " in printed and "train set 4" not in printed and "(warm-up): fp32" in printed
+    header = ("| measure | fp32 | bf16 | reference | speed-up bf16 vs fp32 | speed-up fp32 vs reference | "
+              "speed-up bf16 vs reference |")
+    assert header in printed
+    ratio = res["train"]["speedup"]["bf16 vs fp32"]
+    assert f"| training iteration (s, median) | {res['train']['median_s']['fp32']:.3f} |" in printed
+    assert f"**{ratio:.2f}x**" in printed
+    assert 0.99 < res["bf16_deviation"]["revision_cosine"] <= 1.0  # bf16 ran, so its deviation is reported
+    # the profile of one bf16 iteration: categories covering all self time, in the JSON, printed and in the file
+    prof = res["profile"]
+    assert prof["precision"] == "bf16"
+    assert [c["category"] for c in prof["categories"]] == list(PROFILE_CATEGORIES)
+    assert sum(c["self_ms"] for c in prof["categories"]) == pytest.approx(prof["total_ms"])
+    assert profile.read_text() in printed and "| spectral-norm power iteration |" in profile.read_text()
+    with pytest.raises(SystemExit):
+        bench.parse_args(tiny + ["--repeat-sets", "2", "--repeats", "3"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(tiny + ["--profile", "p.md", "--skip-training"])
+
+
+def test_profile_ops_attributes_time_to_categories():
+    from hf_dualmcmc.performance import profile_markdown, profile_ops
+
+    E, G, I = build(size=16, channels=3)
+    to_memory_format(E, G, I)
+    cfg = TeachingConfig(num_steps=2, num_latent_steps=2)
+    opt = make_optimizers(E, G, I, cfg)
+    x = data(4, 16, 3)
+
+    def step():
+        dual_mcmc_step(x, E, G, I, opt, cfg, autocast=autocast_factory("cpu", "bf16"), memory_format=CL)
+
+    step()
+    prof = profile_ops(step, E, G, I, top=10_000)
+    cats = {c["category"]: c for c in prof["categories"]}
+    for name in ("convolution forward", "convolution backward", "dtype casts", "batch norm",
+                 "spectral-norm power iteration", "Adam"):
+        assert cats[name]["self_ms"] > 0 and cats[name]["calls"] > 0, name
+    assert sum(c["percent"] for c in cats.values()) == pytest.approx(100)
+    ops = {r["op"]: r for r in prof["top_ops"]}
+    assert [r["self_ms"] for r in prof["top_ops"]] == sorted((r["self_ms"] for r in prof["top_ops"]), reverse=True)
+    # every convolution backward op is counted as such: none is mistaken for the backward of a spectral-norm op
+    # (an op that makes no autograd node carries the sequence number of the next node, often a convolution's)
+    conv_backward = sum(r["calls"] for name, r in ops.items() if "conv" in name.lower() and "backward" in name.lower())
+    assert cats["convolution backward"]["calls"] == conv_backward > 0
+    # the parametrization's forward ops are inside its scope (3 spectral-norm energy forwards with grad: 2 chains
+    # cache W / sigma once each, plus E(data) and E(x1) in the energy update)
+    n_layers = sum(1 for m in E.modules() if hasattr(m, "_power_method"))
+    assert ops["spectral_norm (parametrization)"]["calls"] == 4 * n_layers
+    assert ops["aten::mv"]["calls"] >= 4 * n_layers  # (power iteration, sigma)
+    text = profile_markdown(prof, "bf16: ")
+    assert text.startswith("bf16: self CPU time") and "| `aten::convolution_backward` |" in text
+
+
+def test_cpu_model_falls_back_to_proc_cpuinfo(monkeypatch):
+    import subprocess
+    from pathlib import Path
+
+    from hf_dualmcmc import performance
+
+    def no_lscpu(*args, **kwargs):
+        raise FileNotFoundError("lscpu")
+
+    monkeypatch.setattr(subprocess, "run", no_lscpu)
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo on this platform")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+    assert performance.cpu_model() == (names[0] if names else performance.platform.processor() or
+                                       performance.platform.machine())
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?|unavailable", performance.onednn_version())
