@@ -16,7 +16,17 @@ Every run writes ``CACHE/<suite>/<dataset>/<method>/seed<k>.json`` (settings, it
 a ``.npz`` with the arrays for the plots) and is skipped when that file exists (``--force`` retrains), so the suite
 can be run in pieces, across sessions, and the table rebuilt from the cache alone with ``--table-only``. MNIST
 variants (``--variant NAME --set section.key=value``) are cached as ``METHOD+NAME``; the MNIST table lists every
-cached run of the given seeds.
+cached run of the given seeds, and a second table the energy-gap trajectory of the runs that recorded it (mean
+``|E(data) - E(samples)|`` over windows of 50 steps, from the run's ``history.jsonl``).
+
+bf16 against float32, at equal iterations and at equal wall clock (no step limit: ``run.max_minutes`` decides; a
+wall-clock run is never resumed, it starts over)::
+
+    ... --suite mnist --methods dual_mcmc --seeds 0,1 --variant bf16 --set run.mixed_precision=bf16
+    ... --suite mnist --methods dual_mcmc --seeds 0,1 --variant bf16-wall --set run.mixed_precision=bf16 \
+        --set run.max_minutes=11.6 --set run.max_steps=null
+
+(``benchmarks/run_bf16_study.sh`` runs the whole comparison.)
 """
 
 from __future__ import annotations
@@ -207,14 +217,20 @@ def run_mnist(args, method: str, seed: int) -> dict:
             raise SystemExit(f"{path} was trained with other settings than these; name this run with --variant "
                              f"(and --set) or retrain it with --force")
         return cached
-    # an interrupted run continues from its last checkpoint; one killed before its first checkpoint starts over
+    # an interrupted run continues from its last checkpoint (its train_seconds then count this invocation only); one
+    # killed before its first checkpoint, or one with a wall-clock budget (which cannot be split), starts over
     resume = bool(list_checkpoints(out_dir))
+    if resume and config.run.max_minutes is not None:
+        print(f"[mnist] {out_dir}: a wall-clock-budget run cannot be continued; starting it over", flush=True)
+        resume = False
     run = dataclasses.replace(config.run, overwrite_output_dir=not resume)
     result = train(dataclasses.replace(config, run=run), resume_from_checkpoint="latest" if resume else None)
     record = {"suite": "mnist", "dataset": "mnist", "method": method, "variant": args.variant,
               "overrides": args.overrides, "seed": seed, "iterations": result.step,
-              "train_seconds": result.seconds, "config": config.to_dict(), "pipeline": repo_relative(result.pipeline_dir),
-              "num_samples": args.mnist_samples, "environment": environment()}
+              "train_seconds": result.seconds, "resumed": resume, "mixed_precision": result.mixed_precision,
+              "config": config.to_dict(), "pipeline": repo_relative(result.pipeline_dir),
+              "num_samples": args.mnist_samples, "environment": environment(),
+              "energy_gap_trajectory": energy_gap_trajectory(read_history(out_dir / "history.jsonl", result.history))}
     record["config"]["run"]["output_dir"] = repo_relative(out_dir)
     started = time.perf_counter()
     record["metrics"], grids = evaluate_mnist(result.pipeline_dir, args)
@@ -224,6 +240,25 @@ def run_mnist(args, method: str, seed: int) -> dict:
     atomic_write(path, json.dumps(record, indent=2))
     print(f"[mnist] {mnist_run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}", flush=True)
     return record
+
+
+GAP_WINDOW = 50  # steps per point of the energy-gap trajectory
+
+
+def read_history(path: Path, fallback: list[dict]) -> list[dict]:
+    """A run's per-step records from its ``history.jsonl`` (all steps, also of a resumed run), else ``fallback``."""
+    if not path.is_file():
+        return fallback
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def energy_gap_trajectory(history: list[dict], window: int = GAP_WINDOW) -> dict:
+    """Mean ``|E(data) - E(samples)|`` (the step records' ``energy_gap``) over consecutive windows of ``window``
+    steps; ``steps`` is the last step of each window (the last window may be shorter)."""
+    rows = [h for h in history if h.get("energy_gap") is not None]
+    starts = range(0, len(rows), window)
+    return {"window": window, "steps": [rows[min(i + window, len(rows)) - 1]["step"] for i in starts],
+            "mean_abs_gap": [float(np.mean([h["energy_gap"] for h in rows[i:i + window]])) for i in starts]}
 
 
 def evaluate_mnist(pipeline_dir, args) -> tuple[dict, dict]:
@@ -327,7 +362,31 @@ def mnist_table(records: list[dict]) -> str:
     if floors:
         text += (f"\nDomain FD of {records[0].get('num_samples', 1000)} training images against the "
                  f"held-out split (the floor): {np.mean(floors):.3g}\n")
-    return text
+    return text + gap_table(by_run)
+
+
+def gap_table(by_run: dict[str, list[dict]]) -> str:
+    """The energy-gap trajectory of every run that recorded one: mean ± std over seeds, per full window of steps."""
+    rows, missing = {}, []
+    for name, rs in by_run.items():
+        trajectories = [r["energy_gap_trajectory"] for r in rs if r.get("energy_gap_trajectory")]
+        if len(trajectories) < len(rs):
+            missing.append(f"{name} (seeds {', '.join(str(r['seed']) for r in rs if not r.get('energy_gap_trajectory'))})")
+        full = [[g for g, end in zip(t["mean_abs_gap"], t["steps"]) if end % t["window"] == 0] for t in trajectories]
+        if any(full):
+            rows[name] = (len(full), full)
+    if not rows:
+        return ""
+    n = max(len(f) for _, runs in rows.values() for f in runs)
+    head = ["run", "seeds"] + [f"{i * GAP_WINDOW + 1}-{(i + 1) * GAP_WINDOW}" for i in range(n)]
+    lines = ["", f"Energy gap: mean |E(data) - E(samples)| per {GAP_WINDOW}-step window (mean ± std over seeds)", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, (seeds, runs) in rows.items():
+        cells = [fmt([f[i] for f in runs if i < len(f)]) for i in range(n)]
+        lines.append("| " + " | ".join([name, str(seeds)] + cells) + " |")
+    if missing:
+        lines += ["", f"Not recorded (cached before runs kept their gap trajectory): {'; '.join(missing)}"]
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -71,6 +71,62 @@ def test_mnist_suite_trains_evaluates_caches_and_rebuilds_the_table(reproduce, t
     # the table is the cache's: every cached run, not only those of this call's --methods
     assert variant.count("| inference_only") == 2 and "| short_run | - | 1 | 2 |" in variant
 
+    # every run records its energy-gap trajectory (from its history.jsonl), its precision and whether it resumed
+    history = [json.loads(line) for line in (tmp_path / "cache/mnist/mnist/short_run/seed0/history.jsonl").open()]
+    assert short["energy_gap_trajectory"] == {
+        "window": 50, "steps": [2], "mean_abs_gap": [pytest.approx((history[0]["energy_gap"] + history[1]["energy_gap"]) / 2)]}
+    assert short["mixed_precision"] == "no" and short["resumed"] is False
+    assert "Energy gap: mean |E(data) - E(samples)| per 50-step window" not in variant  # no full window yet
+    # equal wall clock: no step limit, the budget decides (0 minutes: one step); its own row. (bf16 is the same with
+    # --set run.mixed_precision=bf16, in a process of its own: accelerate's state keeps a process's first precision)
+    wall = reproduce.main(argv + ["--methods", "short_run", "--variant", "wall", "--set", "run.max_minutes=0",
+                                  "--set", "run.max_steps=null"])
+    record = json.loads((tmp_path / "cache/mnist/mnist/short_run+wall/seed0.json").read_text())
+    assert record["iterations"] == 1 and record["energy_gap_trajectory"]["steps"] == [1]
+    assert record["config"]["run"]["max_steps"] is None and record["config"]["run"]["max_minutes"] == 0
+    assert "| short_run+wall | `run.max_minutes=0`, `run.max_steps=null` | 1 | 1 |" in wall
+    # a record cached before trajectories were kept still compares equal and still makes the table
+    path = tmp_path / "cache/mnist/mnist/short_run/seed0.json"
+    old = json.loads(path.read_text())
+    for key in ("energy_gap_trajectory", "mixed_precision", "resumed"):
+        del old[key]
+    path.write_text(json.dumps(old))
+    assert reproduce.main(argv + ["--methods", "short_run"]) == reproduce.main(argv + ["--table-only"])
+    assert path.read_text() == json.dumps(old)  # not retrained
+
+
+def test_energy_gap_trajectory_and_its_table(reproduce):
+    history = [{"step": s, "energy_gap": float(s)} for s in range(1, 121)]
+    trajectory = reproduce.energy_gap_trajectory(history)
+    assert trajectory == {"window": 50, "steps": [50, 100, 120], "mean_abs_gap": [25.5, 75.5, 110.5]}
+
+    def record(seed, trajectory):
+        return {"seed": seed, **({"energy_gap_trajectory": trajectory} if trajectory else {})}
+
+    shifted = reproduce.energy_gap_trajectory([{"step": s, "energy_gap": s + 2.0} for s in range(1, 61)])
+    table = reproduce.gap_table({"dual_mcmc": [record(0, None), record(1, None)],
+                                 "dual_mcmc+bf16": [record(0, trajectory), record(1, shifted)]})
+    # full windows only (the partial last window is in the record, not in the table), mean ± std over seeds
+    assert "| run | seeds | 1-50 | 51-100 |" in table
+    assert "| dual_mcmc+bf16 | 2 | 26.5 ± 1.4 | 75.5 |" in table
+    assert "Not recorded (cached before runs kept their gap trajectory): dual_mcmc (seeds 0, 1)" in table
+    assert reproduce.gap_table({"dual_mcmc": [record(0, None)]}) == ""
+
+
+def test_cached_fp32_dual_mcmc_runs_match_the_current_settings(reproduce, tmp_path):
+    """The committed float32 dual-MCMC runs (seeds 0, 1) are reused by benchmarks/run_bf16_study.sh: they must still
+    compare equal to what the suite would train now (else reproduce.py refuses them)."""
+    args = reproduce.parse_args(["--suite", "mnist"])
+    for seed in (0, 1):
+        path = reproduce.run_path(REPO_ROOT / "benchmarks" / "cache", "mnist", "mnist", "dual_mcmc", seed)
+        cached = json.loads(path.read_text())
+        assert cached["train_seconds"] > 0 and cached["iterations"] == args.mnist_steps
+        current = reproduce.mnist_config(args, "dual_mcmc", seed, tmp_path).to_dict()
+        assert reproduce.comparable(cached["config"]) == reproduce.comparable(current)
+        bf16 = reproduce.parse_args(["--suite", "mnist", "--variant", "bf16", "--set", "run.mixed_precision=bf16"])
+        other = reproduce.comparable(reproduce.mnist_config(bf16, "dual_mcmc", seed, tmp_path).to_dict())
+        assert other != reproduce.comparable(current) and other["run"]["mixed_precision"] == "bf16"
+
 
 def test_toy_suite_runs_caches_and_rebuilds_the_table(reproduce, tmp_path, monkeypatch):
     import hf_dualmcmc.toy as toy
