@@ -329,7 +329,7 @@ def test_bench_step_repeat_sets_time_fp32_bf16_and_reference_interleaved(tmp_pat
     assert machine["isa"] == torch.backends.cpu.get_cpu_capability() and machine["onednn"] == onednn_version()
     assert set(machine["cpu_flags"]) == {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16"}
     assert machine["threads"] == res["threads"] == 1
-    assert printed.count(f"cpu {machine['cpu_model']} (avx512f=") == 2  # the header and under the table
+    assert printed.count(f"cpu {machine['cpu_model']} [{machine['cpu_id']}] (avx512f=") == 2  # header, under the table
     assert f"dispatch {machine['isa']}, oneDNN {machine['onednn']}" in printed
     # one run of every mode per set, in order, after the warm-up; medians and the three ratios
     for section in ("train", "sample"):

@@ -176,11 +176,15 @@ def onednn_version() -> str:
 
 
 def machine_info(device: torch.device | str = "cpu") -> dict:
-    """What a timing depends on: CPU model and bf16-relevant flags, the ISA torch's CPU kernels dispatch to
+    """What a timing depends on: CPU model (and vendor / family / model number) and bf16-relevant flags, the ISA torch's CPU kernels dispatch to
     (``torch.backends.cpu.get_cpu_capability()``), the oneDNN version, torch's threads, and the GPU if ``device`` is
     one."""
     flags = cpu_flags()
-    info = {"cpu_model": cpu_model(), "cpu_flags": {f: f in flags for f in BF16_FLAGS},
+    # a virtual machine's model name can be generic ("AMD EPYC"): vendor, family and model number pin it down
+    ids = {label: _cpuinfo_field(key) for label, key in (("vendor", "vendor_id"), ("family", "cpu family"),
+                                                         ("model", "model"))}
+    cpu_id = " ".join(f"{label} {value}" for label, value in ids.items() if value is not None)
+    info = {"cpu_model": cpu_model(), "cpu_id": cpu_id, "cpu_flags": {f: f in flags for f in BF16_FLAGS},
             "isa": torch.backends.cpu.get_cpu_capability(), "onednn": onednn_version(),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__}
     if torch.device(device).type == "cuda":
@@ -192,7 +196,8 @@ def describe_machine(info: dict) -> str:
     """One line for :func:`machine_info`'s dict."""
     flags = " ".join(f"{k}={int(v)}" for k, v in info["cpu_flags"].items())
     gpu = f"; gpu {info['gpu']}" if "gpu" in info else ""
-    return (f"cpu {info['cpu_model']} ({flags}); torch {info['torch']} dispatch {info['isa']}, oneDNN "
+    cpu_id = f" [{info['cpu_id']}]" if info.get("cpu_id") else ""
+    return (f"cpu {info['cpu_model']}{cpu_id} ({flags}); torch {info['torch']} dispatch {info['isa']}, oneDNN "
             f"{info['onednn']}; threads {info['threads']} of {info['cpus']} cpus{gpu}")
 
 
