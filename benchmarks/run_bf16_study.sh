@@ -4,6 +4,7 @@
 #   bash benchmarks/run_bf16_study.sh            # from the repository root, on an idle machine (~45 min on 2 cores)
 #   FP32_RERUN=1 bash benchmarks/run_bf16_study.sh   # also retrain float32 (variant dual_mcmc+fp32, ~25 min more)
 #   COMPILE=1 ...                                     # also time both precisions with --compile (step 2b)
+#   FP32_RUN=dual_mcmc+noema ...                      # take the float32 arm (and budget) from that cached variant
 #
 # 1. bench_step: fp32, bf16 and the reference, interleaved in one process (the must-show command);
 # 2. bench_step --profile: one optimised iteration of each precision under torch.profiler;
@@ -48,7 +49,7 @@ fi
 # 3. MNIST quality at equal iterations and equal wall clock (each reproduce.py call is its own process: accelerate
 #    keeps the first mixed precision of a process)
 "$PY" "${MNIST[@]}" 2>&1 | tee "$OUT/mnist_fp32.log"      # float32, 400 iterations: cached, only checked
-FP32_RUN=dual_mcmc
+FP32_RUN=${FP32_RUN:-dual_mcmc}  # e.g. FP32_RUN=dual_mcmc+noema: float32 runs already retrained under another variant
 if [ "${FP32_RERUN:-0}" = 1 ]; then
     "$PY" "${MNIST[@]}" --variant fp32 --set run.mixed_precision=no 2>&1 | tee "$OUT/mnist_fp32_rerun.log"
     FP32_RUN=dual_mcmc+fp32

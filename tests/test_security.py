@@ -179,9 +179,9 @@ def test_evaluate_script_refuses_pickled_inception_weights(pipe_dir, tmp_path, m
             "--batch-size", "2", "--steps", "0", "--no-progress", "--inception-weights", str(evil)]
     cli = load_script("evaluate.py")
     with pytest.raises(InceptionWeightsError, match="has SHA-256"):
-        cli.main(argv)
+        cli.evaluate(cli.parse_args(argv))  # main() turns these into one line and exit code 2 (checked below)
     with pytest.raises(InceptionWeightsError, match="was refused"):
-        cli.main(argv + ["--inception-weights-sha256", file_sha256(evil)])
+        cli.evaluate(cli.parse_args(argv + ["--inception-weights-sha256", file_sha256(evil)]))
     assert not (tmp_path / "out" / "results.json").exists()
     # as a command: exit code 2 and one line naming the file, no traceback
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -221,8 +221,10 @@ def test_evaluate_script_refuses_pickled_reference_statistics(pipe_dir, good_wei
     argv = ["--pipeline", str(pipe_dir), "--out", str(tmp_path / "out"), "--metrics", "fid", "--num-samples", "2",
             "--batch-size", "2", "--steps", "0", "--no-progress", "--inception-weights", path,
             "--inception-weights-sha256", sha, "--fid-feature-layer", "64", "--reference", str(stats)]
+    cli = load_script("evaluate.py")
     with pytest.raises(ValueError, match=r"stats\.npz' was refused"):
-        load_script("evaluate.py").main(argv)
+        cli.evaluate(cli.parse_args(argv))
+    assert cli.main(argv) == 2 and not marker.exists()
 
 
 def test_image_npz_with_object_arrays_is_refused(tmp_path, marker):
