@@ -68,7 +68,8 @@ echo "# wall-clock budget of the bf16-wall runs: $MINUTES min (mean training tim
 "$PY" benchmarks/reproduce.py --suite mnist --seeds 0,1 --out-dir "$OUT" --table-only | tee "$OUT/mnist_tables.log"
 "$PY" - <<EOF
 import glob, json
-floors = {p: json.load(open(p))["metrics"].get("domain_fd_train_data") for p in sorted(glob.glob("$CACHE/dual_mcmc*/seed[01].json"))}
+paths = sorted(glob.glob("$CACHE/$FP32_RUN/seed[01].json") + glob.glob("$CACHE/dual_mcmc+bf16*/seed[01].json"))
+floors = {p: json.load(open(p))["metrics"].get("domain_fd_train_data") for p in paths}
 for p, f in floors.items():
     print(f"domain FD floor {f}: {p}")
 if len({round(f, 6) for f in floors.values() if f is not None}) > 1:

@@ -88,7 +88,7 @@ def test_page_in_a_browser(demo, tmp_path):
     if CHROMIUM is None:
         pytest.skip("no Chromium binary (apt-get install chromium, or set CHROMIUM=/path/to/chrome)")
     port = _free_port()
-    page_app = app.build_demo(demo, "Dual-MCMC EBM: test").queue()
+    page_app = app.build_demo(demo, f"Dual-MCMC EBM: {os.environ.get('DEMO_PIPELINE', 'test')}").queue()
     page_app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                     max_file_size="1mb")
     flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
