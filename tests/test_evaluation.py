@@ -135,7 +135,6 @@ def test_offline_without_weights_names_flag_and_file(tmp_path, monkeypatch):
     with pytest.raises(InceptionWeightsNotFoundError) as err:
         InceptionScorer(None)
     assert "--inception-weights" in str(err.value) and INCEPTION_WEIGHTS_FILENAME in str(err.value)
-    assert cli.main(argv) == 2  # as a command: one line on stderr, exit code 2
     with pytest.raises(InceptionWeightsNotFoundError, match="--inception-weights"):
         InceptionScorer(tmp_path / "missing.pth")
 
@@ -456,3 +455,4 @@ def test_cli_offline_without_weights_names_flag_and_file(pipe_dir, tmp_path, mon
     with pytest.raises(InceptionWeightsNotFoundError) as err:
         cli.evaluate(cli.parse_args(argv))
     assert "--inception-weights" in str(err.value) and INCEPTION_WEIGHTS_FILENAME in str(err.value)
+    assert cli.main(argv) == 2  # as a command: one line on stderr, exit code 2
