@@ -310,13 +310,16 @@ def profile_ops(fn: Callable[[], Any], *models: nn.Module | None, top: int = 15)
 
 def profile_markdown(profile: dict, title: str = "") -> str:
     """Two markdown tables of :func:`profile_ops`'s result: by category, then the top ops."""
-    lines = [f"{title}self CPU time {profile['total_ms']:.1f} ms in all", "",
-             "| category | self CPU ms | % of total | calls |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['category']} | {r['self_ms']:.1f} | {r['percent']:.1f} | {r['calls']} |"
-              for r in sorted(profile["categories"], key=lambda r: -r["self_ms"])]
-    lines += ["", "| op | self CPU ms | % of total | calls |", "| --- | --- | --- | --- |"]
-    lines += [f"| `{r['op']}` | {r['self_ms']:.1f} | {r['percent']:.1f} | {r['calls']} |" for r in profile["top_ops"]]
-    return "\n".join(lines) + "\n"
+    from .evaluation.analysis import markdown_table
+
+    def rows(items, key, fmt=str):
+        return [{key: fmt(r[key]), "self CPU ms": f"{r['self_ms']:.1f}", "% of total": f"{r['percent']:.1f}",
+                 "calls": r["calls"]} for r in items]
+
+    categories = rows(sorted(profile["categories"], key=lambda r: -r["self_ms"]), "category")
+    ops = rows(profile["top_ops"], "op", lambda op: f"`{op}`")
+    return (f"{title}self CPU time {profile['total_ms']:.1f} ms in all\n\n{markdown_table(categories)}\n\n"
+            f"{markdown_table(ops)}\n")
 
 
 __all__ = [
