@@ -27,6 +27,13 @@ wall-clock run is never resumed, it starts over)::
         --set run.max_minutes=11.6 --set run.max_steps=null
 
 (``benchmarks/run_bf16_study.sh`` runs the whole comparison.)
+
+A recipe file instead of the suite's settings (``--config``: the YAML's sections as written, plus this suite's method,
+seed, output folder and evaluation; cached as ``METHOD+config-STEM`` unless ``--variant`` names it), e.g. the CPU
+recipe of issue #16 (``benchmarks/run_quality_study.sh`` runs that whole study)::
+
+    ... --suite mnist --config configs/mnist.yaml --mnist-samples 2000 --methods dual_mcmc --seeds 0,1 \
+        --variant recipe-ema --set run.max_minutes=null --set run.use_ema=true
 """
 
 from __future__ import annotations
@@ -169,6 +176,11 @@ def mnist_run_name(method: str, variant: str | None) -> str:
 def mnist_config(args, method: str, seed: int, output_dir: Path):
     from hf_dualmcmc.training_config import TrainConfig, apply_overrides
 
+    if args.config is not None:  # a recipe file (e.g. configs/mnist.yaml): its settings, this suite's bookkeeping
+        raw = apply_overrides(read_yaml_config(args.config), [
+            f"teaching.method={method}", f"run.output_dir={output_dir}", f"run.seed={seed}", "run.sample_every=0",
+            "run.report_to=none", "run.push_to_hub=false", "run.dataset_name=mnist", *args.overrides])
+        return TrainConfig.from_dict(raw)
     raw = apply_overrides({
         # data.py's MNIST "train" is images [0, 9000); the evaluation (FD reference, reconstructions) uses its
         # held-out "test" split [9000, 10000)
@@ -188,6 +200,18 @@ def mnist_config(args, method: str, seed: int, output_dir: Path):
         if key not in (raw.get("sampler") or {}):
             setattr(config.sampler, key, value)
     return config
+
+
+def read_yaml_config(path: Path) -> dict:
+    """The raw sections of a YAML training config (``scripts/train.py --config``), checked to be MNIST's."""
+    import yaml
+
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    source = (raw.get("data") or {}).get("source")
+    if source != "mnist":
+        raise SystemExit(f"--config {path}: the MNIST suite evaluates on MNIST's held-out split, so the config must "
+                         f"train on data.source: mnist, got {source!r}")
+    return raw
 
 
 def comparable(config: dict) -> dict:
@@ -412,6 +436,9 @@ def parse_args(argv=None):
     p.add_argument("--mnist-samples", type=int, default=1000, help="MNIST: samples drawn for the FDs")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="MNIST: a trainer config override (repeatable, e.g. model.spectral_norm=false); needs --variant")
+    p.add_argument("--config", type=Path, default=None,
+                   help="MNIST: train from this YAML recipe (e.g. configs/mnist.yaml) instead of the suite's settings "
+                        "(--mnist-* are then ignored); cached as METHOD+config-STEM unless --variant names it")
     p.add_argument("--variant", default=None,
                    help="MNIST: name of a run with --set overrides; cached as METHOD+VARIANT, its own table row")
     p.add_argument("--fd-classifier-steps", type=int, default=DEFAULT_TRAIN_STEPS,
@@ -427,6 +454,10 @@ def parse_args(argv=None):
     if bad:
         p.error(f"unknown methods {sorted(bad)}; expected some of {METHODS}")
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    if args.config is not None:
+        if not args.config.is_file():
+            p.error(f"--config {args.config}: no such file")
+        args.variant = args.variant or f"config-{args.config.stem}"
     if args.overrides and not args.variant:
         p.error("--set changes a run's settings: name the run with --variant so it is cached apart from the default")
     if args.variant is not None and not args.variant.replace("-", "").replace("_", "").isalnum():

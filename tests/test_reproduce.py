@@ -159,3 +159,25 @@ def test_mnist_runs_are_sampled_with_their_training_chain(reproduce, tmp_path):
     changed = config("teaching.step_size=0.3", "teaching.use_noise=false")
     assert (changed.sampler.step_size, changed.sampler.noise_scale) == (0.3, 0.0)
     assert config("teaching.step_size=0.3", "sampler.step_size=0.4").sampler.step_size == 0.4
+
+
+def test_a_recipe_file_is_trained_as_written_with_the_suites_bookkeeping(reproduce, tmp_path, capsys):
+    args = reproduce.parse_args(["--suite", "mnist", "--config", str(REPO_ROOT / "configs" / "mnist.yaml")])
+    assert args.variant == "config-mnist"  # cached apart from the suite's default runs
+    config = reproduce.mnist_config(args, "cooperative", 2, tmp_path / "run")
+    recipe = reproduce.read_yaml_config(REPO_ROOT / "configs" / "mnist.yaml")
+    assert config.teaching.method == "cooperative" and config.run.seed == 2
+    assert config.run.output_dir == str(tmp_path / "run") and config.run.report_to == "none"
+    assert config.teaching.lr_generator == recipe["teaching"]["lr_generator"]
+    assert config.run.max_steps == recipe["run"]["max_steps"] and config.sampler.step_size == recipe["sampler"]["step_size"]
+    changed = reproduce.parse_args(["--suite", "mnist", "--config", str(REPO_ROOT / "configs" / "mnist.yaml"),
+                                    "--variant", "short", "--set", "run.max_steps=7"])
+    assert reproduce.mnist_config(changed, "dual_mcmc", 0, tmp_path).run.max_steps == 7
+
+    other = tmp_path / "digits.yaml"
+    other.write_text((REPO_ROOT / "configs" / "digits.yaml").read_text())
+    with pytest.raises(SystemExit, match="data.source: mnist"):
+        reproduce.mnist_config(reproduce.parse_args(["--suite", "mnist", "--config", str(other)]), "dual_mcmc", 0, tmp_path)
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--suite", "mnist", "--config", str(tmp_path / "missing.yaml")])
+    assert "no such file" in capsys.readouterr().err

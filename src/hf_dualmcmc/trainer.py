@@ -477,8 +477,10 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         if accelerator.trackers == [] and run.report_to not in (None, "none"):
             accelerator.init_trackers("dualmcmc", config=_flat(config.to_dict()))
         last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
-        bar = tqdm(total=total_steps, initial=step, disable=not main, desc=teaching.method.replace("_", "-"),
-                   dynamic_ncols=True)
+        # a wall-clock budget without max_steps ends long before epochs x steps: no total, so no made-up ETA
+        timed = run.max_minutes is not None and run.max_steps is None
+        bar = tqdm(total=None if timed else total_steps, initial=step, disable=not main,
+                   desc=teaching.method.replace("_", "-"), dynamic_ncols=True)
         lr_key = f"lr_{trained[0]}"  # the first optimizer's network
         started = time.time()
         batches, data = None, None
