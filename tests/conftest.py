@@ -14,6 +14,17 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO_ROOT.parent / "shared"))
+MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+
+
+def load_module(relative_path: str, name: str):
+    """A script of the repository (``benchmarks/reproduce.py``, ...) imported as module ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relative_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

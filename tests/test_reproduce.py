@@ -1,21 +1,15 @@
 """benchmarks/reproduce.py end to end at toy sizes: runs are cached, skipped when cached, and the table and plots are
 rebuilt from the cache alone (``--table-only``)."""
 
-import importlib.util
 import json
 
 import pytest
-from conftest import REPO_ROOT, SHARED
-
-MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+from conftest import MNIST, REPO_ROOT, load_module
 
 
 @pytest.fixture(scope="module")
 def reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce", REPO_ROOT / "benchmarks" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("benchmarks/reproduce.py", "reproduce")
 
 
 def test_bad_arguments_are_refused(reproduce, capsys):

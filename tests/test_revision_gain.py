@@ -1,22 +1,16 @@
 """benchmarks/revision_gain.py: one x-chain scored at several steps, paired bootstrap of the FD gain."""
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, SHARED
-
-MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+from conftest import MNIST, load_module
 
 
 @pytest.fixture(scope="module")
 def revision_gain():
-    spec = importlib.util.spec_from_file_location("revision_gain", REPO_ROOT / "benchmarks" / "revision_gain.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("benchmarks/revision_gain.py", "revision_gain")
 
 
 def test_the_kept_states_are_the_pipelines_own_samples(revision_gain, tiny_pipeline):
