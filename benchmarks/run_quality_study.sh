@@ -2,7 +2,7 @@
 # MNIST sample quality at CPU scale (issue #16): the lever screen, the 30-minute recipe (configs/mnist.yaml), the
 # same-budget method comparison and the revision-gain study, in that order. From the repository root, 2 idle cores:
 #
-#   bash benchmarks/run_quality_study.sh          # about 2 h 30 min of wall clock
+#   bash benchmarks/run_quality_study.sh          # about 3 h of wall clock (estimated from the parts run on 2026-12-01)
 #
 # Every training run is one process with OMP_NUM_THREADS=1 and two run at a time (on this 2-core CPU that is 1.8x
 # the throughput of one 2-thread process), so wall-clock budgets and "train s" are per process with a neighbour.
@@ -53,7 +53,8 @@ done | xargs -P 2 -I{} sh -c {}
 
 # 3. same budget, 3 seeds: every method with the recipe's settings for 400 iterations, sampled with the training
 #    chain (15 steps of 0.5 from G(z), or from noise for short-run), no EMA; then the three baselines again for the mean
-#    wall clock of the dual-MCMC runs (and dual-MCMC itself once, as a check of the budget). Two jobs at a time,
+#    wall clock of the dual-MCMC runs (and dual-MCMC itself once, as a check of the budget; this second queue was not
+#    run on 2026-12-01: docs/RESULTS.md has the equal-iteration half only). Two jobs at a time,
 #    the evaluation jobs first, so that every timed run has a neighbour.
 CMP="--set sampler.num_inference_steps=15 --set sampler.step_size=0.5 --set run.use_ema=false"
 {
@@ -64,6 +65,9 @@ CMP="--set sampler.num_inference_steps=15 --set sampler.step_size=0.5 --set run.
          "--pipeline seed1=$RUNS/dual_mcmc+config-mnist/seed1/pipeline --settings 0.4:0.001 --out $OUT/revision_gain"
     echo "$PY benchmarks/revision_gain.py --pipeline seed0=$RUNS/dual_mcmc+config-mnist/seed0/pipeline" \
          "--settings 1.0:0.001,1.0:0.02 --out $OUT/revision_gain_larger_steps"
+    echo "$PY benchmarks/revision_gain.py --pipeline ema-seed0=$RUNS/dual_mcmc+recipe-ema/seed0/pipeline" \
+         "--pipeline ema-seed1=$RUNS/dual_mcmc+recipe-ema/seed1/pipeline --settings 0.4:0.001 --max-steps 100" \
+         "--record 5,10,15,30,50,70,100 --out $OUT/revision_gain_ema"
     for m in dual_mcmc cooperative short_run inference_only; do for s in 0 1 2; do
         echo "$PY ${RECIPE[*]} --methods $m --seeds $s --variant cmp-iter --set run.max_steps=400 --set run.max_minutes=null $CMP"
     done; done
