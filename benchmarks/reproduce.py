@@ -174,13 +174,16 @@ def mnist_run_name(method: str, variant: str | None) -> str:
 
 
 def mnist_config(args, method: str, seed: int, output_dir: Path):
-    from hf_dualmcmc.training_config import TrainConfig, apply_overrides
+    from hf_dualmcmc.training_config import TrainConfig, apply_overrides, load_config
 
     if args.config is not None:  # a recipe file (e.g. configs/mnist.yaml): its settings, this suite's bookkeeping
-        raw = apply_overrides(read_yaml_config(args.config), [
+        config = load_config(args.config, [
             f"teaching.method={method}", f"run.output_dir={output_dir}", f"run.seed={seed}", "run.sample_every=0",
             "run.report_to=none", "run.push_to_hub=false", "run.dataset_name=mnist", *args.overrides])
-        return TrainConfig.from_dict(raw)
+        if config.data.source != "mnist":
+            raise SystemExit(f"--config {args.config}: the MNIST suite evaluates on MNIST's held-out split, so the "
+                             f"config must train on data.source: mnist, got {config.data.source!r}")
+        return config
     raw = apply_overrides({
         # data.py's MNIST "train" is images [0, 9000); the evaluation (FD reference, reconstructions) uses its
         # held-out "test" split [9000, 10000)
@@ -200,18 +203,6 @@ def mnist_config(args, method: str, seed: int, output_dir: Path):
         if key not in (raw.get("sampler") or {}):
             setattr(config.sampler, key, value)
     return config
-
-
-def read_yaml_config(path: Path) -> dict:
-    """The raw sections of a YAML training config (``scripts/train.py --config``), checked to be MNIST's."""
-    import yaml
-
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    source = (raw.get("data") or {}).get("source")
-    if source != "mnist":
-        raise SystemExit(f"--config {path}: the MNIST suite evaluates on MNIST's held-out split, so the config must "
-                         f"train on data.source: mnist, got {source!r}")
-    return raw
 
 
 def comparable(config: dict) -> dict:

@@ -9,8 +9,8 @@ also reports why it helps or not: the mean energy of the samples against the hel
 moved the pixels (RMS per pixel, in [-1, 1] units). Floor: FD of 2,000 training images against the same reference.
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/revision_gain.py \
-        --pipeline recipe-s0=benchmarks/cache/mnist/mnist/dual_mcmc+recipe/seed0/pipeline \
-        --settings 0.4:0.001,1.0:0.001,2.0:0.005 --out docs/results/revision_gain
+        --pipeline seed0=benchmarks/cache/mnist/mnist/dual_mcmc+recipe-ema/seed0/pipeline \
+        --settings 0.4:0.001,1.0:0.001 --out docs/results/revision_gain
 
 writes ``OUT.json`` (every number), ``OUT.md`` (the table) and ``OUT.png`` (FD and energy against steps).
 """
@@ -123,8 +123,8 @@ def main(argv=None) -> dict:
     from hf_dualmcmc.evaluation.analysis import markdown_table, write_json
 
     scorer = DomainFrechetScorer("mnist", args.cache_dir)
-    reference = scorer.features(builtin_split("mnist", "test")[0])
     held_out = builtin_split("mnist", "test")[0]
+    reference = scorer.features(held_out)
     floor = fd_from_features(scorer.features(builtin_split("mnist", "train")[0][: args.num_samples]), reference)
     results, rows = {"floor": floor, "num_samples": args.num_samples, "runs": []}, []
     for name, path in args.pipeline.items():
