@@ -11,12 +11,12 @@ import os
 import shutil
 import socket
 import sys
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 from hf_dualmcmc import (
     DualMCMCEncoderModel,
@@ -26,9 +26,8 @@ from hf_dualmcmc import (
     configs_for_image_size,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 gr = pytest.importorskip("gradio", reason="the demo needs the demo extra: pip install -e '.[demo]'")
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO_ROOT))
 import app  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

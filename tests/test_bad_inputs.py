@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import io
 import json
 import pickle
@@ -26,18 +25,15 @@ import PIL.Image
 import pytest
 import torch
 import yaml
+from conftest import load_module
 from test_security import MarkerPayload  # a pickle whose loading would create its marker file
 from test_trainer import tiny_config
 
-REPO = Path(__file__).resolve().parents[1]
 NAN, INF = float("nan"), float("inf")
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"_bad_inputs_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_module(f"scripts/{name}.py", f"_bad_inputs_{name}").main
 
 
 class ExitCode(Exception):

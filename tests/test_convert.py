@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from conftest import SHARED, load_module  # noqa: E402
 
 from hf_dualmcmc import DualMCMCPipeline, configs_for_image_size  # noqa: E402
 from hf_dualmcmc.convert import (  # noqa: E402
@@ -21,8 +22,6 @@ from hf_dualmcmc.convert import (  # noqa: E402
     official_layout,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO.parent / "shared"))
 TINY = dict(ngf=8, ndf=8, nif=4, latent_dim=6)
 
 
@@ -217,11 +216,7 @@ def test_data_parallel_prefix_is_accepted():
 
 
 def test_cli(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("convert_cli", REPO / "scripts" / "convert_official_checkpoint.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_module("scripts/convert_official_checkpoint.py", "convert_cli")
     configs = tiny_configs()
     torch.save(random_checkpoint(layout_of(configs)), tmp_path / "c.pth")
     args = [str(tmp_path / "c.pth"), str(tmp_path / "out"), "--dataset", "cifar10", "--ngf", "8", "--ndf", "8",
@@ -301,8 +296,6 @@ def test_authors_checkpoint_format_loads_weights_only(tmp_path):
 
 
 def test_file_errors_name_the_file(tmp_path, capsys):
-    import importlib.util
-
     configs = tiny_configs()
     ckpt = random_checkpoint(layout_of(configs))
     path = tmp_path / "c.pth"
@@ -330,9 +323,7 @@ def test_file_errors_name_the_file(tmp_path, capsys):
     assert "netG missing keys: ['lin_1.bias']" in msg and "conv51.weight: expected [6, 32, 4, 4], got [6, 32, 3, 3]" in msg
     assert not (tmp_path / "out").exists()
 
-    spec = importlib.util.spec_from_file_location("convert_cli", REPO / "scripts" / "convert_official_checkpoint.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_module("scripts/convert_official_checkpoint.py", "convert_cli")
     assert cli.main([str(path), str(tmp_path / "out"), "--dataset", "cifar10"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: official checkpoint {str(path)!r}: the checkpoint does not match the official "

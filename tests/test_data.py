@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from conftest import SHARED  # noqa: E402
 
 from hf_dualmcmc.data import (  # noqa: E402
     DataConfig,
@@ -30,8 +31,6 @@ from hf_dualmcmc.data import (  # noqa: E402
     load_source,
     read_idx,
 )
-
-SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 
 
 def px(value):

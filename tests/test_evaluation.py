@@ -16,6 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
+from conftest import MNIST, REPO_ROOT, load_module
+
 from hf_dualmcmc import (  # noqa: E402
     DualMCMCEncoderModel,
     DualMCMCEnergyModel,
@@ -46,9 +48,6 @@ from hf_dualmcmc.evaluation import (  # noqa: E402
 )
 from hf_dualmcmc.serialization import file_sha256  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO.parent / "shared"))
-MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
 needs_mnist = pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not found at {MNIST} (../shared absent)")
 
 
@@ -374,14 +373,14 @@ def test_ablation_sweep_table_and_json(pipe, tmp_path):
 def test_evaluate_load_metric_modules(inception_weights, inception_sha256):
     import evaluate
 
-    mse = evaluate.load(str(REPO / "metrics" / "dualmcmc_recon_mse"))
+    mse = evaluate.load(str(REPO_ROOT / "metrics" / "dualmcmc_recon_mse"))
     rng = np.random.default_rng(0)
     a, b = rng.random((3, 8, 8, 1)), rng.random((3, 8, 8, 1))
     assert mse.compute(predictions=a, references=b)["mse"] == pytest.approx(np.mean((a - b) ** 2), rel=1e-5)
     u = to_uint8(a)
     assert mse.compute(predictions=u, references=u)["mse"] == 0.0
 
-    fid = evaluate.load(str(REPO / "metrics" / "dualmcmc_fid"))
+    fid = evaluate.load(str(REPO_ROOT / "metrics" / "dualmcmc_fid"))
     x = _random_images(8)
     kw = dict(inception_weights=inception_weights, inception_weights_sha256=inception_sha256, feature_layer="64")
     same = fid.compute(predictions=x, references=x, **kw)
@@ -420,14 +419,14 @@ def test_cli_smoke(pipe_dir, inception_weights, inception_sha256, tmp_path):
     np.savez(ref, images=_random_images(12))
     out = tmp_path / "out"
     cmd = [
-        sys.executable, str(REPO / "scripts" / "evaluate.py"), "--pipeline", str(pipe_dir), "--out", str(out),
+        sys.executable, str(REPO_ROOT / "scripts" / "evaluate.py"), "--pipeline", str(pipe_dir), "--out", str(out),
         "--metrics", "fid,recon,profile,interp,ablation", "--num-samples", "8", "--batch-size", "8",
         "--reference", str(ref), "--inception-weights", inception_weights,
         "--inception-weights-sha256", inception_sha256, "--fid-feature-layer", "64",
         "--num-recon", "8", "--steps", "2", "--latent-steps", "1", "--ablation-x-steps", "0,2",
         "--ablation-z-steps", "0,1", "--ablation-samples", "4", "--no-progress",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -443,11 +442,7 @@ def test_cli_smoke(pipe_dir, inception_weights, inception_sha256, tmp_path):
 
 
 def test_cli_offline_without_weights_names_flag_and_file(pipe_dir, tmp_path, monkeypatch):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("evaluate_cli", REPO / "scripts" / "evaluate.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_module("scripts/evaluate.py", "evaluate_cli")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     argv = ["--pipeline", str(pipe_dir), "--out", str(tmp_path / "out"), "--metrics", "is", "--num-samples", "2",

@@ -15,6 +15,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from conftest import REPO_ROOT, load_module  # noqa: E402
 from huggingface_hub import ModelCard  # noqa: E402
 from huggingface_hub.errors import OfflineModeIsEnabled  # noqa: E402
 
@@ -33,8 +34,6 @@ from hf_dualmcmc.hub import (  # noqa: E402
     self_contained_source,
     write_model_card,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_pipeline(encoder: bool = True) -> DualMCMCPipeline:
@@ -61,10 +60,10 @@ def saved(tmp_path_factory) -> tuple[DualMCMCPipeline, Path]:
 
 def test_template_ships_in_the_package_and_top_level_dir_is_the_same():
     assert TEMPLATES == ("run", "cifar10", "celeba64", "celebahq256", "church64")
-    top = REPO / "model_cards"
+    top = REPO_ROOT / "model_cards"
     assert top.resolve() == hub.TEMPLATE_PATH.parent, "model_cards/ must be the package template directory"
     assert sorted(p.name for p in top.glob("*.md")) == ["model_card.md"]  # one template: ModelCard.from_template
-    pyproject = (REPO / "pyproject.toml").read_text()
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     assert '"model_cards/*.md"' in pyproject
 
 
@@ -343,11 +342,7 @@ def test_export_from_pipeline_object_and_errors(tmp_path):
 
 
 def test_export_cli(saved, tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("export_cli", REPO / "scripts" / "export_for_hub.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_module("scripts/export_for_hub.py", "export_cli")
     _, path = saved
     assert cli.main([str(path), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "pipeline_dualmcmc.py").is_file()

@@ -5,6 +5,7 @@ import re
 
 import pytest
 import torch
+from conftest import REPO_ROOT, load_module
 
 from hf_dualmcmc import (
     DualMCMCEncoderModel,
@@ -279,13 +280,8 @@ def test_trainer_channels_last_matches_default_and_exports(tmp_path):
 
 
 def load_bench():
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("bench_step", root / "benchmarks" / "bench_step.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    root = REPO_ROOT
+    bench = load_module("benchmarks/bench_step.py", "bench_step")
     tiny = ["--config", str(root / "configs" / "digits.yaml"), "--ngf", "8", "--ndf", "8", "--nif", "4", "--latent-dim",
             "4", "--batch-size", "4", "--reference", "--channels-last", "--precision", "bf16", "--sample-steps", "3",
             "--set", "teaching.num_steps=3", "teaching.num_latent_steps=2"]

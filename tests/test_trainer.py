@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import REPO_ROOT, load_module
 
 from hf_dualmcmc import DualMCMCPipeline
 from hf_dualmcmc.trainer import CheckpointError, DivergenceError, list_checkpoints, train
 from hf_dualmcmc.training_config import TrainConfig, load_config
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(output_dir, **run):
@@ -146,12 +145,12 @@ def test_config_errors(tmp_path):
     with pytest.raises(ValueError, match=r"^run.stepz: unknown key; expected one of \['output_dir', 'batch_size'"):
         TrainConfig.from_dict({"data": {"source": "x"}, "run": {"stepz": 1}})
     with pytest.raises(ValueError, match="section.key=value"):
-        load_config(REPO / "configs" / "digits.yaml", ["max_steps=3"])
+        load_config(REPO_ROOT / "configs" / "digits.yaml", ["max_steps=3"])
 
 
 @pytest.mark.parametrize("name", ["cifar10", "celeba64", "celebahq256", "church64", "mnist", "digits"])
 def test_shipped_configs_parse(name):
-    cfg = load_config(REPO / "configs" / f"{name}.yaml", ["run.max_steps=1"])
+    cfg = load_config(REPO_ROOT / "configs" / f"{name}.yaml", ["run.max_steps=1"])
     assert cfg.run.max_steps == 1
     if name == "cifar10":
         t = cfg.teaching
@@ -165,7 +164,7 @@ def test_script_cli(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "--config", str(path), "run.seed=7"],
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "train.py"), "--config", str(path), "run.seed=7"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pipeline:" in proc.stdout
@@ -188,7 +187,7 @@ print(json.dumps({{"mp": r.mixed_precision, "scaler": r.grad_scaler, "last": r.h
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_training(tmp_path, precision):
     # a fresh process per precision: Accelerate's state is a process-wide singleton
-    code = MIXED_PRECISION_CHECK.format(tests=str(REPO / "tests"), out=str(tmp_path / precision), mp=precision)
+    code = MIXED_PRECISION_CHECK.format(tests=str(REPO_ROOT / "tests"), out=str(tmp_path / precision), mp=precision)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -373,12 +372,7 @@ def test_ema_with_accumulation_resumes_bit_identically_and_is_exported(tmp_path)
 
 
 def load_train_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("scripts/train.py", "train_script")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -427,7 +421,7 @@ def test_script_user_error_under_accelerate_launch(tmp_path):
     config.write_text(yaml.safe_dump(tiny_config(tmp_path / "out").to_dict()))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet", "--num_processes", "1", "--num_machines",
-           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "scripts" / "train.py"),
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO_ROOT / "scripts" / "train.py"),
            "--config", str(config), "run.batch_size=abc"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     # the script's one line; the launcher turns any failure into exit code 1 (and, without --quiet, adds its own
