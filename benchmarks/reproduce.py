@@ -28,6 +28,12 @@ wall-clock run is never resumed, it starts over)::
 
 (``benchmarks/run_bf16_study.sh`` runs the whole comparison.)
 
+Digits suite (scikit-learn's bundled 8x8 digits, offline: trains ``configs/digits.yaml`` or ``--config``, evaluates on
+the 180 held-out digits with the same metrics; the floor uses all 1,617 training digits when ``--samples`` is larger)::
+
+    OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/reproduce.py --suite digits --methods dual_mcmc --seeds 0,1 \
+        --samples 2000
+
 A recipe file instead of the suite's settings (``--config``: the YAML's sections as written, plus this suite's method,
 seed, output folder and evaluation; cached as ``METHOD+config-STEM`` unless ``--variant`` names it), e.g. the CPU
 recipe of issue #16 (``benchmarks/run_quality_study.sh`` runs that whole study)::
@@ -53,6 +59,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("dual_mcmc", "cooperative", "short_run", "inference_only")
+# the image suites: the data.source names of the dataset each one evaluates on (hf_dualmcmc.evaluation's builtins)
+SUITE_SOURCES = {"mnist": ("mnist",), "digits": ("sklearn:digits", "digits")}
 DEFAULT_TOYS = ("8gaussians", "rings", "checkerboard")
 
 
@@ -164,25 +172,27 @@ def toy_plots(args, toys, methods) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# MNIST suite
+# MNIST and digits suites
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def mnist_run_name(method: str, variant: str | None) -> str:
-    """Cache folder of an MNIST run: the method, or ``method+variant`` for a run with ``--set`` overrides."""
+def run_name(method: str, variant: str | None) -> str:
+    """Cache folder of an MNIST or digits run: the method, or ``method+variant`` for a run with ``--set`` overrides."""
     return method if not variant else f"{method}+{variant}"
 
 
-def mnist_config(args, method: str, seed: int, output_dir: Path):
+def image_config(args, method: str, seed: int, output_dir: Path):
+    """The training config of one run of the MNIST or digits suite (``args.suite``)."""
     from hf_dualmcmc.training_config import TrainConfig, apply_overrides, load_config
 
     if args.config is not None:  # a recipe file (e.g. configs/mnist.yaml): its settings, this suite's bookkeeping
         config = load_config(args.config, [
             f"teaching.method={method}", f"run.output_dir={output_dir}", f"run.seed={seed}", "run.sample_every=0",
-            "run.report_to=none", "run.push_to_hub=false", "run.dataset_name=mnist", *args.overrides])
-        if config.data.source != "mnist":
-            raise SystemExit(f"--config {args.config}: the MNIST suite evaluates on MNIST's held-out split, so the "
-                             f"config must train on data.source: mnist, got {config.data.source!r}")
+            "run.report_to=none", "run.push_to_hub=false", f"run.dataset_name={args.suite}", *args.overrides])
+        if config.data.source not in SUITE_SOURCES[args.suite]:
+            raise SystemExit(f"--config {args.config}: the {args.suite} suite evaluates on the held-out split of "
+                             f"{args.suite}, so the config must train on data.source: {SUITE_SOURCES[args.suite][0]}, "
+                             f"got {config.data.source!r}")
         return config
     raw = apply_overrides({
         # data.py's MNIST "train" is images [0, 9000); the evaluation (FD reference, reconstructions) uses its
@@ -220,12 +230,12 @@ def repo_relative(path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def run_mnist(args, method: str, seed: int) -> dict:
+def run_image_suite(args, method: str, seed: int) -> dict:
     from hf_dualmcmc.trainer import list_checkpoints, train
 
-    path = run_path(args.cache_dir, "mnist", "mnist", mnist_run_name(method, args.variant), seed)
+    path = run_path(args.cache_dir, args.suite, args.suite, run_name(method, args.variant), seed)
     out_dir = path.with_suffix("")
-    config = mnist_config(args, method, seed, out_dir)
+    config = image_config(args, method, seed, out_dir)
     if path.exists() and not args.force:
         cached = json.loads(path.read_text())
         if comparable(cached.get("config", config.to_dict())) != comparable(config.to_dict()):
@@ -236,24 +246,24 @@ def run_mnist(args, method: str, seed: int) -> dict:
     # killed before its first checkpoint, or one with a wall-clock budget (which cannot be split), starts over
     resume = bool(list_checkpoints(out_dir))
     if resume and config.run.max_minutes is not None:
-        print(f"[mnist] {out_dir}: a wall-clock-budget run cannot be continued; starting it over", flush=True)
+        print(f"[{args.suite}] {out_dir}: a wall-clock-budget run cannot be continued; starting it over", flush=True)
         resume = False
     run = dataclasses.replace(config.run, overwrite_output_dir=not resume)
     result = train(dataclasses.replace(config, run=run), resume_from_checkpoint="latest" if resume else None)
-    record = {"suite": "mnist", "dataset": "mnist", "method": method, "variant": args.variant,
+    record = {"suite": args.suite, "dataset": args.suite, "method": method, "variant": args.variant,
               "overrides": args.overrides, "seed": seed, "iterations": result.step,
               "train_seconds": result.seconds, "resumed": resume, "mixed_precision": result.mixed_precision,
               "config": config.to_dict(), "pipeline": repo_relative(result.pipeline_dir),
-              "num_samples": args.mnist_samples, "environment": environment(),
+              "num_samples": args.samples, "environment": environment(),
               "energy_gap_trajectory": energy_gap_trajectory(read_history(out_dir / "history.jsonl", result.history))}
     record["config"]["run"]["output_dir"] = repo_relative(out_dir)
     started = time.perf_counter()
-    record["metrics"], grids = evaluate_mnist(result.pipeline_dir, args)
+    record["metrics"], grids = evaluate_images(result.pipeline_dir, args)
     record["eval_seconds"] = time.perf_counter() - started
     if grids:
         atomic_savez(path.with_suffix(".npz"), grids)
     atomic_write(path, json.dumps(record, indent=2))
-    print(f"[mnist] {mnist_run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}", flush=True)
+    print(f"[{args.suite}] {run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}", flush=True)
     return record
 
 
@@ -276,10 +286,10 @@ def energy_gap_trajectory(history: list[dict], window: int = GAP_WINDOW) -> dict
             "mean_abs_gap": [float(np.mean([h["energy_gap"] for h in rows[i:i + window]])) for i in starts]}
 
 
-def evaluate_mnist(pipeline_dir, args) -> tuple[dict, dict]:
-    """Domain FD of revised samples and of generator proposals (against the held-out split), the same distance for
-    1,000 training images (the floor), reconstruction MSE Inf / Inf+L on 500 held-out images; plus the first 64
-    samples of each kind (uint8) for the plots."""
+def evaluate_images(pipeline_dir, args) -> tuple[dict, dict]:
+    """Domain FD of ``--samples`` revised samples and generator proposals against the suite's held-out split, the same
+    distance for as many training images (the floor; all 1,617 digits when fewer), reconstruction MSE Inf / Inf+L on
+    (up to) 500 held-out images; plus the first 64 samples of each kind (uint8) for the plots."""
     try:
         from hf_dualmcmc.evaluation import (
             DomainFrechetScorer,
@@ -288,18 +298,19 @@ def evaluate_mnist(pipeline_dir, args) -> tuple[dict, dict]:
             sample_images,
         )
     except ImportError as err:
-        print(f"MNIST evaluation needs hf_dualmcmc.evaluation (the evaluation suite, issue #4), which is not "
+        print(f"{args.suite} evaluation needs hf_dualmcmc.evaluation (the evaluation suite, issue #4), which is not "
               f"importable here ({err}); the trained pipeline is at {pipeline_dir}", file=sys.stderr)
         return {"error": "hf_dualmcmc.evaluation not importable"}, {}
     from hf_dualmcmc import DualMCMCPipeline
 
     pipe = DualMCMCPipeline.from_pretrained(pipeline_dir)
     pipe.set_progress_bar_config(disable=True)
-    scorer = DomainFrechetScorer("mnist", args.cache_dir / "mnist" / "eval-cache", steps=args.fd_classifier_steps)
+    scorer = DomainFrechetScorer(args.suite, args.cache_dir / args.suite / "eval-cache", steps=args.fd_classifier_steps)
     metrics, grids = {"domain_classifier_test_accuracy": scorer.info.get("test_accuracy")}, {}
-    proposals, revised, _ = sample_images(pipe, args.mnist_samples, batch_size=100, seed=0, progress=False)
-    train_images = builtin_split("mnist", "train")[0]
-    metrics["domain_fd_train_data"] = scorer.distance(train_images[: args.mnist_samples])
+    proposals, revised, _ = sample_images(pipe, args.samples, batch_size=100, seed=0, progress=False)
+    train_images = builtin_split(args.suite, "train")[0][: args.samples]  # all of them when fewer (digits)
+    metrics["domain_fd_train_data"] = scorer.distance(train_images)
+    metrics["domain_fd_train_data_n"] = len(train_images)
     if pipe.energy_model is not None:
         metrics["domain_fd_revised"] = scorer.distance(revised)
         grids["revised"] = revised[:64]
@@ -307,13 +318,24 @@ def evaluate_mnist(pipeline_dir, args) -> tuple[dict, dict]:
         metrics["domain_fd_proposals"] = scorer.distance(proposals)
         grids["proposals"] = proposals[:64]
     if pipe.encoder is not None:
-        held_out = builtin_split("mnist", "test")[0][:500]
+        held_out = builtin_split(args.suite, "test")[0][:500]
         rec = reconstruction_mse(pipe, held_out, seed=0, progress=False)
         metrics.update({k: rec[k] for k in ("mse_inf", "mse_inf_plus_l") if k in rec})
     return metrics, grids
 
 
-def mnist_plot(args, records: list[dict]) -> Path | None:
+def grid_tile(image: np.ndarray):
+    """One uint8 ``[H, W, 1]`` sample as a PIL tile: MNIST's 32 px as it is, 8x8 digits 4x (nearest) in a grey frame."""
+    from PIL import Image, ImageOps
+
+    tile = Image.fromarray(image.squeeze(-1))
+    zoom = max(1, 32 // tile.height)
+    if zoom == 1:
+        return tile
+    return ImageOps.expand(tile.resize((tile.width * zoom, tile.height * zoom), Image.NEAREST), border=2, fill=128)
+
+
+def image_plot(args, records: list[dict]) -> Path | None:
     """One figure: a row per run (of ``--plot-seed``), its revised samples (left) and its generator proposals
     (right), 8x8 each."""
     from diffusers.utils import make_image_grid
@@ -322,16 +344,16 @@ def mnist_plot(args, records: list[dict]) -> Path | None:
     from hf_dualmcmc.trainer import side_by_side
 
     rows = []
-    for record in sorted(records, key=mnist_order):
-        name = mnist_run_name(record["method"], record.get("variant"))
-        npz = run_path(args.cache_dir, "mnist", "mnist", name, record["seed"]).with_suffix(".npz")
+    for record in sorted(records, key=image_order):
+        name = run_name(record["method"], record.get("variant"))
+        npz = run_path(args.cache_dir, args.suite, args.suite, name, record["seed"]).with_suffix(".npz")
         if record["seed"] != args.plot_seed or not npz.exists():
             continue
         with np.load(npz, allow_pickle=False) as f:
             panels = {k: f[k] for k in f.files}
         some = next(iter(panels.values()))
         blank = np.full_like(some, 255)
-        grids = [make_image_grid([Image.fromarray(im.squeeze(-1)) for im in panels.get(kind, blank)], 8, 8)
+        grids = [make_image_grid([grid_tile(im) for im in panels.get(kind, blank)], 8, 8)
                  for kind in ("revised", "proposals")]
         title = Image.new("L", (grids[0].width * 2 + 4, 14), 255)
         ImageDraw.Draw(title).text((2, 1), f"{name}: revised | G(z)", fill=0)
@@ -347,25 +369,25 @@ def mnist_plot(args, records: list[dict]) -> Path | None:
     for row in rows:
         figure.paste(row, (0, y))
         y += row.height
-    path = args.out_dir / "mnist_samples.png"
+    path = args.out_dir / f"{args.suite}_samples.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.save(path)
     return path
 
 
-def mnist_order(record: dict) -> tuple:
+def image_order(record: dict) -> tuple:
     return METHODS.index(record["method"]), record.get("variant") or "", record["seed"]
 
 
-def mnist_table(records: list[dict]) -> str:
+def image_table(records: list[dict]) -> str:
     cols = [("domain FD revised", "domain_fd_revised"), ("domain FD G(z)", "domain_fd_proposals"),
             ("recon MSE Inf", "mse_inf"), ("recon MSE Inf+L", "mse_inf_plus_l")]
     head = ["method", "overrides", "seeds", "iterations", "train s"] + [c for c, _ in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     by_run: dict[str, list[dict]] = {}
-    for r in sorted(records, key=mnist_order):
-        by_run.setdefault(mnist_run_name(r["method"], r.get("variant")), []).append(r)
-    floors = []
+    for r in sorted(records, key=image_order):
+        by_run.setdefault(run_name(r["method"], r.get("variant")), []).append(r)
+    floors, floor_n = [], set()
     for name, rs in by_run.items():
         overrides = ", ".join(f"`{o}`" for o in rs[0].get("overrides") or []) or "-"
         row = [name, overrides, str(len(rs)), fmt([r["iterations"] for r in rs], digits=4),
@@ -373,9 +395,11 @@ def mnist_table(records: list[dict]) -> str:
         row += [fmt([r["metrics"].get(k) for r in rs]) for _, k in cols]
         lines.append("| " + " | ".join(row) + " |")
         floors += [r["metrics"]["domain_fd_train_data"] for r in rs if "domain_fd_train_data" in r["metrics"]]
+        floor_n |= {r["metrics"].get("domain_fd_train_data_n", r.get("num_samples", 1000)) for r in rs
+                    if "domain_fd_train_data" in r["metrics"]}
     text = "\n".join(lines) + "\n"
     if floors:
-        text += (f"\nDomain FD of {records[0].get('num_samples', 1000)} training images against the "
+        text += (f"\nDomain FD of {'/'.join(map(str, sorted(floor_n)))} training images against the "
                  f"held-out split (the floor): {np.mean(floors):.3g}\n")
     return text + gap_table(by_run)
 
@@ -411,7 +435,7 @@ def parse_args(argv=None):
     from hf_dualmcmc.evaluation.domain import DEFAULT_TRAIN_STEPS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", choices=("toy", "mnist"), required=True)
+    p.add_argument("--suite", choices=("toy", *SUITE_SOURCES), required=True)
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     p.add_argument("--toys", default=",".join(DEFAULT_TOYS), help="comma-separated toy names (hf_dualmcmc.toy)")
     p.add_argument("--seeds", default="0,1,2")
@@ -424,16 +448,18 @@ def parse_args(argv=None):
     p.add_argument("--mnist-x-steps", type=int, default=15,
                    help="MNIST: x-chain steps in training and sampling (the authors' 30, halved for 2 CPU cores)")
     p.add_argument("--mnist-width", type=int, default=32, help="MNIST: ngf = ndf (nif = half)")
-    p.add_argument("--mnist-samples", type=int, default=1000, help="MNIST: samples drawn for the FDs")
+    p.add_argument("--samples", "--mnist-samples", dest="samples", type=int, default=1000,
+                   help="MNIST, digits: samples drawn for the FDs (and training images for the floor)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="MNIST: a trainer config override (repeatable, e.g. model.spectral_norm=false); needs --variant")
+                   help="MNIST, digits: a trainer config override (repeatable, e.g. model.spectral_norm=false); needs --variant")
     p.add_argument("--config", type=Path, default=None,
-                   help="MNIST: train from this YAML recipe (e.g. configs/mnist.yaml) instead of the suite's settings "
-                        "(--mnist-* are then ignored); cached as METHOD+config-STEM unless --variant names it")
+                   help="MNIST, digits: train from this YAML recipe (e.g. configs/mnist.yaml) instead of the suite's "
+                        "settings (--mnist-* are then ignored); cached as METHOD+config-STEM unless --variant names "
+                        "it; digits: default configs/digits.yaml, cached as METHOD (+VARIANT)")
     p.add_argument("--variant", default=None,
-                   help="MNIST: name of a run with --set overrides; cached as METHOD+VARIANT, its own table row")
+                   help="MNIST, digits: name of a run with --set overrides; cached as METHOD+VARIANT, its own table row")
     p.add_argument("--fd-classifier-steps", type=int, default=DEFAULT_TRAIN_STEPS,
-                   help="MNIST: training steps of the domain-FD classifier (hf_dualmcmc.evaluation's default)")
+                   help="MNIST, digits: training steps of the domain-FD classifier (hf_dualmcmc.evaluation's default)")
     p.add_argument("--cache-dir", type=Path, default=REPO / "benchmarks" / "cache")
     p.add_argument("--out-dir", type=Path, default=REPO / "docs" / "results", help="plots and table")
     p.add_argument("--plot-seed", type=int, default=0)
@@ -445,7 +471,9 @@ def parse_args(argv=None):
     if bad:
         p.error(f"unknown methods {sorted(bad)}; expected some of {METHODS}")
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
-    if args.config is not None:
+    if args.suite == "digits" and args.config is None:  # the embedded default's file is the digits suite's settings
+        args.config = REPO / "configs" / "digits.yaml"
+    elif args.config is not None:
         if not args.config.is_file():
             p.error(f"--config {args.config}: no such file")
         args.variant = args.variant or f"config-{args.config.stem}"
@@ -486,16 +514,16 @@ def main(argv=None) -> str:
     if not args.table_only:
         for method in args.methods:
             for seed in args.seeds:
-                run_mnist(args, method, seed)
+                run_image_suite(args, method, seed)
     # the table: every cached run of the given seeds, whichever methods and variants this call trained
     records = []
-    for path in sorted((args.cache_dir / "mnist" / "mnist").glob("*/seed*.json")):
+    for path in sorted((args.cache_dir / args.suite / args.suite).glob("*/seed*.json")):
         record = json.loads(path.read_text())
         if record["seed"] in args.seeds:
             records.append(record)
-    table = mnist_table(records)
-    atomic_write(args.out_dir / "mnist_table.md", table)
-    plot = mnist_plot(args, records)
+    table = image_table(records)
+    atomic_write(args.out_dir / f"{args.suite}_table.md", table)
+    plot = image_plot(args, records)
     print(table)
     if plot is not None:
         print(f"plot: {plot}")

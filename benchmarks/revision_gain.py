@@ -1,12 +1,13 @@
 """Does Langevin revision on the learned energy improve the generator's proposals? FD against revision steps.
 
-For each trained MNIST pipeline and each sampler setting (step size, noise), one x-chain of ``--max-steps`` steps is
-run from the same generator proposals ``G(z)`` (2,000 samples, batches of 100, seed 0); the chain state is kept at the
-``--record`` steps. Every kept set is scored by the domain FD (``hf_dualmcmc.evaluation.DomainFrechetScorer``: the
-committed MNIST classifier, against the 1,000 held-out images), and the gain ``FD(step 0) - FD(step k)`` gets a
-paired bootstrap interval (the same resampled sample indices at every step, the reference resampled too). The chain
-also reports why it helps or not: the mean energy of the samples against the held-out data's, and how far the chain
-moved the pixels (RMS per pixel, in [-1, 1] units). Floor: FD of 2,000 training images against the same reference.
+For each trained MNIST (or ``--domain digits``) pipeline and each sampler setting (step size, noise), one x-chain of
+``--max-steps`` steps is run from the same generator proposals ``G(z)`` (2,000 samples, batches of 100, seed 0); the
+chain state is kept at the ``--record`` steps. Every kept set is scored by the domain FD
+(``hf_dualmcmc.evaluation.DomainFrechetScorer``: the committed MNIST classifier against the 1,000 held-out images;
+digits: 180), and the gain ``FD(step 0) - FD(step k)`` gets a paired bootstrap interval (the same resampled sample
+indices at every step, the reference resampled too). The chain also reports why it helps or not: the mean energy of the samples against the held-out data's, and how far the chain
+moved the pixels (RMS per pixel, in [-1, 1] units). Floor: FD of 2,000 training images (digits: all 1,617) against
+the same reference.
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/revision_gain.py \
         --pipeline seed0=benchmarks/cache/mnist/mnist/dual_mcmc+recipe-ema/seed0/pipeline \
@@ -93,7 +94,10 @@ def parse_args(argv=None):
     p.add_argument("--record", default="5,10,15,30,50,70,100,150,200", help="steps at which the chain is scored")
     p.add_argument("--num-samples", type=int, default=2000)
     p.add_argument("--num-boot", type=int, default=300)
-    p.add_argument("--cache-dir", type=Path, default=REPO / "benchmarks" / "cache" / "mnist" / "eval-cache")
+    p.add_argument("--domain", choices=("mnist", "digits"), default="mnist",
+                   help="the pipelines' dataset: its domain classifier, held-out split and training images (floor)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="domain classifier cache (default: benchmarks/cache/DOMAIN/eval-cache, reproduce.py's)")
     p.add_argument("--out", type=Path, required=True, help="output prefix: OUT.json, OUT.md, OUT.png")
     args = p.parse_args(argv)
     pipelines = {}
@@ -103,6 +107,7 @@ def parse_args(argv=None):
             p.error(f"--pipeline must be NAME=DIR with an existing directory, got {item!r}")
         pipelines[name] = Path(path)
     args.pipeline = pipelines
+    args.cache_dir = args.cache_dir or REPO / "benchmarks" / "cache" / args.domain / "eval-cache"
     try:
         args.settings = [tuple(float(v) for v in s.split(":")) for s in args.settings.split(",") if s]
         args.record = sorted({0, *(int(k) for k in args.record.split(",") if k)})
@@ -122,11 +127,13 @@ def main(argv=None) -> dict:
     from hf_dualmcmc.evaluation import DomainFrechetScorer, builtin_split
     from hf_dualmcmc.evaluation.analysis import markdown_table, write_json
 
-    scorer = DomainFrechetScorer("mnist", args.cache_dir)
-    held_out = builtin_split("mnist", "test")[0]
+    scorer = DomainFrechetScorer(args.domain, args.cache_dir)
+    held_out = builtin_split(args.domain, "test")[0]
     reference = scorer.features(held_out)
-    floor = fd_from_features(scorer.features(builtin_split("mnist", "train")[0][: args.num_samples]), reference)
-    results, rows = {"floor": floor, "num_samples": args.num_samples, "runs": []}, []
+    train = builtin_split(args.domain, "train")[0][: args.num_samples]  # all 1,617 digits when fewer
+    floor = fd_from_features(scorer.features(train), reference)
+    results, rows = {"domain": args.domain, "floor": floor, "floor_n": len(train), "num_samples": args.num_samples,
+                     "runs": []}, []
     for name, path in args.pipeline.items():
         pipe = DualMCMCPipeline.from_pretrained(path)
         pipe.set_progress_bar_config(disable=True)
@@ -151,7 +158,7 @@ def main(argv=None) -> dict:
                   f"({run['seconds']:.0f} s)", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out.with_suffix(".json"), results)
-    table = markdown_table(rows) + f"\nFloor (2,000 training images vs the held-out reference): {floor:.3f}\n"
+    table = markdown_table(rows) + f"\nFloor ({len(train):,} training images vs the held-out reference): {floor:.3f}\n"
     args.out.with_suffix(".md").write_text(table)
     plot(results, args.out.with_suffix(".png"))
     print(table)

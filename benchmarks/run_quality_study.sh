@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # MNIST sample quality at CPU scale (issue #16): the lever screen, the 30-minute recipe (configs/mnist.yaml), the
-# same-budget method comparison and the revision-gain study, in that order. From the repository root, 2 idle cores:
+# same-budget method comparison and the revision-gain study, in that order; then the digits recipe (configs/digits.yaml). From the repository root, 2 idle cores:
 #
-#   bash benchmarks/run_quality_study.sh          # about 3 h of wall clock (estimated from the parts run on 2026-12-01)
+#   bash benchmarks/run_quality_study.sh          # about 4.5 h of wall clock (estimated from the parts run on 2026-12-01)
 #
 # Every training run is one process with OMP_NUM_THREADS=1 and two run at a time (on this 2-core CPU that is 1.8x
 # the throughput of one 2-thread process), so wall-clock budgets and "train s" are per process with a neighbour.
@@ -28,8 +28,8 @@ if [ "${1:-}" = trajectory ]; then  # step 2b, one job of step 3's queue
     exit 0
 fi
 
-# 1. lever screen: dual-MCMC, bf16, 8 minutes of wall clock each, the suite's defaults otherwise (seed 0; the
-#    recipe's learning rates also seed 1); "s-lr6-g10" also lowers the generator's teaching weight from 50 to 10
+# 1. lever screen: dual-MCMC, bf16, 8 minutes of wall clock each, the suite's defaults otherwise, seeds 0 and 1;
+#    "s-lr6-g10" also lowers the generator's teaching weight from 50 to 10
 screen() {  # VARIANT SEED [--set ...]
     local variant=$1 seed=$2; shift 2
     echo "$PY ${MNIST[*]} --methods dual_mcmc --variant $variant --seeds $seed --set run.mixed_precision=bf16" \
@@ -40,6 +40,8 @@ LR6="--set teaching.lr_energy=6e-4 --set teaching.lr_generator=2e-3 --set teachi
 {
     screen s-base 0; screen s-lr3 0 $LR3; screen s-lr6 0 $LR6; screen s-lr3-x8 0 $LR3 --set teaching.num_steps=8
     screen s-lr6 1 $LR6; screen s-lr6-g10 0 $LR6 --set teaching.generator_teaching_weight=10
+    screen s-base 1; screen s-lr3 1 $LR3; screen s-lr3-x8 1 $LR3 --set teaching.num_steps=8
+    screen s-lr6-g10 1 $LR6 --set teaching.generator_teaching_weight=10
 } | xargs -P 2 -I{} sh -c {}
 
 # 2. the recipe, seeds 0 and 1, to its 1,800 steps (the file's 29-minute guard is lifted: two runs share the CPU),
@@ -52,10 +54,9 @@ for s in 0 1; do
 done | xargs -P 2 -I{} sh -c {}
 
 # 3. same budget, 3 seeds: every method with the recipe's settings for 400 iterations, sampled with the training
-#    chain (15 steps of 0.5 from G(z), or from noise for short-run), no EMA; then the three baselines again for the mean
-#    wall clock of the dual-MCMC runs (and dual-MCMC itself once, as a check of the budget; this second queue was not
-#    run on 2026-12-01: docs/RESULTS.md has the equal-iteration half only). Two jobs at a time,
-#    the evaluation jobs first, so that every timed run has a neighbour.
+#    chain (15 steps of 0.5 from G(z), or from noise for short-run), no EMA; then every method again for the wall clock
+#    of dual-MCMC's 400 iterations (dual-MCMC too: what it reaches in that time). Two jobs at a time, the
+#    evaluation jobs first, so that every timed run has a neighbour.
 CMP="--set sampler.num_inference_steps=15 --set sampler.step_size=0.5 --set run.use_ema=false"
 {
     # 2b. FD against training time: the pipeline exported at every 200th recipe step (1,000 proposals G(z))
@@ -72,12 +73,29 @@ CMP="--set sampler.num_inference_steps=15 --set sampler.step_size=0.5 --set run.
         echo "$PY ${RECIPE[*]} --methods $m --seeds $s --variant cmp-iter --set run.max_steps=400 --set run.max_minutes=null $CMP"
     done; done
 } | xargs -P 2 -I{} sh -c {}
-MINUTES=$("$PY" -c "import json,statistics as s; print(round(s.mean(json.load(open(f'$RUNS/dual_mcmc+cmp-iter/seed{k}.json'))['train_seconds'] for k in (0,1,2))/60, 2))")
-echo "equal wall clock: $MINUTES minutes"
+# the budget: 517 s, dual-MCMC cmp-iter seed 2, the one of the three that had a single 1-thread neighbour (seeds 0 and 1
+# shared the CPU with two more jobs: 862 and 873 s)
+MINUTES=8.62
 for m in cooperative short_run inference_only dual_mcmc; do for s in 0 1 2; do
-    [ "$m/$s" = dual_mcmc/1 ] && break
     echo "$PY ${RECIPE[*]} --methods $m --seeds $s --variant cmp-wall --set run.max_steps=null --set run.max_minutes=$MINUTES $CMP"
 done; done | xargs -P 2 -I{} sh -c {}
 
-# 5. tables from the cache
+# 5. digits 8x8: the recipe (configs/digits.yaml: learning rates x6, EMA, 2,000 iterations) and its levers at 1,000
+#    iterations against the previous file (the authors' learning rates, no EMA), seeds 0 and 1; then the revision gain
+#    of the recipe's two pipelines
+DIGITS=("$PY" benchmarks/reproduce.py --suite digits --out-dir "$OUT" --samples 2000 --methods dual_mcmc)
+OLD="--set teaching.lr_energy=1e-4 --set teaching.lr_generator=3e-4 --set teaching.lr_encoder=1e-4 --set run.use_ema=false --set run.epochs=40"
+for s in 0 1; do
+    echo "${DIGITS[*]} --seeds $s --variant base $OLD"
+    echo "${DIGITS[*]} --seeds $s --variant lr6 $OLD $LR6"
+    echo "${DIGITS[*]} --seeds $s --variant lr6-ema $OLD $LR6 --set run.use_ema=true"
+    echo "${DIGITS[*]} --seeds $s --variant lr6-ema-bf16 $OLD $LR6 --set run.use_ema=true --set run.mixed_precision=bf16"
+    echo "${DIGITS[*]} --seeds $s --variant recipe"
+done | xargs -P 2 -I{} sh -c {}
+D=benchmarks/cache/digits/digits/dual_mcmc+recipe
+"$PY" benchmarks/revision_gain.py --domain digits --pipeline seed0=$D/seed0/pipeline --pipeline seed1=$D/seed1/pipeline \
+    --out "$OUT/revision_gain_digits"
+
+# 6. tables from the cache
 "$PY" "${MNIST[@]}" --table-only --seeds 0,1,2
+"${DIGITS[@]}" --table-only --seeds 0,1

@@ -116,10 +116,10 @@ def test_cached_fp32_dual_mcmc_runs_match_the_current_settings(reproduce, tmp_pa
         path = reproduce.run_path(REPO_ROOT / "benchmarks" / "cache", "mnist", "mnist", "dual_mcmc", seed)
         cached = json.loads(path.read_text())
         assert cached["train_seconds"] > 0 and cached["iterations"] == args.mnist_steps
-        current = reproduce.mnist_config(args, "dual_mcmc", seed, tmp_path).to_dict()
+        current = reproduce.image_config(args, "dual_mcmc", seed, tmp_path).to_dict()
         assert reproduce.comparable(cached["config"]) == reproduce.comparable(current)
         bf16 = reproduce.parse_args(["--suite", "mnist", "--variant", "bf16", "--set", "run.mixed_precision=bf16"])
-        other = reproduce.comparable(reproduce.mnist_config(bf16, "dual_mcmc", seed, tmp_path).to_dict())
+        other = reproduce.comparable(reproduce.image_config(bf16, "dual_mcmc", seed, tmp_path).to_dict())
         assert other != reproduce.comparable(current) and other["run"]["mixed_precision"] == "bf16"
 
 
@@ -146,7 +146,7 @@ def test_mnist_runs_are_sampled_with_their_training_chain(reproduce, tmp_path):
         argv = ["--suite", "mnist", "--mnist-x-steps", "7"]
         if sets:
             argv += ["--variant", "v"] + [a for s in sets for a in ("--set", s)]
-        return reproduce.mnist_config(reproduce.parse_args(argv), "short_run", 0, tmp_path)
+        return reproduce.image_config(reproduce.parse_args(argv), "short_run", 0, tmp_path)
 
     default = config()
     assert (default.sampler.num_inference_steps, default.sampler.step_size, default.sampler.noise_scale) == (
@@ -159,7 +159,7 @@ def test_mnist_runs_are_sampled_with_their_training_chain(reproduce, tmp_path):
 def test_a_recipe_file_is_trained_as_written_with_the_suites_bookkeeping(reproduce, tmp_path, capsys):
     args = reproduce.parse_args(["--suite", "mnist", "--config", str(REPO_ROOT / "configs" / "mnist.yaml")])
     assert args.variant == "config-mnist"  # cached apart from the suite's default runs
-    config = reproduce.mnist_config(args, "cooperative", 2, tmp_path / "run")
+    config = reproduce.image_config(args, "cooperative", 2, tmp_path / "run")
     recipe = yaml.safe_load((REPO_ROOT / "configs" / "mnist.yaml").read_text())
     assert config.teaching.method == "cooperative" and config.run.seed == 2
     assert config.run.output_dir == str(tmp_path / "run") and config.run.report_to == "none"
@@ -167,12 +167,36 @@ def test_a_recipe_file_is_trained_as_written_with_the_suites_bookkeeping(reprodu
     assert config.run.max_steps == recipe["run"]["max_steps"] and config.sampler.step_size == recipe["sampler"]["step_size"]
     changed = reproduce.parse_args(["--suite", "mnist", "--config", str(REPO_ROOT / "configs" / "mnist.yaml"),
                                     "--variant", "short", "--set", "run.max_steps=7"])
-    assert reproduce.mnist_config(changed, "dual_mcmc", 0, tmp_path).run.max_steps == 7
+    assert reproduce.image_config(changed, "dual_mcmc", 0, tmp_path).run.max_steps == 7
 
     other = tmp_path / "digits.yaml"
     other.write_text((REPO_ROOT / "configs" / "digits.yaml").read_text())
     with pytest.raises(SystemExit, match="data.source: mnist"):
-        reproduce.mnist_config(reproduce.parse_args(["--suite", "mnist", "--config", str(other)]), "dual_mcmc", 0, tmp_path)
+        reproduce.image_config(reproduce.parse_args(["--suite", "mnist", "--config", str(other)]), "dual_mcmc", 0, tmp_path)
     with pytest.raises(SystemExit):
         reproduce.parse_args(["--suite", "mnist", "--config", str(tmp_path / "missing.yaml")])
     assert "no such file" in capsys.readouterr().err
+
+
+def test_digits_suite_trains_the_embedded_default_and_floors_at_the_training_set(reproduce, tmp_path):
+    """``--suite digits`` trains configs/digits.yaml (here shrunk through --set), evaluates on the 180 held-out digits,
+    and its floor uses all 1,617 training digits when more samples are asked for."""
+    args = reproduce.parse_args(["--suite", "digits"])
+    assert args.config == REPO_ROOT / "configs" / "digits.yaml" and args.variant is None
+    tiny = ["--set", "run.max_steps=2", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.nif=8",
+            "--set", "teaching.num_steps=2", "--set", "teaching.num_latent_steps=2",
+            "--set", "sampler.num_inference_steps=2", "--set", "run.batch_size=8"]
+    argv = ["--suite", "digits", "--seeds", "0", "--methods", "dual_mcmc", "--samples", "1700", "--variant", "tiny",
+            *tiny, "--fd-classifier-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out")]
+    table = reproduce.main(argv)
+    record = json.loads((tmp_path / "cache/digits/digits/dual_mcmc+tiny/seed0.json").read_text())
+    assert record["suite"] == "digits" and record["iterations"] == 2 and record["config"]["data"]["source"] == "sklearn:digits"
+    metrics = record["metrics"]
+    assert metrics["domain_fd_train_data_n"] == 1617 and 0 < metrics["domain_fd_train_data"] < metrics["domain_fd_revised"]
+    assert metrics["mse_inf"] > 0 and metrics["domain_fd_proposals"] > 0
+    assert "| dual_mcmc+tiny | `run.max_steps=2`" in table and "Domain FD of 1617 training images" in table
+    assert (tmp_path / "out" / "digits_table.md").read_text() == table
+    assert (tmp_path / "out" / "digits_samples.png").stat().st_size > 500
+    with pytest.raises(SystemExit, match="data.source: sklearn:digits"):  # an MNIST recipe is not a digits run
+        reproduce.image_config(reproduce.parse_args(["--suite", "digits", "--config", str(REPO_ROOT / "configs" / "mnist.yaml")]),
+                               "dual_mcmc", 0, tmp_path)

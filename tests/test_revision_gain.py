@@ -76,3 +76,25 @@ def test_end_to_end_on_an_untrained_mnist_pipeline(revision_gain, tmp_path):
     assert out.with_suffix(".png").stat().st_size > 1000
     revision_gain.plot(saved, tmp_path / "again.png")  # also from the JSON (string step keys)
     assert (tmp_path / "again.png").stat().st_size > 1000
+
+
+def test_digits_domain_floors_at_the_whole_training_split(revision_gain, tmp_path):
+    """``--domain digits`` scores against the 180 held-out digits with the committed digits classifier; asked for more
+    samples than the 1,617 training digits, the floor uses all of them (and says so)."""
+    from hf_dualmcmc import (
+        DualMCMCEncoderModel,
+        DualMCMCEnergyModel,
+        DualMCMCGeneratorModel,
+        DualMCMCPipeline,
+        configs_for_image_size,
+    )
+
+    torch.manual_seed(0)
+    e, g, i = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=4)
+    DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i)).save_pretrained(
+        tmp_path / "pipe")
+    out = tmp_path / "gain"
+    results = revision_gain.main(["--pipeline", f"tiny={tmp_path / 'pipe'}", "--domain", "digits", "--max-steps", "2",
+                                  "--record", "2", "--num-samples", "1700", "--num-boot", "3", "--out", str(out)])
+    assert results["domain"] == "digits" and results["floor_n"] == 1617 and 0 < results["floor"] < results["runs"][0]["fd"][0]
+    assert "Floor (1,617 training images" in out.with_suffix(".md").read_text()

@@ -8,7 +8,6 @@ the absence of the marker means the payload was refused, not that it was inert.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_module
 
 from hf_dualmcmc.convert import convert_official_checkpoint, load_official_checkpoint
 from hf_dualmcmc.evaluation import (
@@ -77,10 +76,7 @@ def marker(tmp_path) -> Path:
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name.replace(".py", "_cli"), REPO_ROOT / "scripts" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(f"scripts/{name}", name.replace(".py", "_cli"))
 
 
 def test_payloads_are_live(tmp_path):
@@ -233,9 +229,7 @@ def test_image_npz_with_object_arrays_is_refused(tmp_path, marker):
 
 
 def test_reproduce_plot_caches_refuse_object_arrays(tmp_path, marker):
-    spec = importlib.util.spec_from_file_location("reproduce_sec", REPO_ROOT / "benchmarks" / "reproduce.py")
-    reproduce = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reproduce)
+    reproduce = load_module("benchmarks/reproduce.py", "reproduce_sec")
     args = SimpleNamespace(cache_dir=tmp_path / "cache", plot_seed=0, out_dir=tmp_path / "out")
     toy = reproduce.run_path(args.cache_dir, "toy", "ring", "dual_mcmc", 0).with_suffix(".npz")
     mnist = reproduce.run_path(args.cache_dir, "mnist", "mnist", "dual_mcmc", 0).with_suffix(".npz")
@@ -245,7 +239,7 @@ def test_reproduce_plot_caches_refuse_object_arrays(tmp_path, marker):
     with pytest.raises(ValueError, match="allow_pickle=False"):
         reproduce.toy_plots(args, ["ring"], ["dual_mcmc"])
     with pytest.raises(ValueError, match="allow_pickle=False"):
-        reproduce.mnist_plot(args, [{"method": "dual_mcmc", "seed": 0}])
+        reproduce.image_plot(args, [{"method": "dual_mcmc", "seed": 0}])
 
 
 # ---------------------------------------------------------------------------------------------------------------
