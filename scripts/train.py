@@ -8,7 +8,7 @@ Examples:
     accelerate launch --mixed_precision bf16 scripts/train.py --config configs/celeba64.yaml
     python scripts/train.py --config configs/digits.yaml run.max_steps=50 teaching.num_steps=10
     accelerate launch scripts/train.py --config configs/mnist.yaml --resume_from_checkpoint latest run.max_steps=900
-    accelerate launch scripts/train.py --config configs/digits.yaml run.use_ema=true run.gradient_accumulation_steps=2
+    accelerate launch scripts/train.py --config configs/digits.yaml run.use_ema=false run.gradient_accumulation_steps=2
     accelerate launch scripts/train.py --config configs/digits.yaml --push_to_hub --hub_model_id org/dualmcmc-digits
 
 Overrides use ``section.key=value`` with sections data / model / teaching / sampler / run (values parsed as YAML) and
