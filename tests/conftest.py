@@ -27,6 +27,22 @@ def load_module(relative_path: str, name: str):
     return module
 
 
+def save_untrained_pipeline(path, image_size: int, latent_dim: int = 4) -> Path:
+    """A randomly initialised 1-channel pipeline (ngf = ndf = 8, nif = 4, torch seed 0) saved at ``path``."""
+    from hf_dualmcmc import (
+        DualMCMCEncoderModel,
+        DualMCMCEnergyModel,
+        DualMCMCGeneratorModel,
+        DualMCMCPipeline,
+        configs_for_image_size,
+    )
+
+    torch.manual_seed(0)
+    e, g, i = configs_for_image_size(image_size, 1, latent_dim=latent_dim, ngf=8, ndf=8, nif=4)
+    DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i)).save_pretrained(path)
+    return Path(path)
+
+
 @pytest.fixture
 def tiny_configs():
     from hf_dualmcmc import configs_for_image_size

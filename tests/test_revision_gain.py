@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import MNIST, load_module
+from conftest import MNIST, load_module, save_untrained_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +52,7 @@ def test_bad_arguments_are_refused(revision_gain, tmp_path, capsys):
 
 @pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not found at {MNIST} (../shared absent)")
 def test_end_to_end_on_an_untrained_mnist_pipeline(revision_gain, tmp_path):
-    from hf_dualmcmc import (
-        DualMCMCEncoderModel,
-        DualMCMCEnergyModel,
-        DualMCMCGeneratorModel,
-        DualMCMCPipeline,
-        configs_for_image_size,
-    )
-
-    torch.manual_seed(0)
-    e, g, i = configs_for_image_size(32, 1, latent_dim=8, ngf=8, ndf=8, nif=4)
-    DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i)).save_pretrained(
-        tmp_path / "pipe")
+    save_untrained_pipeline(tmp_path / "pipe", 32, latent_dim=8)
     out = tmp_path / "rg" / "gain"
     results = revision_gain.main(["--pipeline", f"tiny={tmp_path / 'pipe'}", "--settings", "0.4:0.001,1:0",
                                   "--max-steps", "4", "--record", "2,4", "--num-samples", "100", "--num-boot", "5",
@@ -81,18 +70,7 @@ def test_end_to_end_on_an_untrained_mnist_pipeline(revision_gain, tmp_path):
 def test_digits_domain_floors_at_the_whole_training_split(revision_gain, tmp_path):
     """``--domain digits`` scores against the 180 held-out digits with the committed digits classifier; asked for more
     samples than the 1,617 training digits, the floor uses all of them (and says so)."""
-    from hf_dualmcmc import (
-        DualMCMCEncoderModel,
-        DualMCMCEnergyModel,
-        DualMCMCGeneratorModel,
-        DualMCMCPipeline,
-        configs_for_image_size,
-    )
-
-    torch.manual_seed(0)
-    e, g, i = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=4)
-    DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i)).save_pretrained(
-        tmp_path / "pipe")
+    save_untrained_pipeline(tmp_path / "pipe", 8)
     out = tmp_path / "gain"
     results = revision_gain.main(["--pipeline", f"tiny={tmp_path / 'pipe'}", "--domain", "digits", "--max-steps", "2",
                                   "--record", "2", "--num-samples", "1700", "--num-boot", "3", "--out", str(out)])

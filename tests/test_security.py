@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, load_module
+from conftest import REPO_ROOT, load_module, save_untrained_pipeline
 
 from hf_dualmcmc.convert import convert_official_checkpoint, load_official_checkpoint
 from hf_dualmcmc.evaluation import (
@@ -154,19 +154,7 @@ def test_evaluate_metric_module_refuses_pickled_inception_weights(tmp_path, mark
 
 @pytest.fixture(scope="module")
 def pipe_dir(tmp_path_factory) -> Path:
-    from hf_dualmcmc import (
-        DualMCMCEncoderModel,
-        DualMCMCEnergyModel,
-        DualMCMCGeneratorModel,
-        DualMCMCPipeline,
-        configs_for_image_size,
-    )
-
-    torch.manual_seed(0)
-    e, g, i = configs_for_image_size(16, 1, latent_dim=4, ngf=8, ndf=8, nif=4)
-    path = tmp_path_factory.mktemp("pipe") / "tiny"
-    DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i)).save_pretrained(path)
-    return path
+    return save_untrained_pipeline(tmp_path_factory.mktemp("pipe") / "tiny", 16)
 
 
 def test_evaluate_script_refuses_pickled_inception_weights(pipe_dir, tmp_path, marker):
@@ -230,7 +218,7 @@ def test_image_npz_with_object_arrays_is_refused(tmp_path, marker):
 
 def test_reproduce_plot_caches_refuse_object_arrays(tmp_path, marker):
     reproduce = load_module("benchmarks/reproduce.py", "reproduce_sec")
-    args = SimpleNamespace(cache_dir=tmp_path / "cache", plot_seed=0, out_dir=tmp_path / "out")
+    args = SimpleNamespace(cache_dir=tmp_path / "cache", plot_seed=0, out_dir=tmp_path / "out", suite="mnist")
     toy = reproduce.run_path(args.cache_dir, "toy", "ring", "dual_mcmc", 0).with_suffix(".npz")
     mnist = reproduce.run_path(args.cache_dir, "mnist", "mnist", "dual_mcmc", 0).with_suffix(".npz")
     for npz in (toy, mnist):
