@@ -5,9 +5,9 @@ For each trained MNIST (or ``--domain digits``) pipeline and each sampler settin
 chain state is kept at the ``--record`` steps. Every kept set is scored by the domain FD
 (``hf_dualmcmc.evaluation.DomainFrechetScorer``: the committed MNIST classifier against the 1,000 held-out images;
 digits: 180), and the gain ``FD(step 0) - FD(step k)`` gets a paired bootstrap interval (the same resampled sample
-indices at every step, the reference resampled too). The chain also reports why it helps or not: the mean energy of the samples against the held-out data's, and how far the chain
-moved the pixels (RMS per pixel, in [-1, 1] units). Floor: FD of 2,000 training images (digits: all 1,617) against
-the same reference.
+indices at every step, the reference resampled too). The chain also reports why it helps or not: the mean energy
+of the samples against the held-out data's, and how far the chain moved the pixels (RMS per pixel, in [-1, 1]
+units). Floor: FD of 2,000 training images (digits: all 1,617) against the same reference.
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/revision_gain.py \
         --pipeline seed0=benchmarks/cache/mnist/mnist/dual_mcmc+recipe-ema/seed0/pipeline \
@@ -85,6 +85,8 @@ def bootstrap_gains(features: dict[int, torch.Tensor], reference: torch.Tensor, 
 
 
 def parse_args(argv=None):
+    from hf_dualmcmc.evaluation.domain import DOMAIN_DATASETS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pipeline", action="append", required=True, metavar="NAME=DIR",
                    help="a trained pipeline (repeatable); NAME labels its rows")
@@ -94,7 +96,7 @@ def parse_args(argv=None):
     p.add_argument("--record", default="5,10,15,30,50,70,100,150,200", help="steps at which the chain is scored")
     p.add_argument("--num-samples", type=int, default=2000)
     p.add_argument("--num-boot", type=int, default=300)
-    p.add_argument("--domain", choices=("mnist", "digits"), default="mnist",
+    p.add_argument("--domain", choices=DOMAIN_DATASETS, default="mnist",
                    help="the pipelines' dataset: its domain classifier, held-out split and training images (floor)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="domain classifier cache (default: benchmarks/cache/DOMAIN/eval-cache, reproduce.py's)")

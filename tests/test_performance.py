@@ -280,9 +280,8 @@ def test_trainer_channels_last_matches_default_and_exports(tmp_path):
 
 
 def load_bench():
-    root = REPO_ROOT
     bench = load_module("benchmarks/bench_step.py", "bench_step")
-    tiny = ["--config", str(root / "configs" / "digits.yaml"), "--ngf", "8", "--ndf", "8", "--nif", "4", "--latent-dim",
+    tiny = ["--config", str(REPO_ROOT / "configs" / "digits.yaml"), "--ngf", "8", "--ndf", "8", "--nif", "4", "--latent-dim",
             "4", "--batch-size", "4", "--reference", "--channels-last", "--precision", "bf16", "--sample-steps", "3",
             "--set", "teaching.num_steps=3", "teaching.num_latent_steps=2"]
     return bench, tiny
