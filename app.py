@@ -5,6 +5,11 @@
     python app.py --pipeline outputs/digits/pipeline        # what the README's main command exports
     python app.py --pipeline org/dualmcmc-celeba64 --reference uoft-cs/cifar10 --port 7860
 
+As a Gradio Space (``space/``: its README front matter and requirements; docs/HUB.md) it runs as ``python app.py``
+with no flags: every flag defaults to an environment variable, ``DUALMCMC_PIPELINE`` (a Hub id or a folder),
+``DUALMCMC_REFERENCE`` / ``DUALMCMC_REFERENCE_SPLIT``, and Gradio's own ``GRADIO_SERVER_NAME`` (a Space sets
+``0.0.0.0``) and ``GRADIO_SERVER_PORT``; flags given on the command line win.
+
 Three tabs:
 
 * **Sample** -- generator proposals revised by Langevin steps on the energy: the samples, the revision strip
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +63,17 @@ def reference_energies(pipe: DualMCMCPipeline, source: str, split: str = "train"
 
 
 def training_data_source(pipeline: str) -> tuple[str, str] | None:
-    """``(data.source, data.split)`` of the ``training_config.yaml`` a trained pipeline folder holds, if any."""
+    """``(data.source, data.split)`` of the ``training_config.yaml`` a trained pipeline folder or Hub repository
+    holds, if any."""
     path = Path(pipeline) / "training_config.yaml"
+    if not Path(pipeline).is_dir():
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            path = Path(hf_hub_download(pipeline, "training_config.yaml"))
+        except EntryNotFoundError:
+            return None
     if not path.is_file():
         return None
     data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
@@ -210,17 +225,27 @@ def load_demo(pipeline: str, reference: str | None = None, split: str | None = N
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="a save_pretrained folder or a Hub id")
-    p.add_argument("--reference", help="training images for percentiles (default: the pipeline's training data)")
-    p.add_argument("--reference-split", help="split of --reference (default: train)")
+    env = os.environ.get
+    p.add_argument("--pipeline", default=env("DUALMCMC_PIPELINE", DEFAULT_PIPELINE),
+                   help="a save_pretrained folder or a Hub id (default: $DUALMCMC_PIPELINE, else %(default)s)")
+    p.add_argument("--reference", default=env("DUALMCMC_REFERENCE"),
+                   help="training images for percentiles (default: $DUALMCMC_REFERENCE, else the pipeline's training data)")
+    p.add_argument("--reference-split", default=env("DUALMCMC_REFERENCE_SPLIT"), help="split of --reference (default: train)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (a Space sets this)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to serve on (default: $GRADIO_SERVER_NAME, else 127.0.0.1; a Space sets 0.0.0.0)")
+    p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", 7860)),
+                   help="port (default: $GRADIO_SERVER_PORT, else 7860)")
     p.add_argument("--max-upload-mb", type=float, default=10.0)
     args = p.parse_args(argv)
     if not Path(args.pipeline).is_dir() and args.pipeline == DEFAULT_PIPELINE:
-        p.error(f"{DEFAULT_PIPELINE} does not exist: run the README's main command first, or pass --pipeline")
-    demo = load_demo(args.pipeline, args.reference, args.reference_split, args.device, args.max_upload_mb)
+        p.error(f"{DEFAULT_PIPELINE} does not exist: run the README's main command first, or pass --pipeline "
+                "(or set DUALMCMC_PIPELINE to a Hub id or a folder)")
+    try:
+        demo = load_demo(args.pipeline, args.reference, args.reference_split, args.device, args.max_upload_mb)
+    except (OSError, ValueError) as err:  # a missing folder or repository, a damaged pipeline, bad reference data
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+        return 2
     build_demo(demo, f"Dual-MCMC EBM: {args.pipeline}").queue().launch(
         server_name=args.host, server_port=args.port, max_file_size=f"{4 * args.max_upload_mb:g}mb")
     return 0

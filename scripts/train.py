@@ -27,7 +27,8 @@ import torch
 from hf_dualmcmc.trainer import USER_ERRORS, DivergenceError, train
 from hf_dualmcmc.training_config import load_config
 
-FLAGS = ("output_dir", "max_steps", "epochs", "batch_size", "seed", "mixed_precision", "report_to", "hub_model_id")
+FLAGS = ("output_dir", "max_steps", "epochs", "batch_size", "seed", "mixed_precision", "report_to", "hub_model_id",
+         "hub_license")
 
 
 def parse_args(argv=None):
@@ -45,6 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--overwrite_output_dir", action="store_true", help="= run.overwrite_output_dir=true")
     p.add_argument("--push_to_hub", action="store_true", help="push the exported pipeline to --hub_model_id")
     p.add_argument("--hub_model_id", help="= run.hub_model_id, e.g. org/dualmcmc-celeba64")
+    p.add_argument("--hub_license", help="= run.hub_license, the model card's license (default apache-2.0)")
     return p.parse_intermixed_args(argv)
 
 

@@ -73,3 +73,97 @@ def shared_dir():
     if not SHARED.is_dir():
         pytest.skip(f"../shared is absent (looked for {SHARED}); set HF_DUALMCMC_SHARED to run this test")
     return SHARED
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A local Hub (tests/hub_server.py) that huggingface_hub's real client talks to over HTTP
+# ----------------------------------------------------------------------------------------------------------------
+
+# Modules that copy a huggingface_hub setting into a global of their own at import (found by grepping the installed
+# diffusers / transformers / huggingface_hub for "from huggingface_hub.constants import" and for HF_ENDPOINT /
+# HF_MODULES_CACHE read from os.environ): ``online_hub`` imports them first, so that it patches (and monkeypatch
+# later restores) their copies instead of letting a lazy import during the test freeze the patched values.
+HUB_SETTING_COPIES = (
+    "huggingface_hub.utils._cache_manager",  # HF_HUB_CACHE (scan_cache_dir's default)
+    "diffusers.utils.constants",  # HUGGINGFACE_CO_RESOLVE_ENDPOINT (error messages), HF_MODULES_CACHE
+    "diffusers.utils",
+    "diffusers.utils.dynamic_modules_utils",  # HF_MODULES_CACHE (custom pipeline code)
+    "diffusers.utils.hub_utils",  # HF_HUB_OFFLINE, HF_HUB_DISABLE_TELEMETRY (user agent)
+    "diffusers.configuration_utils",
+    "diffusers.loaders.lora_base",  # HF_HUB_OFFLINE (LoRA loading)
+    "diffusers.models.attention_dispatch",  # HF_HUB_OFFLINE (kernels)
+    "transformers.utils.hub",  # HF_MODULES_CACHE
+    "transformers.dynamic_module_utils",  # HF_MODULES_CACHE (trust_remote_code)
+)
+
+
+@pytest.fixture
+def local_hub():
+    """A started :class:`hub_server.LocalHub` (in-memory, on 127.0.0.1), stopped after the test. Nothing points
+    at it: use ``online_hub`` in-process, or ``hub_server.hub_subprocess_env(hub, tmp_path)`` for a child."""
+    from hub_server import LocalHub
+
+    with LocalHub() as hub:
+        yield hub
+
+
+@pytest.fixture
+def online_hub(local_hub, tmp_path, monkeypatch):
+    """``local_hub``, with this process's already imported huggingface_hub (and diffusers / transformers) online and
+    pointed at it, for the duration of the test (monkeypatch restores everything after). It sets:
+
+    * ``huggingface_hub.constants``: ``ENDPOINT`` = ``local_hub.endpoint``; ``HUGGINGFACE_CO_URL_TEMPLATE`` =
+      ``ENDPOINT + "/{repo_id}/resolve/{revision}/{filename}"`` (``hf_hub_url``); ``HF_HUB_OFFLINE`` = False (read by
+      ``is_offline_mode()`` on every request); ``HF_HOME`` = ``tmp_path/hf_home`` and under it ``HF_HUB_CACHE`` /
+      ``HUGGINGFACE_HUB_CACHE`` (``hub``), ``HF_ASSETS_CACHE``, ``HF_XET_CACHE``, ``HF_TOKEN_PATH``,
+      ``HF_STORED_TOKENS_PATH``; ``HF_HUB_DISABLE_TELEMETRY`` = True (no telemetry requests); ``HF_HUB_DISABLE_XET`` =
+      True (``upload_folder`` takes its single ``create_commit`` path, not the Xet pipeline).
+    * ``huggingface_hub.hf_api.api.endpoint``: the ``HfApi()`` instance that module-level functions such as
+      ``huggingface_hub.model_info`` / ``create_repo`` / ``upload_folder`` are bound to read ``ENDPOINT`` when
+      huggingface_hub was imported (an attribute of an object, no function is replaced).
+    * the copies of those settings in the modules of ``HUB_SETTING_COPIES``: ``HF_HUB_OFFLINE``,
+      ``HF_HUB_DISABLE_TELEMETRY``, ``HF_HUB_CACHE``, ``HUGGINGFACE_CO_RESOLVE_ENDPOINT`` (= ``ENDPOINT``),
+      ``HF_MODULES_CACHE`` (= ``tmp_path/hf_home/modules``), wherever such a module-global exists.
+    * ``os.environ``: ``hub_server.hub_env`` (``HF_ENDPOINT``, ``HF_HUB_OFFLINE=0``, ``HF_TOKEN=hf_fake``, caches,
+      ``NO_PROXY``, ...) so that code reading the environment at call time and child processes agree; the token
+      is read from ``HF_TOKEN`` by ``huggingface_hub.get_token()`` on every call.
+    * ``huggingface_hub.utils.close_session()`` before and after, so the shared HTTP client is recreated with
+      that environment (proxies) and no connection to this hub outlives it.
+
+    Limits: values copied at import by modules not listed above are not patched; ``sys.path`` keeps the temporary
+    ``HF_MODULES_CACHE`` that remote-code loading appends. Code that loads remote code, or that needs the Hub
+    settings read at import, is better tested in a child process with ``hub_server.hub_subprocess_env``.
+    """
+    import importlib
+
+    from hub_server import hub_env
+    from huggingface_hub import constants, hf_api
+    from huggingface_hub.utils import close_session
+
+    for key, value in hub_env(local_hub, tmp_path).items():
+        monkeypatch.delenv(key, raising=False) if value is None else monkeypatch.setenv(key, value)
+    home = tmp_path / "hf_home"
+    endpoint = local_hub.endpoint
+    settings = {
+        "ENDPOINT": endpoint, "HUGGINGFACE_CO_URL_TEMPLATE": endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HUB_OFFLINE": False, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
+        "HUGGINGFACE_HUB_CACHE": str(home / "hub"), "HF_ASSETS_CACHE": str(home / "assets"),
+        "HF_XET_CACHE": str(home / "xet"), "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"), "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_HUB_DISABLE_XET": True, "HUGGINGFACE_CO_RESOLVE_ENDPOINT": endpoint,
+        "HF_MODULES_CACHE": str(home / "modules"),
+    }
+    modules = [constants]
+    for name in HUB_SETTING_COPIES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    for module in modules:
+        for name, value in settings.items():
+            if name in vars(module):
+                monkeypatch.setattr(module, name, value)
+    monkeypatch.setattr(hf_api.api, "endpoint", endpoint)
+    close_session()
+    yield local_hub
+    close_session()

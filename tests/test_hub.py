@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import site
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from conftest import REPO_ROOT, load_module  # noqa: E402
+from hub_server import hub_subprocess_env  # noqa: E402
 from huggingface_hub import ModelCard  # noqa: E402
 from huggingface_hub.errors import OfflineModeIsEnabled  # noqa: E402
 
@@ -36,8 +40,8 @@ from hf_dualmcmc.hub import (  # noqa: E402
 )
 
 
-def tiny_pipeline(encoder: bool = True) -> DualMCMCPipeline:
-    torch.manual_seed(0)
+def tiny_pipeline(encoder: bool = True, seed: int = 0) -> DualMCMCPipeline:
+    torch.manual_seed(seed)
     e, g, i = configs_for_image_size(8, 3, latent_dim=8, ngf=8, ndf=8, nif=8)
     return DualMCMCPipeline(
         DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i) if encoder else None,
@@ -190,129 +194,232 @@ def test_self_contained_source_inlines_relative_imports_in_dependency_order(tmp_
     assert "class DualMCMCEnergyConfig" in text and "class DualMCMCEnergyModel" in text
 
 
-LOADER = r"""
-import json, shutil, sys, types
-from pathlib import Path
-sys.path[:0] = json.loads(sys.argv[3])
+# ----------------------------------------------------------------------------------------------------------------
+# Round trip through a local Hub (tests/hub_server.py): huggingface_hub's and diffusers' own code, no mocks
+# ----------------------------------------------------------------------------------------------------------------
+
+# Loads every repository of sys.argv[1] ({repo: pinned commit}) with diffusers' remote-code path, at main and at the
+# pinned commit, and records what the loaders say for a repository without the flag / one that does not exist.
+REMOTE_LOADER = r"""
+import json, sys
+import numpy as np, torch
+from diffusers import DiffusionPipeline
+from transformers import AutoModel
+
+repos, out, errors = json.loads(sys.argv[1]), {}, {}
+for repo, sha in repos.items():
+    for label, kwargs in (("main", {}), ("pinned", {"revision": sha})):
+        pipe = DiffusionPipeline.from_pretrained(repo, trust_remote_code=True, **kwargs)
+        assert type(pipe).__name__ == "DualMCMCPipeline", type(pipe)
+        out[f"{repo}@{label}"] = pipe(batch_size=4, generator=torch.Generator().manual_seed(7), output_type="np").images
+    out[f"{repo}@module"] = np.array(type(pipe).__module__)
+repo = next(iter(repos))
+energy = AutoModel.from_pretrained(repo, subfolder="energy_model", trust_remote_code=True)
+out["auto_model"] = np.array(type(energy).__name__)
+for name, call in (("no_flag", lambda: DiffusionPipeline.from_pretrained(repo)),
+                   ("no_flag_auto_model", lambda: AutoModel.from_pretrained(repo, subfolder="energy_model")),
+                   ("missing_repo", lambda: DiffusionPipeline.from_pretrained("org/nope", trust_remote_code=True))):
+    try:
+        call()
+        errors[name] = "loaded"
+    except Exception as err:
+        errors[name] = f"{type(err).__name__}: {err}"
+np.savez(sys.argv[2], **out)
+json.dump(errors, open(sys.argv[2] + ".json", "w"))
+"""
+
+# python -I -S: no user site, no PYTHON* variables and no .pth files (so not the editable hf_dualmcmc); only the
+# environment's site-packages directories are put on sys.path, then the code in sys.argv[2] runs.
+WITHOUT_PACKAGE = r"""
+import json, sys
+sys.path[:0] = json.loads(sys.argv.pop(1))
 try:
     import hf_dualmcmc
 except ImportError:
     pass
 else:
     sys.exit("hf_dualmcmc is importable in the isolated interpreter: " + hf_dualmcmc.__file__)
-import numpy as np, torch
-import diffusers.pipelines.pipeline_utils as pipeline_utils
-import diffusers.utils.dynamic_modules_utils as dynamic_modules_utils
-from diffusers import DiffusionPipeline
-from diffusers.utils.constants import HF_MODULES_CACHE
-from huggingface_hub.utils import filter_repo_objects
-from transformers import AutoModel
-
-exported, repo_id = Path(sys.argv[1]), "someone/dualmcmc-remote"
-snapshot = Path(sys.argv[2]).parent / "snapshot"
-files = sorted(p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file())
-downloaded = []
-
-def hf_hub_download(name, filename, subfolder=None, **kwargs):  # one snapshot folder per revision, like the cache
-    assert name == repo_id, name
-    rel = f"{subfolder}/{filename}" if subfolder else filename
-    if rel not in files:
-        raise FileNotFoundError(f"{rel} is not in the repository")
-    (snapshot / rel).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(exported / rel, snapshot / rel)
-    downloaded.append(rel)
-    return str(snapshot / rel)
-
-def snapshot_download(name, allow_patterns=None, ignore_patterns=None, **kwargs):
-    for rel in filter_repo_objects(files, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns):
-        hf_hub_download(name, rel)
-    return str(snapshot)
-
-def model_info(name, **kwargs):
-    assert name == repo_id, name
-    return types.SimpleNamespace(sha="0" * 40, siblings=[types.SimpleNamespace(rfilename=f) for f in files])
-
-pipeline_utils.model_info = dynamic_modules_utils.model_info = model_info
-pipeline_utils.hf_hub_download = dynamic_modules_utils.hf_hub_download = hf_hub_download
-pipeline_utils.snapshot_download = snapshot_download
-pipeline_utils._resolve_revision = lambda name, revision=None, **kwargs: revision
-
-def sample(pipe):
-    pipe.set_progress_bar_config(disable=True)
-    return pipe(batch_size=4, generator=torch.Generator().manual_seed(7), output_type="np").images
-
-hub_pipe = DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)
-assert type(hub_pipe).__name__ == "DualMCMCPipeline" and not type(hub_pipe).__module__.startswith("hf_dualmcmc")
-hub_images = sample(hub_pipe)
-
-shutil.rmtree(Path(HF_MODULES_CACHE) / "diffusers_modules")  # the local load starts from an empty module cache
-for name in [m for m in sys.modules if m.startswith("diffusers_modules")]:
-    del sys.modules[name]
-pipe = DiffusionPipeline.from_pretrained(exported, trust_remote_code=True)
-recon = pipe.reconstruct(pixel_values=torch.zeros(2, 3, 8, 8), generator=3, output_type="np").images
-models = {name: AutoModel.from_pretrained(exported / name, trust_remote_code=True) for name in sys.argv[4].split(",")}
-assert all(type(m).__name__ == type(getattr(pipe, n)).__name__ for n, m in models.items())
-energy = models["energy_model"](torch.zeros(2, 3, 8, 8)).energy.detach().numpy()
-json.dump(downloaded, open(Path(sys.argv[2]).with_suffix(".json"), "w"))
-np.savez(sys.argv[2], hub_images=hub_images, images=sample(pipe), recon=recon, energy=energy)
+code = sys.argv.pop(1)
+exec(compile(code, "<snippet>", "exec"))
 """
 
 
-def run_isolated(exported: Path, out: Path, tmp: Path, components: str) -> subprocess.CompletedProcess:
-    """python -I -S: no user site, no PYTHON* variables and no .pth files (so not the editable hf_dualmcmc);
-    only the environment's site-packages directories are put on sys.path."""
-    paths = [p for p in site.getsitepackages() if not (Path(p) / "hf_dualmcmc").exists()]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp / "hf_home"), HF_MODULES_CACHE=str(tmp / "hf_modules"))
-    return subprocess.run(
-        [sys.executable, "-I", "-S", "-c", LOADER, str(exported), str(out), json.dumps(paths), components],
-        env=env, cwd=tmp, capture_output=True, text=True, timeout=300,
-    )
+def run_python(code: str, *args, env: dict, cwd, package: bool) -> subprocess.CompletedProcess:
+    """Run ``code`` in a child interpreter with ``args`` as ``sys.argv[1:]``, with or without hf_dualmcmc."""
+    if package:
+        command = [sys.executable, "-c", code, *args]
+    else:
+        paths = [p for p in site.getsitepackages() if not (Path(p) / "hf_dualmcmc").exists()]
+        env = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
+        command = [sys.executable, "-I", "-S", "-c", WITHOUT_PACKAGE, json.dumps(paths), code, *args]
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
 
 
-def test_export_loads_without_the_package_locally_and_from_a_hub_repo(saved, tmp_path):
-    pipe, path = saved
-    write_model_card(path)
-    exported = export_for_hub(path, tmp_path / "exported")
-    package = Path(hub.__file__).parent
-    # the pipeline file and langevin.py (no relative imports) are plain copies; modeling has its configuration inlined
-    assert (exported / "pipeline_dualmcmc.py").read_bytes() == (package / "pipeline_dualmcmc.py").read_bytes()
-    assert (exported / "langevin.py").read_bytes() == (package / "langevin.py").read_bytes()
-    assert not list(exported.rglob("configuration_dualmcmc.py"))
-    index = json.loads((exported / "model_index.json").read_text())
-    assert index["_class_name"] == ["pipeline_dualmcmc", "DualMCMCPipeline"]
-    assert index["energy_model"] == ["modeling_dualmcmc", "DualMCMCEnergyModel"]
-    assert index["num_inference_steps"] == 3
-    for name in ("energy_model", "generator_model", "encoder"):
-        config = json.loads((exported / name / "config.json").read_text())
-        assert config["auto_map"] == {"AutoConfig": f"modeling_dualmcmc.{type(getattr(pipe, name)).config_class.__name__}",
-                                      "AutoModel": f"modeling_dualmcmc.{index[name][1]}"}
-        assert (exported / name / "modeling_dualmcmc.py").read_text() == (exported / "modeling_dualmcmc.py").read_text()
-    readme = (exported / "README.md").read_text()
-    assert readme.count("## Loading without hf-dualmcmc") == 1 and "user training run" in readme  # card kept
+def sample(pipe) -> np.ndarray:
+    pipe.set_progress_bar_config(disable=True)
+    return pipe(batch_size=4, generator=torch.Generator().manual_seed(7), output_type="np").images
 
-    result = run_isolated(exported, tmp_path / "remote.npz", tmp_path, "energy_model,generator_model,encoder")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    # the simulated Hub served each component folder's config, weights and code file only (diffusers' allow list)
-    downloaded = set(json.loads((tmp_path / "remote.json").read_text()))
-    assert {"pipeline_dualmcmc.py", "langevin.py", "modeling_dualmcmc.py", "energy_model/modeling_dualmcmc.py"} <= downloaded
-    assert {p for p in downloaded if p.startswith("energy_model/")} == {
-        "energy_model/config.json", "energy_model/model.safetensors", "energy_model/modeling_dualmcmc.py"}
-    remote = np.load(tmp_path / "remote.npz")
-    images = pipe(batch_size=4, generator=torch.Generator().manual_seed(7), output_type="np").images
-    recon = pipe.reconstruct(pixel_values=torch.zeros(2, 3, 8, 8), generator=3, output_type="np").images
-    np.testing.assert_allclose(remote["images"], images, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(remote["hub_images"], images, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(remote["recon"], recon, rtol=0, atol=1e-6)
-    with torch.no_grad():
-        np.testing.assert_allclose(remote["energy"], pipe.energy_model.energy(torch.zeros(2, 3, 8, 8)).numpy(),
-                                   rtol=1e-6, atol=1e-7)
 
-    # with the package installed, the exported layout still loads (trust_remote_code needed for the .py files)
-    again = DualMCMCPipeline.from_pretrained(exported, trust_remote_code=True)
-    np.testing.assert_allclose(
-        again(batch_size=4, generator=torch.Generator().manual_seed(7), output_type="np").images, images, atol=1e-6
-    )
+def test_every_upload_path_loads_back_with_every_loader(online_hub, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    hub = online_hub
+    first, pipe = tiny_pipeline(seed=1), tiny_pipeline()
+    expected, expected_first = sample(pipe), sample(first)
+    # 1. DualMCMCPipeline.push_to_hub (an earlier commit first: revision= must find it)
+    pinned = {"org/pushed": first.push_to_hub("org/pushed", commit_message="first").oid}
+    info = pipe.push_to_hub("org/pushed", license="mit", commit_message="second")
+    assert hub.commits("org/pushed")[-2:] == [pinned["org/pushed"], info.oid]
+    # 2. save_pretrained(push_to_hub=True)
+    pipe.save_pretrained(tmp_path / "saved", push_to_hub=True, repo_id="org/saved")
+    pinned["org/saved"] = hub.commits("org/saved")[-1]
+    # 3. scripts/export_for_hub.py --push (from the save_pretrained folder, which has no card)
+    cli = load_module("scripts/export_for_hub.py", "export_cli_push")
+    assert cli.main([str(tmp_path / "saved"), str(tmp_path / "exported"), "--push", "org/exported"]) == 0
+    pinned["org/exported"] = hub.commits("org/exported")[-1]
+
+    for repo in pinned:
+        files = hub.files(repo)
+        assert {"model_index.json", "README.md", "pipeline_dualmcmc.py", "langevin.py", "modeling_dualmcmc.py",
+                "energy_model/model.safetensors", "energy_model/config.json", "energy_model/modeling_dualmcmc.py",
+                "encoder/modeling_dualmcmc.py"} <= set(files), sorted(files)
+        assert json.loads(files["model_index.json"])["_class_name"] == ["pipeline_dualmcmc", "DualMCMCPipeline"]
+        card = ModelCard(files["README.md"].decode())
+        assert card.text.lstrip().startswith(f"# Dual-MCMC EBM: {repo}\n"), card.text[:200]
+        assert f'DualMCMCPipeline.from_pretrained("{repo}")' in card.text
+        assert f'DiffusionPipeline.from_pretrained("{repo}", trust_remote_code=True)' in card.text
+        # with the package: no flag, nothing from the repository runs, the same samples bit for bit
+        loaded = DualMCMCPipeline.from_pretrained(repo)
+        assert type(loaded) is DualMCMCPipeline and loaded.config._name_or_path == repo
+        np.testing.assert_array_equal(sample(loaded), expected)
+        # without the flag diffusers' generic loader refuses the shipped code and says what to pass
+        with pytest.raises(ValueError, match="trust_remote_code=True"):
+            DiffusionPipeline.from_pretrained(repo)
+    assert ModelCard(hub.files("org/pushed")["README.md"].decode()).data.license == "mit"
+    np.testing.assert_array_equal(sample(DualMCMCPipeline.from_pretrained("org/pushed", revision=pinned["org/pushed"])),
+                                  expected_first)
+
+    env = hub_subprocess_env(hub, tmp_path)
+    for package in (True, False):
+        out = tmp_path / f"remote-{package}.npz"
+        run_python(REMOTE_LOADER, json.dumps(pinned), str(out), env=env, cwd=tmp_path, package=package)
+        remote, errors = np.load(out), json.loads(Path(f"{out}.json").read_text())
+        for repo in pinned:
+            np.testing.assert_array_equal(remote[f"{repo}@main"], expected)
+            np.testing.assert_array_equal(remote[f"{repo}@pinned"], expected_first if repo == "org/pushed" else expected)
+            assert str(remote[f"{repo}@module"]).startswith("diffusers_modules.")  # the repository's own code ran
+        assert str(remote["auto_model"]) == "DualMCMCEnergyModel"
+        assert "Pass `trust_remote_code=True`" in errors["no_flag"], errors
+        assert "trust_remote_code=True" in errors["no_flag_auto_model"], errors
+        # diffusers 0.42 treats a missing repository like a lost connection (falls back to the empty cache):
+        # an OSError naming it; DualMCMCPipeline.from_pretrained says more (test_load_errors_name_what_is_missing)
+        assert errors["missing_repo"].startswith("OSError: Cannot load model org/nope"), errors
+    assert hub.unhandled == []
+
+
+def test_train_push_to_hub_loads_back(online_hub, tmp_path):
+    train_cli = load_module("scripts/train.py", "train_cli_push")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1, "max_images": 16},
+        "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
+        "teaching": {"num_steps": 2, "num_latent_steps": 2},
+        "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
+        "run": {"batch_size": 8, "max_steps": 2, "sample_every": 0, "checkpoint_every": 0, "report_to": "none",
+                "num_sample_images": 4, "output_dir": str(tmp_path / "run")},
+    }))
+    assert train_cli.main(["--config", str(config), "--push_to_hub", "--hub_model_id", "org/trained",
+                           "--hub_license", "cc-by-4.0"]) == 0
+    local = DualMCMCPipeline.from_pretrained(tmp_path / "run" / "pipeline")
+    hub_pipe = DualMCMCPipeline.from_pretrained("org/trained")
+    np.testing.assert_array_equal(sample(hub_pipe), sample(local))
+    files = online_hub.files("org/trained")
+    assert {"training_config.yaml", "pipeline_dualmcmc.py", "energy_model/modeling_dualmcmc.py"} <= set(files)
+    card = ModelCard(files["README.md"].decode())
+    assert card.data.license == "cc-by-4.0" and "sklearn:digits" in card.data.tags and card.data.datasets is None
+    assert card.text.lstrip().startswith("# Dual-MCMC EBM: org/trained\n")
+    assert 'DualMCMCPipeline.from_pretrained("org/trained")' in card.text
+    # the local card names the repository too (it was rendered for the destination)
+    assert 'DualMCMCPipeline.from_pretrained("org/trained")' in (tmp_path / "run" / "pipeline" / "README.md").read_text()
+    assert online_hub.unhandled == []
+
+
+CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def test_card_snippets_run_as_printed(online_hub, tmp_path):
+    pipe = tiny_pipeline()
+    pipe.push_to_hub("org/card", dataset="someone/pixel-art", metrics={"FID": 50.5})
+    text = online_hub.files("org/card")["README.md"].decode()
+    card = ModelCard(text)
+    assert card.data.datasets == ["someone/pixel-art"] and card.data.license == "apache-2.0"
+    assert card.data.model_name == "org/card" and card.data.eval_results[0].metric_value == 50.5
+    usage, reconstruct, remote = CODE_BLOCK.findall(card.text)  # the remote-code section comes last
+    assert usage.startswith(f"# {hub.install_line()}\n") and "pip install hf-dualmcmc" not in text
+    assert remote.startswith("# pip install torch diffusers transformers safetensors\n")
+    env = hub_subprocess_env(online_hub, tmp_path)
+    check = "\nassert len(images) == 16 and images[0].size == (8, 8)\n"
+    run_python(usage + reconstruct + check + "assert len(recon) == 4 and len(path) == 8\n", env=env, cwd=tmp_path,
+               package=True)
+    assert (tmp_path / "sample.png").is_file()  # the snippet saves it
+    run_python(remote + check, env=env, cwd=tmp_path, package=False)
+    assert online_hub.unhandled == []
+
+
+def test_load_errors_name_what_is_missing(online_hub):
+    pipe = tiny_pipeline(encoder=False)
+    complete = pipe.push_to_hub("org/broken").oid
+    online_hub.delete_file("org/broken", "energy_model/model.safetensors")
+    with pytest.raises(OSError, match="model.safetensors"):
+        DualMCMCPipeline.from_pretrained("org/broken")
+    np.testing.assert_array_equal(sample(DualMCMCPipeline.from_pretrained("org/broken", revision=complete)), sample(pipe))
+    with pytest.raises(OSError, match="'org/nope' is not a local folder and the Hub .* has no repository of that name"):
+        DualMCMCPipeline.from_pretrained("org/nope")
+    with pytest.raises(OSError, match="the Hub repository 'org/broken' has no revision 'v9'"):
+        DualMCMCPipeline.from_pretrained("org/broken", revision="v9")
+    with pytest.raises(OSError, match="neither a local folder nor a valid Hub repository id"):
+        DualMCMCPipeline.from_pretrained("no/such/folder")
+    with pytest.raises(ValueError, match="unexpected arguments \\['device_mapp'\\]"):
+        DualMCMCPipeline.from_pretrained("org/broken", revision=complete, device_mapp="cpu")
+    assert online_hub.unhandled == []
+
+
+def test_offline_load_from_the_cache_and_a_clear_error_when_not_cached(online_hub, monkeypatch):
+    from huggingface_hub import constants
+
+    pipe = tiny_pipeline(encoder=False)
+    pipe.push_to_hub("org/cached")
+    DualMCMCPipeline.from_pretrained("org/cached")  # fills the cache
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    np.testing.assert_array_equal(sample(DualMCMCPipeline.from_pretrained("org/cached")), sample(pipe))
+    with pytest.raises(OSError, match="not a local folder nor in the Hugging Face cache"):
+        DualMCMCPipeline.from_pretrained("org/never-downloaded")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_written_files_get_the_users_normal_modes(tmp_path, umask):
+    from hf_dualmcmc.trainer import export_pipeline
+    from hf_dualmcmc.training_config import TrainConfig
+
+    previous = os.umask(umask)
+    try:
+        pipe = tiny_pipeline()
+        pipe.save_pretrained(tmp_path / "saved")
+        write_model_card(tmp_path / "saved")
+        export_for_hub(tmp_path / "saved", tmp_path / "exported")
+        export_for_hub(pipe, tmp_path / "from-object", hub_model_id="org/x")
+        config = TrainConfig.from_dict({"data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 3},
+                                        "run": {"output_dir": str(tmp_path / "run")}})
+        export_pipeline(pipe, tmp_path / "run" / "pipeline", config, grid=None)
+    finally:
+        os.umask(previous)
+    entries = [p for p in tmp_path.rglob("*")]
+    assert len(entries) > 40
+    wrong = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in entries
+             if stat.S_IMODE(p.stat().st_mode) != (0o777 if p.is_dir() else 0o666) & ~umask}
+    assert wrong == {}
 
 
 def test_export_from_pipeline_object_and_errors(tmp_path):
@@ -354,70 +461,6 @@ def test_export_cli(saved, tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class FakeApi:
-    """``HfApi`` stand-in: records the calls and what the uploaded folder held at upload time."""
-
-    instances: list = []
-
-    def __init__(self, token=None):
-        self.token, self.calls, self.uploaded = token, [], {}
-        FakeApi.instances.append(self)
-
-    def create_repo(self, **kwargs):
-        self.calls.append(("create_repo", kwargs))
-        return type("RepoUrl", (), {"repo_id": kwargs["repo_id"]})()
-
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", kwargs))
-        folder = Path(kwargs["folder_path"])
-        self.uploaded = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-        return "commit-info"
-
-
-@pytest.fixture
-def fake_api(monkeypatch):
-    FakeApi.instances = []
-    monkeypatch.setattr(hub, "HfApi", FakeApi)
-    return FakeApi
-
-
-def test_pipeline_push_to_hub_uploads_this_projects_card(fake_api):
-    pipe = tiny_pipeline()
-    result = pipe.push_to_hub("someone/dualmcmc", private=True, token="hf_x", metrics={"FID": 12.5},
-                              training_config={"epochs": 3})
-    assert result == "commit-info"
-    (api,) = fake_api.instances
-    assert api.token == "hf_x"
-    (name1, create), (name2, upload) = api.calls
-    assert name1 == "create_repo" and create == dict(repo_id="someone/dualmcmc", repo_type="model", private=True,
-                                                     exist_ok=True)
-    assert name2 == "upload_folder" and upload["repo_id"] == "someone/dualmcmc" and upload["create_pr"] is False
-    files = api.uploaded
-    assert {"model_index.json", "README.md", "energy_model/model.safetensors", "generator_model/model.safetensors",
-            "encoder/model.safetensors", "energy_model/config.json"} <= set(files)
-    card = ModelCard(files["README.md"].decode())
-    assert card.data.library_name == "diffusers" and card.data.license == "apache-2.0"
-    assert {"energy-based-model", "dual-mcmc", "unconditional-image-generation"} <= set(card.data.tags)
-    assert [(r.metric_name, r.metric_value) for r in card.data.eval_results] == [("FID", 12.5)]
-    assert 'DualMCMCPipeline.from_pretrained("someone/dualmcmc")' in card.text and "epochs: 3" in card.text
-    assert f"| {pipe.energy_model.num_parameters_total:,} |" in card.text
-    assert card.text.lstrip().startswith("# Dual-MCMC EBM: someone/dualmcmc\n")  # not diffusers' generic card
-
-
-def test_save_pretrained_push_to_hub_goes_through_our_card(fake_api, tmp_path):
-    pipe = tiny_pipeline(encoder=False)
-    pipe.save_pretrained(tmp_path / "my-ebm", push_to_hub=True, commit_message="msg", create_pr=True)
-    assert (tmp_path / "my-ebm" / "model_index.json").is_file()
-    (api,) = fake_api.instances
-    (_, create), (_, upload) = api.calls
-    assert create["repo_id"] == "my-ebm" and upload["commit_message"] == "msg" and upload["create_pr"] is True
-    card = ModelCard(api.uploaded["README.md"].decode())
-    assert "energy-based-model" in card.data.tags and 'from_pretrained("my-ebm")' in card.text
-    assert "encoder/model.safetensors" not in api.uploaded
-    pipe.save_pretrained(tmp_path / "plain")  # push_to_hub=False: nothing is uploaded
-    assert len(fake_api.instances) == 1
-
-
 def test_push_in_offline_mode_raises_before_anything_is_sent(saved):
     from huggingface_hub import constants
 
@@ -429,36 +472,38 @@ def test_push_in_offline_mode_raises_before_anything_is_sent(saved):
         push_pipeline_to_hub(path, "someone/dualmcmc")
 
 
-def test_push_pipeline_to_hub_uploads_the_directory(saved, fake_api):
-    _, path = saved
-    write_model_card(path)
-    result = push_pipeline_to_hub(path, "someone/dualmcmc", token="hf_x", commit_message="msg")
-    assert result == "commit-info"
-    (api,) = fake_api.instances
-    (_, create), (_, upload) = api.calls
-    assert create == dict(repo_id="someone/dualmcmc", repo_type="model", private=None, exist_ok=True)
-    assert upload["folder_path"] == str(path) and upload["commit_message"] == "msg" and upload["repo_type"] == "model"
-    assert api.uploaded["README.md"] == (path / "README.md").read_bytes()
-
-
-def test_push_argument_errors(saved, tmp_path, fake_api):
+def test_push_argument_errors_are_raised_before_anything_is_sent(saved, tmp_path, online_hub):
     pipe, path = saved
-    with pytest.raises(ValueError, match="not a saved pipeline directory with a model card: expected model_index.json"):
+    with pytest.raises(ValueError, match="not a saved pipeline directory: expected model_index.json"):
         push_pipeline_to_hub(tmp_path, "someone/x")
-    pipe.save_pretrained(tmp_path / "bare")
-    with pytest.raises(ValueError, match="expected README.md in it"):
-        push_pipeline_to_hub(tmp_path / "bare", "someone/x")
     with pytest.raises(ValueError, match="not a valid repository id"):
         push_pipeline_to_hub(path, "bad id with spaces")
     with pytest.raises(ValueError, match="repo_id 'bad id' is not a valid repository id"):
         pipe.push_to_hub("bad id")
     with pytest.raises(ValueError, match="unknown model card template 'svhn'"):
         pipe.push_to_hub("someone/x", template="svhn")
-    assert fake_api.instances == [], "nothing may be sent after a bad argument"
+    with pytest.raises(ValueError, match="license must be a Hub license identifier"):
+        pipe.push_to_hub("someone/x", license="Apache 2")
+    assert online_hub.requests == [], "nothing may be sent after a bad argument"
+
+
+def test_retarget_card_keeps_a_readme_we_did_not_write(saved, tmp_path):
+    _, path = saved
+    write_model_card(path)
+    readme = tmp_path / "README.md"
+    readme.write_text((path / "README.md").read_text().replace("saved", "outputs/run/pipeline"))
+    assert hub.retarget_card(readme, "org/run") is True
+    text = readme.read_text()
+    assert "# Dual-MCMC EBM: org/run\n" in text and 'from_pretrained("org/run")' in text
+    assert 'from_pretrained("outputs/run/pipeline")' not in text
+    own = tmp_path / "own.md"
+    own.write_text("# My model\n\nfrom_pretrained(\"outputs/run/pipeline\")\n")
+    assert hub.retarget_card(own, "org/run") is False
+    assert own.read_text() == "# My model\n\nfrom_pretrained(\"outputs/run/pipeline\")\n"
 
 
 def test_atomic_directory_keeps_previous_content_on_failure(tmp_path):
-    from hf_dualmcmc.hub import atomic_directory
+    from hf_dualmcmc.atomic import atomic_directory
 
     target = tmp_path / "pipeline"
     with atomic_directory(target) as tmp:

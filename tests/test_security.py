@@ -94,7 +94,7 @@ def test_payloads_are_live(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# FID Inception weights: Python API, evaluate module path, scripts/evaluate.py
+# FID Inception weights: Python API, scripts/evaluate.py
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -139,17 +139,6 @@ def test_torch_fidelity_never_loads_the_weights_file_itself(good_weights, monkey
     monkeypatch.setattr(torch, "load", spy)
     InceptionScorer(path, expected_sha256=sha, fid_feature_layer="64", compute_is=True)  # two extractors
     assert calls == [True]
-
-
-def test_evaluate_metric_module_refuses_pickled_inception_weights(tmp_path, marker):
-    import evaluate
-
-    evil = torch_bomb(tmp_path / INCEPTION_WEIGHTS_FILENAME, marker)
-    fid = evaluate.load(str(REPO_ROOT / "metrics" / "dualmcmc_fid"))
-    x = np.zeros((2, 8, 8, 1), dtype=np.uint8)
-    with pytest.raises(InceptionWeightsError, match="was refused"):
-        fid.compute(predictions=x, references=x, inception_weights=str(evil),
-                    inception_weights_sha256=file_sha256(evil), feature_layer="64")
 
 
 @pytest.fixture(scope="module")

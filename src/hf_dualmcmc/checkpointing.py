@@ -40,6 +40,8 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 
+from .atomic import default_modes
+
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
 CONFIG_FILE = "training_config.yaml"
@@ -149,6 +151,7 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, *, ne
                  "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
                  "files": sorted(p.name for p in tmp.iterdir() if p.is_file())}
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")  # last: marks it complete
+        default_modes(tmp)  # safetensors writes the weights 0600
         if final.exists():
             delete_folder(final)
         os.replace(tmp, final)

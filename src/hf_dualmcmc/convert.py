@@ -346,13 +346,13 @@ def _mark_upstream_license(readme: pathlib.Path) -> None:
     """The authors' weights carry no licence: say so instead of this project's licence."""
     from huggingface_hub import ModelCard
 
-    from .hub import _atomic_write_text
+    from .atomic import atomic_write
 
     card = ModelCard.load(readme)
     card.data.license = "other"
     card.data.license_name = "upstream-unlicensed"
     card.data.license_link = UPSTREAM_REPOSITORY
-    _atomic_write_text(readme, str(card))
+    atomic_write(readme, str(card))
 
 
 def convert_official_checkpoint(
@@ -364,6 +364,7 @@ def convert_official_checkpoint(
     hub_model_id: str | None = None,
     overwrite: bool = False,
     model_card: bool = True,
+    base_model: str | None = None,
 ) -> pathlib.Path:
     """Convert an official checkpoint file into a ``DualMCMCPipeline`` directory (``save_pretrained`` + README.md).
 
@@ -378,6 +379,8 @@ def convert_official_checkpoint(
         hub_model_id: repository id shown in the model card's usage snippet.
         overwrite: replace an existing ``output_dir``.
         model_card: write ``README.md`` from the ``model_cards/<dataset>.md`` template.
+        base_model: the Hub id of the original weights when they are on the Hub (the card's ``base_model``; the
+            authors release theirs outside the Hub, so by default the card links their repository instead).
 
     Returns:
         The output directory.
@@ -386,7 +389,8 @@ def convert_official_checkpoint(
         ValueError: naming the file: unreadable or unsafe (see :func:`load_official_checkpoint`), or missing/
             unexpected keys, wrong shapes or non-finite values for the official layout (all listed).
     """
-    from .hub import atomic_directory, write_model_card
+    from .atomic import atomic_directory
+    from .hub import write_model_card
 
     output_dir = pathlib.Path(output_dir)
     if output_dir.exists() and not overwrite:
@@ -413,7 +417,8 @@ def convert_official_checkpoint(
             if isinstance(epoch, (int, float)) or (isinstance(epoch, torch.Tensor) and epoch.numel() == 1):
                 training["checkpoint_epoch"] = int(epoch)
             readme = write_model_card(tmp, template=dataset, dataset=dataset, training_config=training,
-                                      hub_model_id=hub_model_id, extra_tags=["converted-checkpoint"])
+                                      hub_model_id=hub_model_id, extra_tags=["converted-checkpoint"],
+                                      license="other", base_model=base_model)
             _mark_upstream_license(readme)
     return output_dir
 

@@ -270,6 +270,22 @@ def _array_dataset(images: np.ndarray, labels: np.ndarray | None = None) -> data
     return datasets.Dataset.from_dict(data, features=datasets.Features(features))
 
 
+def hub_dataset_id(source: str) -> str | None:
+    """``source`` when :func:`load_source` would load it from the Hub (a dataset repository id), else ``None``."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if source in ("digits", "mnist") or source.startswith(("sklearn:", "mnist:")) or source.endswith(".npz"):
+        return None
+    if Path(source).expanduser().exists() or glob.glob(source) or source.startswith(("/", ".", "~")):
+        return None
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return None
+    return source
+
+
 def load_source(source: str, split: str = "train", cache_dir: str | None = None) -> datasets.Dataset:
     """The ``split`` of ``source`` (the grammar of the module docstring) as a ``datasets.Dataset``."""
     if source in ("sklearn:digits", "digits"):

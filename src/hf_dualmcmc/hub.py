@@ -1,11 +1,25 @@
-"""Hub readiness of ``DualMCMCPipeline`` directories: model cards, remote-code export, upload.
+"""Sharing ``DualMCMCPipeline``s on the Hub: model cards, the uploaded layout, upload.
 
 * :func:`write_model_card`: ``README.md`` from ``model_cards/model_card.md`` via ``ModelCard.from_template``.
-* :func:`push_to_hub` (behind ``DualMCMCPipeline.push_to_hub`` and ``save_pretrained(..., push_to_hub=True)``)
-  uploads a pipeline with that card instead of diffusers' generic one; :func:`push_pipeline_to_hub` uploads a
-  directory that already has its card (the trainer's export, :func:`export_for_hub`).
-* :func:`export_for_hub`: a layout that ``DiffusionPipeline.from_pretrained(dir, trust_remote_code=True)`` and
-  ``transformers.AutoModel.from_pretrained(dir / component, trust_remote_code=True)`` load without this package.
+* :func:`export_for_hub`: the layout every upload path sends (:func:`push_to_hub` behind
+  ``DualMCMCPipeline.push_to_hub`` and ``save_pretrained(..., push_to_hub=True)``, :func:`push_pipeline_to_hub`
+  behind ``train.py --push_to_hub`` and ``export_for_hub.py --push``).
+
+One uploaded layout, two loaders. The repository holds the weights, ``model_index.json`` naming
+``["pipeline_dualmcmc", "DualMCMCPipeline"]`` and ``["modeling_dualmcmc", "<Model>"]``, and those code files:
+
+* with hf-dualmcmc installed, ``DualMCMCPipeline.from_pretrained(repo_id)`` downloads the weights and configs only
+  and builds the pipeline from the installed classes: nothing from the repository runs, no flag is needed;
+* without it, ``DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`` runs the shipped files, and
+  without the flag diffusers itself says to pass it (as transformers does for ``AutoModel`` on a component).
+
+``DiffusionPipeline.from_pretrained(repo_id)`` without the flag cannot load any repository that can also load
+without this package: diffusers 0.42 loads a ``model_index.json`` whose ``_class_name`` is a list only as remote
+code (the flag is then required, package or not), and one whose ``_class_name`` is a plain name only from an
+attribute of the ``diffusers`` module (which exists only after ``import hf_dualmcmc``) and, from a Hub id, only
+when each component's library is diffusers or transformers (``_get_custom_components_and_folders``). Local
+``save_pretrained`` folders keep diffusers' own layout, which ``DiffusionPipeline.from_pretrained(dir)`` loads after
+``import hf_dualmcmc``.
 
 Why the export ships ``modeling_dualmcmc.py`` with ``configuration_dualmcmc.py`` inlined instead of the two files
 that transformers' ``custom_object_save`` would copy: diffusers (0.42) copies a code file into its module cache
@@ -13,19 +27,19 @@ with the files it imports *directly*, not recursively (for a local folder, and a
 snapshot folder), so the files ``pipeline_dualmcmc.py`` imports must not import further files; and from a Hub
 repository ``snapshot_download`` fetches only ``<component>/<module>.py`` of a component's code, so a component
 file must be self-contained. ``pipeline_dualmcmc.py`` (and ``langevin.py``, which imports nothing relative) ship as
-copies. ``tests/test_hub.py`` checks both paths in a clean interpreter (the Hub one simulated by serving the
-exported folder through diffusers' download functions).
+copies. ``tests/test_hub.py`` loads uploads back through a local Hub server (``tests/hub_server.py``) that runs
+huggingface_hub's and diffusers' own download code, with and without this package.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import inspect
 import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -34,6 +48,8 @@ import yaml
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+
+from .atomic import atomic_directory, atomic_write
 
 TEMPLATE_PATH = pathlib.Path(__file__).resolve().parent / "model_cards" / "model_card.md"
 TEMPLATES = ("run", "cifar10", "celeba64", "celebahq256", "church64")  # "run" and the paper's data sets
@@ -46,12 +62,14 @@ KNOWN_DATASETS = {  # dataset key -> (pretty name, Hub dataset id or None)
     "church64": ("LSUN Church 64x64", None),
     "mnist": ("MNIST", "ylecun/mnist"),
 }
+DEFAULT_LICENSE = "apache-2.0"  # the license of this project's code; cards of trained weights default to it
 REMOTE_CODE_SECTION = """## Loading without hf-dualmcmc
 
 This repository ships its code (the `.py` files next to `model_index.json` and in the component folders), so it
-loads with diffusers alone:
+loads with diffusers alone. `trust_remote_code=True` runs those files: read them first.
 
 ```python
+# pip install torch diffusers transformers safetensors
 import torch
 from diffusers import DiffusionPipeline
 
@@ -60,40 +78,19 @@ images = pipe(batch_size=16, generator=torch.Generator().manual_seed(0)).images
 ```"""
 
 
-@contextlib.contextmanager
-def atomic_directory(output_dir: str | os.PathLike):
-    """Build a folder in a temporary sibling and move it into place at the end: ``with atomic_directory(d) as tmp:``.
+def install_line() -> str:
+    """How to install this package, for cards: a pip line for the source repository in the package metadata
+    (``[project.urls] Repository``), as hf-dualmcmc is not released on PyPI."""
+    from importlib.metadata import PackageNotFoundError, metadata
 
-    On an exception (or a kill) ``output_dir`` keeps its previous content and the temporary folder is removed (a
-    kill leaves only a hidden ``.name.*`` sibling). An existing ``output_dir`` is replaced.
-    """
-    output_dir = pathlib.Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
-        yield tmp
-        old = None
-        if output_dir.exists():
-            old = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=output_dir.parent))
-            os.replace(output_dir, old / output_dir.name)
-        os.replace(tmp, output_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _atomic_write_text(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        urls = metadata("hf-dualmcmc").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        urls = []
+    repository = next((u.split(",", 1)[1].strip() for u in urls if u.split(",", 1)[0].strip() == "Repository"), None)
+    if repository:
+        return f'pip install "hf-dualmcmc @ git+{repository}"'
+    return "pip install -e .  # in a clone of the hf-dualmcmc source repository (it is not on PyPI)"
 
 
 def _read_json(path: pathlib.Path, what: str) -> dict:
@@ -103,6 +100,14 @@ def _read_json(path: pathlib.Path, what: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{what}: {str(path)!r} is not valid JSON ({err})") from err
+
+
+def check_license(license: str) -> str:
+    """``license`` when it has the form of a Hub license identifier (``apache-2.0``, ``mit``, ``cc-by-4.0``, ``other``)."""
+    if not isinstance(license, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", license):
+        raise ValueError(f"license must be a Hub license identifier such as 'apache-2.0', 'mit', 'cc-by-nc-4.0' or "
+                         f"'other' (lower case), got {license!r}")
+    return license
 
 
 def _check_repo_id(repo_id: str, what: str = "repo_id") -> None:
@@ -150,7 +155,8 @@ def _check_card_inputs(output_dir, metrics, sample_grid, extra_tags) -> str | No
 def write_model_card(output_dir, *, template: str = "run", dataset: str | None = None,
                      training_config: dict | None = None, metrics: dict | None = None,
                      sample_grid: str | None = None, hub_model_id: str | None = None,
-                     extra_tags: list[str] | None = None, model_id: str | None = None) -> pathlib.Path:
+                     extra_tags: list[str] | None = None, model_id: str | None = None,
+                     license: str = DEFAULT_LICENSE, base_model: str | None = None) -> pathlib.Path:
     """Render ``model_cards/model_card.md`` for the pipeline saved in ``output_dir`` into ``output_dir/README.md``
     (atomically) and return its path. The sampler settings come from ``model_index.json`` (what the pipeline
     registered: no deprecated aliases), the architecture and parameter counts from the component folders.
@@ -166,6 +172,9 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
         hub_model_id: the repository id for the usage snippet and ``model-index`` (default: the folder name).
         extra_tags: tags added to the metadata.
         model_id: the name shown when there is no ``hub_model_id`` (default: the folder name).
+        license: the card's ``license`` (a Hub license identifier; default ``"apache-2.0"``, this project's).
+        base_model: the Hub id of the model these weights come from (``base_model`` metadata), e.g. for a
+            conversion of weights that are on the Hub.
     """
     output_dir = pathlib.Path(output_dir)
     if template not in TEMPLATES:
@@ -180,6 +189,9 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
         raise ValueError(f"training_config must be a dict, got {type(training_config).__name__}")
     if hub_model_id is not None:
         _check_repo_id(hub_model_id, "hub_model_id")
+    check_license(license)
+    if base_model is not None:
+        _check_repo_id(base_model, "base_model")
     grid = _check_card_inputs(output_dir, metrics, sample_grid, extra_tags)
 
     model_index = _read_json(output_dir / "model_index.json", "write_model_card")
@@ -199,6 +211,10 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
                          f"component, got {sorted(k for k in model_index if not k.startswith('_'))}")
     model_id = hub_model_id or model_id or output_dir.resolve().name
     dataset_name, dataset_id = KNOWN_DATASETS.get(dataset, (dataset, None)) if dataset else (None, None)
+    if dataset and dataset not in KNOWN_DATASETS:
+        from .data import hub_dataset_id
+
+        dataset_id = hub_dataset_id(dataset)  # a data.source that is a Hub dataset repository
     measured = list((metrics or {}).items())
     eval_results = [
         EvalResult(task_type="unconditional-image-generation", task_name="Unconditional Image Generation",
@@ -207,7 +223,8 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
         for name, value in measured
     ]
     card_data = ModelCardData(
-        library_name="diffusers", pipeline_tag="unconditional-image-generation", license="apache-2.0",
+        library_name="diffusers", pipeline_tag="unconditional-image-generation", license=license,
+        base_model=base_model,
         tags=BASE_TAGS + ([dataset] if dataset else []) + list(extra_tags or []),
         datasets=[dataset_id] if dataset_id else None, metrics=[name.lower() for name, _ in measured] or None,
         model_name=model_id if eval_results else None, eval_results=eval_results or None,
@@ -222,11 +239,11 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
         image_size=shapes.get("image_size"), num_channels=shapes.get("num_channels"), latent_dim=shapes.get("latent_dim"),
         components=components, has_encoder="encoder" in configs, sampler=sampler,
         remote_code_section=REMOTE_CODE_SECTION.format(model_id=model_id) if remote_code else None,
-        training_config_yaml=training_yaml, sample_grid=grid,
+        training_config_yaml=training_yaml, sample_grid=grid, install_line=install_line(),
         measured=[dict(name=n, value=f"{v:.6g}" if isinstance(v, float) else v) for n, v in measured],
     )
     path = output_dir / "README.md"
-    _atomic_write_text(path, str(card).rstrip() + "\n")
+    atomic_write(path, str(card).rstrip() + "\n")
     return path
 
 
@@ -262,14 +279,50 @@ def self_contained_source(path: str | os.PathLike) -> str:
     return inline(pathlib.Path(path), set(), top=True)
 
 
-def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False) -> pathlib.Path:
+def _copy_tree(source: pathlib.Path, target: pathlib.Path) -> None:
+    """Copy the files of ``source`` into ``target`` with default modes (no hidden entries, no ``__pycache__``)."""
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if path.is_dir() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+            continue
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / rel)  # contents only: not the source's mode
+
+
+TITLE = re.compile(r"^# Dual-MCMC EBM: (?P<id>.+)$", re.MULTILINE)
+
+
+def retarget_card(readme: str | os.PathLike, repo_id: str) -> bool:
+    """Point a card written by :func:`write_model_card` at ``repo_id``: its title, its ``from_pretrained("...")``
+    snippets and its ``model-index`` name. Returns ``False`` (and changes nothing) for a README.md that this project
+    did not write (no card title), which is kept as it is."""
+    readme = pathlib.Path(readme)
+    _check_repo_id(repo_id)
+    card = ModelCard.load(readme)
+    match = TITLE.search(card.text)
+    if match is None:
+        return False
+    old = match.group("id").strip()
+    text = TITLE.sub(f"# Dual-MCMC EBM: {repo_id}", card.text, count=1)
+    card.text = text.replace(f'from_pretrained("{old}"', f'from_pretrained("{repo_id}"')
+    if card.data.eval_results:
+        card.data.model_name = repo_id
+    atomic_write(readme, str(card).rstrip() + "\n")
+    return True
+
+
+def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False,
+                   hub_model_id: str | None = None) -> pathlib.Path:
     """Write ``pipeline_or_dir`` (a ``DualMCMCPipeline`` or its ``save_pretrained`` / exported directory) to
-    ``output_dir`` (atomically; ``overwrite`` replaces it, even when it is the source) in the remote-code layout.
+    ``output_dir`` (atomically; ``overwrite`` replaces it, even when it is the source) in the layout that is
+    uploaded to the Hub.
 
     ``model_index.json`` names ``["pipeline_dualmcmc", "DualMCMCPipeline"]`` and ``["modeling_dualmcmc", "<Model>"]``
     per component; each component's ``config.json`` gets an ``auto_map`` (``AutoConfig``, ``AutoModel``). The code is
-    this installed package's (see the module docstring). An existing README.md gets a "Loading without
-    hf-dualmcmc" section; without one, a card is written.
+    this installed package's (see the module docstring). ``DualMCMCPipeline.from_pretrained`` loads the result
+    without running that code; ``DiffusionPipeline.from_pretrained(..., trust_remote_code=True)`` loads it without
+    this package. The card (README.md; written when the source has none) gets a "Loading without hf-dualmcmc"
+    section and names ``hub_model_id`` (default: the folder name) in its title and code.
 
     ```python
     >>> export_for_hub(pipe, "dualmcmc-digits")
@@ -285,6 +338,8 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False) -> p
     output_dir = pathlib.Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise ValueError(f"output directory {str(output_dir)!r} exists; pass overwrite=True to replace it")
+    if hub_model_id is not None:
+        _check_repo_id(hub_model_id, "hub_model_id")
     if not isinstance(pipeline_or_dir, (hf_dualmcmc.DualMCMCPipeline, str, os.PathLike)):
         raise ValueError(f"export_for_hub needs a DualMCMCPipeline or a saved pipeline directory, "
                          f"got {type(pipeline_or_dir).__name__}")
@@ -292,11 +347,12 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False) -> p
         source = pathlib.Path(pipeline_or_dir)
         if not (source / "model_index.json").is_file():
             raise ValueError(f"{str(source)!r} is not a saved pipeline directory: expected model_index.json in it")
+    model_id = hub_model_id or output_dir.resolve().name
     with atomic_directory(output_dir) as tmp:
         if isinstance(pipeline_or_dir, hf_dualmcmc.DualMCMCPipeline):
             pipeline_or_dir.save_pretrained(tmp)
         else:
-            shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+            _copy_tree(source, tmp)
         index = _read_json(tmp / "model_index.json", "export_for_hub")
         class_name = index.get("_class_name")
         if (class_name[-1] if isinstance(class_name, list) else class_name) != "DualMCMCPipeline":
@@ -304,7 +360,7 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False) -> p
         pipeline_file = pathlib.Path(inspect.getfile(hf_dualmcmc.DualMCMCPipeline))
         shutil.copyfile(pipeline_file, tmp / pipeline_file.name)
         for module in get_relative_imports(pipeline_file):  # what diffusers copies along; each must stand alone
-            _atomic_write_text(tmp / f"{module}.py", self_contained_source(pipeline_file.with_name(f"{module}.py")))
+            atomic_write(tmp / f"{module}.py", self_contained_source(pipeline_file.with_name(f"{module}.py")))
         index["_class_name"] = [pipeline_file.stem, "DualMCMCPipeline"]
         for name in COMPONENT_NAMES:
             if not isinstance(index.get(name), list) or index[name][-1] is None:
@@ -313,59 +369,62 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False) -> p
             if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
                 raise ValueError(f"export_for_hub: component {name} is a {index[name][-1]!r}, not an hf_dualmcmc model")
             code_file = pathlib.Path(inspect.getfile(cls))
-            _atomic_write_text(tmp / name / code_file.name, self_contained_source(code_file))
+            atomic_write(tmp / name / code_file.name, self_contained_source(code_file))
             config = _read_json(tmp / name / "config.json", f"component {name}")
             config["auto_map"] = {"AutoConfig": f"{code_file.stem}.{cls.config_class.__name__}",
                                   "AutoModel": f"{code_file.stem}.{cls.__name__}"}
-            _atomic_write_text(tmp / name / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+            atomic_write(tmp / name / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
             index[name] = [code_file.stem, cls.__name__]
-        _atomic_write_text(tmp / "model_index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
+        atomic_write(tmp / "model_index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
         readme = tmp / "README.md"
         if not readme.is_file():
-            write_model_card(tmp, model_id=output_dir.resolve().name)
-        elif "trust_remote_code=True" not in (text := readme.read_text(encoding="utf-8")):
-            section = REMOTE_CODE_SECTION.format(model_id=output_dir.resolve().name)
-            _atomic_write_text(readme, f"{text.rstrip()}\n\n{section}\n")
+            write_model_card(tmp, model_id=model_id)
+        else:
+            if hub_model_id:
+                retarget_card(readme, hub_model_id)
+            if "trust_remote_code=True" not in (text := readme.read_text(encoding="utf-8")):
+                atomic_write(readme, f"{text.rstrip()}\n\n{REMOTE_CODE_SECTION.format(model_id=model_id)}\n")
     return output_dir
 
 
 def push_pipeline_to_hub(output_dir, repo_id: str, *, private: bool | None = None, token: str | None = None,
-                         commit_message: str | None = None, create_pr: bool = False):
-    """Create (or reuse) the model repository ``repo_id`` and upload ``output_dir``, a saved (or exported) pipeline
-    directory with its README.md (:func:`write_model_card`). ``private`` applies to a new repository only.
+                         commit_message: str | None = None, create_pr: bool = False, revision: str | None = None):
+    """Create (or reuse) the model repository ``repo_id`` and upload ``output_dir`` (a saved or exported pipeline
+    directory) in the uploaded layout of :func:`export_for_hub`, its card pointed at ``repo_id``. ``private``
+    applies to a new repository only; ``revision``: the branch to commit to (default ``main``).
 
-    Returns the upload's :class:`huggingface_hub.CommitInfo`. Raises ``ValueError`` for a directory without
-    ``model_index.json`` or ``README.md`` or an invalid ``repo_id``; with ``HF_HUB_OFFLINE`` set, ``huggingface_hub``
-    raises ``OfflineModeIsEnabled`` before anything is sent.
+    Returns the upload's :class:`huggingface_hub.CommitInfo` (``.oid``: the commit, a ``revision=`` to load).
+    Raises ``ValueError`` for a directory without ``model_index.json`` or an invalid ``repo_id``; with
+    ``HF_HUB_OFFLINE`` set, ``huggingface_hub`` raises ``OfflineModeIsEnabled`` before anything is sent.
     """
     output_dir = pathlib.Path(output_dir)
-    for required in ("model_index.json", "README.md"):
-        if not (output_dir / required).is_file():
-            raise ValueError(f"{str(output_dir)!r} is not a saved pipeline directory with a model card: expected "
-                             f"{required} in it (write the card with hf_dualmcmc.hub.write_model_card)")
+    if not (output_dir / "model_index.json").is_file():
+        raise ValueError(f"{str(output_dir)!r} is not a saved pipeline directory: expected model_index.json in it")
     _check_repo_id(repo_id)
-    api = HfApi(token=token)
-    repo = api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
-    return api.upload_folder(
-        repo_id=repo.repo_id, folder_path=str(output_dir), repo_type="model", create_pr=create_pr,
-        commit_message=commit_message or "Upload Dual-MCMC pipeline",
-        ignore_patterns=[".*", "**/.*", "**/__pycache__/**", "*.pyc"],
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = export_for_hub(output_dir, pathlib.Path(tmp) / "upload", hub_model_id=repo_id)
+        api = HfApi(token=token)
+        repo = api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo.repo_id, folder_path=str(staged), repo_type="model", create_pr=create_pr, revision=revision,
+            commit_message=commit_message or "Upload Dual-MCMC pipeline",
+        )
 
 
 def push_to_hub(pipeline, repo_id: str, *, commit_message: str | None = None, private: bool | None = None,
-                token: str | None = None, create_pr: bool = False, **card_kwargs):
+                token: str | None = None, create_pr: bool = False, revision: str | None = None, **card_kwargs):
     """Save ``pipeline`` to a temporary folder, write its model card for ``repo_id`` (``card_kwargs``: ``template``,
-    ``dataset``, ``training_config``, ``metrics``, ``extra_tags`` of :func:`write_model_card`) and upload both with
-    :func:`push_pipeline_to_hub`. The other arguments are those of diffusers' ``push_to_hub``.
+    ``dataset``, ``training_config``, ``metrics``, ``extra_tags``, ``license``, ``base_model`` of
+    :func:`write_model_card`) and upload both with :func:`push_pipeline_to_hub`. The other arguments are those of
+    diffusers' ``push_to_hub``.
     """
     _check_repo_id(repo_id)
     with tempfile.TemporaryDirectory() as tmp:
         pipeline.save_pretrained(tmp)
         write_model_card(tmp, hub_model_id=repo_id, **card_kwargs)
         return push_pipeline_to_hub(tmp, repo_id, private=private, token=token, commit_message=commit_message,
-                                    create_pr=create_pr)
+                                    create_pr=create_pr, revision=revision)
 
 
-__all__ = ["TEMPLATES", "atomic_directory", "export_for_hub", "push_pipeline_to_hub", "push_to_hub",
-           "self_contained_source", "write_model_card"]
+__all__ = ["DEFAULT_LICENSE", "TEMPLATES", "check_license", "export_for_hub", "install_line", "push_pipeline_to_hub",
+           "push_to_hub", "retarget_card", "self_contained_source", "write_model_card"]

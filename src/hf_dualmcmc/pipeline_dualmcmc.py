@@ -3,6 +3,7 @@ by Langevin steps on the energy ``E``; reconstruction: encoder draws revised on 
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from contextlib import ExitStack, contextmanager
@@ -13,18 +14,23 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.utils import BaseOutput, replace_example_docstring
+from diffusers.utils import BaseOutput, logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
+from .atomic import default_modes
 from .langevin import _check_finite, _checked, _generators, chain_mode, energy_langevin, posterior_langevin
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
+
+logger = logging.get_logger(__name__)
+COMPONENTS = {"energy_model": DualMCMCEnergyModel, "generator_model": DualMCMCGeneratorModel, "encoder": DualMCMCEncoderModel}
+HUB_ARGUMENTS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
 
 EXAMPLE_DOC_STRING = """
     Examples:
         ```py
-        >>> import torch, hf_dualmcmc  # the import registers DualMCMCPipeline for DiffusionPipeline.from_pretrained
-        >>> from diffusers import DiffusionPipeline
-        >>> pipe = DiffusionPipeline.from_pretrained("outputs/digits/pipeline")  # a save_pretrained dir or Hub repo
+        >>> import torch
+        >>> from hf_dualmcmc import DualMCMCPipeline
+        >>> pipe = DualMCMCPipeline.from_pretrained("outputs/digits/pipeline")  # a save_pretrained dir or a Hub repo id
         >>> out = pipe(batch_size=16, generator=torch.Generator().manual_seed(0), return_proposals=True)  # + G(z)
         >>> pair = pipe(batch_size=2, generator=[3, 4], bn_stats="running").images  # = seeds 3, 4 in any batch
         >>> recon = pipe.reconstruct(images=out.images, num_latent_steps=10).images
@@ -42,6 +48,34 @@ def _renamed_steps(num_inference_steps, num_revision_steps):
     if num_revision_steps is not None:
         warnings.warn("num_revision_steps is deprecated: use num_inference_steps", FutureWarning, stacklevel=3)
     return num_revision_steps if num_inference_steps is None else num_inference_steps
+
+
+def _pipeline_folder(name: str, **hub_kwargs) -> str:
+    """``name`` itself when it is a folder; else the snapshot of the Hub repository ``name`` holding the files that
+    :meth:`DualMCMCPipeline.from_pretrained` reads (``OSError`` naming the repository when it cannot be had)."""
+    if os.path.isdir(name):
+        return name
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    patterns = ["model_index.json", *(f"{c}/{p}" for c in COMPONENTS for p in ("config.json", "*.safetensors", "*.index.json"))]
+    try:
+        return snapshot_download(name, allow_patterns=patterns, **hub_kwargs)
+    except HFValidationError as err:
+        raise OSError(f"{name!r} is neither a local folder nor a valid Hub repository id ('org/name'): {err}") from err
+    except RepositoryNotFoundError as err:
+        raise OSError(f"{name!r} is not a local folder and the Hub ({constants.ENDPOINT}) has no repository of that name "
+                      "that you can access (check the id; for a private repository log in with `hf auth login`)") from err
+    except RevisionNotFoundError as err:
+        raise OSError(f"the Hub repository {name!r} has no revision {hub_kwargs.get('revision')!r}") from err
+    except LocalEntryNotFoundError as err:
+        raise OSError(f"{name!r} is not a local folder nor in the Hugging Face cache, and the Hub cannot be reached "
+                      f"(offline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}): {err}") from err
 
 
 @dataclass
@@ -275,6 +309,57 @@ class DualMCMCPipeline(DiffusionPipeline):
         return self(latents=(1 - w) * z[:1] + w * z[1:], num_inference_steps=num_inference_steps, generator=generator,
                     output_type=output_type, return_dict=return_dict, bn_stats=bn_stats)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> DualMCMCPipeline:
+        """Load a saved pipeline folder or a Hub repository with this module's classes: no code from the repository runs.
+
+        Both layouts load: ``save_pretrained``'s and the uploaded one (``hf_dualmcmc.hub.export_for_hub``, whose code
+        files let ``DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`` load it without this package),
+        so ``trust_remote_code`` is not needed here (accepted and ignored). Keyword arguments: components
+        (``energy_model=...``; ``None`` leaves one out), sampler settings (``num_inference_steps=30``, ...),
+        ``torch_dtype`` (a dtype, or a dict per component with a ``"default"``), ``variant``, and the Hub download
+        arguments ``revision`` (a branch, tag or commit), ``cache_dir``, ``token``, ``local_files_only``,
+        ``force_download``. From a Hub repository only ``model_index.json`` and the components' ``config.json`` and
+        safetensors weights are downloaded.
+        """
+        if kwargs.pop("custom_pipeline", None) is not None:
+            raise ValueError("DualMCMCPipeline.from_pretrained loads DualMCMCPipeline: use DiffusionPipeline.from_pretrained "
+                             "for custom_pipeline")
+        kwargs.pop("trust_remote_code", None)
+        if kwargs.pop("use_safetensors", True) is False:
+            raise ValueError("use_safetensors=False: DualMCMCPipeline loads safetensors weights only (pickles can run code)")
+        hub_kwargs = {k: kwargs.pop(k) for k in HUB_ARGUMENTS if k in kwargs}
+        torch_dtype, variant = kwargs.pop("torch_dtype", None), kwargs.pop("variant", None)
+        passed = {k: kwargs.pop(k) for k in COMPONENTS if k in kwargs}
+        settings = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *COMPONENTS)]
+        overrides = {k: kwargs.pop(k) for k in settings if k in kwargs}
+        if kwargs:
+            raise ValueError(f"DualMCMCPipeline.from_pretrained got unexpected arguments {sorted(kwargs)}; expected "
+                             f"components {list(COMPONENTS)}, sampler settings {settings}, torch_dtype, variant or "
+                             f"{list(HUB_ARGUMENTS)}")
+        folder = _pipeline_folder(str(pretrained_model_name_or_path), **hub_kwargs)
+        index = cls.load_config(folder)
+        models = {}
+        for name, model_class in COMPONENTS.items():
+            spec = index.get(name)
+            if name in passed:
+                models[name] = passed[name]
+            elif not isinstance(spec, (list, tuple)) or spec[0] is None:
+                models[name] = None
+            elif spec[-1] != model_class.__name__:
+                raise ValueError(f"{folder}/model_index.json names {name} {spec!r}; expected a {model_class.__name__}")
+            else:
+                model = model_class.from_pretrained(folder, subfolder=name, variant=variant, use_safetensors=True)
+                dtype = torch_dtype.get(name, torch_dtype.get("default")) if isinstance(torch_dtype, dict) else torch_dtype
+                models[name] = model if dtype is None else model.to(dtype)
+        stored = {k: v for k, v in index.items() if k in settings}
+        ignored = sorted(k for k in index if not k.startswith("_") and k not in settings and k not in COMPONENTS)
+        if ignored:
+            logger.warning(f"{folder}/model_index.json: ignoring keys {ignored} that DualMCMCPipeline does not take")
+        pipe = cls(**models, **{**stored, **overrides})
+        pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
+        return pipe
+
     def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
                     token: str | None = None, create_pr: bool = False, **card_kwargs):
         """Upload this pipeline with this project's model card (``hf_dualmcmc.hub.push_to_hub``) instead of diffusers'
@@ -292,6 +377,8 @@ class DualMCMCPipeline(DiffusionPipeline):
         hub_keys = ("repo_id", "commit_message", "private", "token", "create_pr")
         hub_kwargs = {k: kwargs.pop(k) for k in hub_keys if k in kwargs}
         super().save_pretrained(save_directory, *args, **kwargs)
+        written = [os.path.join(save_directory, name) for name in ("model_index.json", *COMPONENTS)]
+        default_modes(*(path for path in written if os.path.exists(path)))  # safetensors writes weights 0600
         if push_to_hub:
             self.push_to_hub(hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory)),
                              **hub_kwargs)

@@ -86,7 +86,7 @@ RUN_FILES = ("history.jsonl", "checkpoints", "pipeline", "samples", "logs", "tra
 RESUMABLE_KEYS = {
     "run": {"output_dir", "overwrite_output_dir", "max_steps", "epochs", "max_minutes", "log_every", "sample_every",
             "num_sample_images", "checkpoint_every", "checkpoints_total_limit", "export_at_checkpoints", "report_to",
-            "num_workers", "dataset_name", "card_template", "push_to_hub", "hub_model_id", "hub_private",
+            "num_workers", "dataset_name", "card_template", "push_to_hub", "hub_model_id", "hub_private", "hub_license",
             "mixed_precision"},  # the precision actually used is compared instead (trainer_state.json)
     "data": {"max_in_memory_bytes", "cache_dir"},
     "teaching": {"explode_threshold"},
@@ -217,7 +217,8 @@ def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig
                     model_id: str | None = None):
     """``save_pretrained`` + sample grid + model card, built in a temporary folder and moved into place. The card
     loads it from ``model_id`` (default: ``directory``)."""
-    from .hub import atomic_directory, write_model_card
+    from .atomic import atomic_directory
+    from .hub import write_model_card
 
     with atomic_directory(directory) as tmp:
         pipe.save_pretrained(tmp)
@@ -229,7 +230,7 @@ def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig
         write_model_card(
             tmp, template=config.run.card_template, dataset=config.run.dataset_name or config.data.source,
             training_config=config.to_dict(), metrics=metrics, sample_grid=grid_name,
-            hub_model_id=config.run.hub_model_id, model_id=model_id or str(directory),
+            hub_model_id=config.run.hub_model_id, model_id=model_id or str(directory), license=config.run.hub_license,
         )
     return directory
 

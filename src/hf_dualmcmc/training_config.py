@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 import warnings
@@ -293,6 +294,7 @@ class RunSettings:
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = False
+    hub_license: str = "apache-2.0"  # the model card's license (a Hub license identifier)
     channels_last: bool = False  # NHWC models, data and chain states (same math; see docs/PERFORMANCE.md)
     compile: bool = False  # torch.compile the energy network the x-chains call (CUDA graphs on GPU; opt-in)
     use_ema: bool = False
@@ -315,6 +317,16 @@ class RunSettings:
                  f"expected one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}")
         _require(not self.push_to_hub or bool(self.hub_model_id), "run.hub_model_id",
                  "run.push_to_hub needs it (e.g. --hub_model_id org/dualmcmc-digits)")
+        _require(re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.hub_license) is not None, "run.hub_license",
+                 f"expected a Hub license identifier such as apache-2.0, mit, cc-by-nc-4.0 or other, got {self.hub_license!r}")
+        if self.hub_model_id is not None:
+            from huggingface_hub.errors import HFValidationError
+            from huggingface_hub.utils import validate_repo_id
+
+            try:
+                validate_repo_id(self.hub_model_id)
+            except HFValidationError as err:
+                raise ValueError(f"run.hub_model_id: {self.hub_model_id!r} is not a valid repository id ({err})") from None
         _require(0 <= self.ema_decay <= 1, "run.ema_decay", f"must be in [0, 1], got {self.ema_decay}")
         _require(self.ema_power > 0, "run.ema_power", f"must be > 0, got {self.ema_power}")
 
