@@ -121,3 +121,89 @@ def test_page_in_a_browser(demo, tmp_path):
             browser.close()
     finally:
         page_app.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The Space: space/ + app.py, started as a Space starts it (environment only, no flags) on a Hub-hosted pipeline
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _front_matter(path) -> dict:
+    import yaml
+
+    text = path.read_text()
+    assert text.startswith("---\n"), f"{path} must start with Space front matter"
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def test_space_files_describe_a_gradio_space_that_installs_this_package():
+    from hf_dualmcmc.hub import install_line
+
+    meta = _front_matter(REPO_ROOT / "space" / "README.md")
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["license"] == "apache-2.0"
+    assert meta["sdk_version"].split(".")[0] == gr.__version__.split(".")[0], (meta["sdk_version"], gr.__version__)
+    requirements = (REPO_ROOT / "space" / "requirements.txt").read_text().split()
+    assert install_line() == f'pip install "{" ".join(requirements)}"', "space/requirements.txt: the card's install line"
+
+
+def test_space_starts_from_the_environment_on_a_hub_pipeline(online_hub, tmp_path):
+    import subprocess
+    import time
+
+    from hub_server import hub_subprocess_env
+
+    from hf_dualmcmc.hub import push_pipeline_to_hub
+
+    torch.manual_seed(0)
+    e, g, i = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=8)
+    folder = tmp_path / "pipeline"
+    DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),
+                     num_inference_steps=6).save_pretrained(folder)
+    (folder / "training_config.yaml").write_text("data: {source: 'sklearn:digits', split: train}\n")
+    push_pipeline_to_hub(folder, "org/space-ebm")
+    space = tmp_path / "space-repo"  # what the Space repository holds: space/* and app.py
+    space.mkdir()
+    for name in ("README.md", "requirements.txt"):
+        shutil.copyfile(REPO_ROOT / "space" / name, space / name)
+    shutil.copyfile(REPO_ROOT / "app.py", space / "app.py")
+
+    port, host = _free_port(), "127.0.0.2"  # not the default 127.0.0.1: the page must come from the environment
+    env = hub_subprocess_env(online_hub, tmp_path)
+    env.update(DUALMCMC_PIPELINE="org/space-ebm", GRADIO_SERVER_NAME=host, GRADIO_SERVER_PORT=str(port),
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    log = tmp_path / "space.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, f"the Space exited with {server.returncode}:\n{log.read_text()[-3000:]}"
+            with socket.socket() as probe:
+                if probe.connect_ex((host, port)) == 0:
+                    break
+            assert time.monotonic() < deadline, f"the Space did not serve {host}:{port}:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        playwright = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (dev extra)")
+        if CHROMIUM is None:
+            pytest.skip("the Space serves; no Chromium binary to drive it (apt-get install chromium)")
+        flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(f"http://{host}:{port}/", wait_until="domcontentloaded", timeout=60_000)
+            page.get_by_text("Dual-MCMC EBM: org/space-ebm").first.wait_for(timeout=60_000)  # the variable's pipeline
+            page.get_by_role("button", name="Sample", exact=True).click()
+            page.locator("#sample-status").get_by_text("Langevin steps").wait_for(timeout=120_000)
+            assert page.locator("#samples img").count() == 16
+            page.get_by_role("tab", name="Score an image").click()
+            upload = tmp_path / "upload.png"
+            PIL.Image.fromarray(np.full((8, 8), 128, np.uint8)).save(upload)
+            page.locator("input[type=file]").set_input_files(str(upload))
+            page.locator("#score-status").get_by_text("Percentile").wait_for(timeout=60_000)
+            assert "of 1000 training images" in page.locator("#score-status").inner_text()  # training_config.yaml
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert online_hub.unhandled == []
