@@ -149,6 +149,23 @@ def test_card_errors(saved, tmp_path):
         write_model_card(tmp_path)
 
 
+def test_card_license_base_model_and_hub_dataset(saved):
+    from hf_dualmcmc.training_config import TrainConfig
+
+    _, path = saved
+    card = ModelCard.load(write_model_card(path, license="cc-by-nc-4.0", base_model="authors/dualmcmc-cifar10",
+                                           dataset="someone/pixels"))
+    assert card.data.license == "cc-by-nc-4.0" and card.data.base_model == "authors/dualmcmc-cifar10"
+    assert card.data.datasets == ["someone/pixels"]
+    assert ModelCard.load(write_model_card(path, dataset="sklearn:digits")).data.datasets is None  # not a Hub dataset
+    assert ModelCard.load(write_model_card(path)).data.license == "apache-2.0"  # the stated default
+    with pytest.raises(ValueError, match="base_model 'not a repo' is not a valid repository id"):
+        write_model_card(path, base_model="not a repo")
+    for bad in ({"hub_license": "Apache 2.0"}, {"hub_model_id": "bad id"}):
+        with pytest.raises(ValueError, match=f"run.{next(iter(bad))}"):
+            TrainConfig.from_dict({"data": {"source": "sklearn:digits"}, "run": bad})
+
+
 def test_card_without_encoder(tmp_path):
     tiny_pipeline(encoder=False).save_pretrained(tmp_path)
     text = ModelCard.load(write_model_card(tmp_path)).text
@@ -335,6 +352,10 @@ def test_train_push_to_hub_loads_back(online_hub, tmp_path):
     local = DualMCMCPipeline.from_pretrained(tmp_path / "run" / "pipeline")
     hub_pipe = DualMCMCPipeline.from_pretrained("org/trained")
     np.testing.assert_array_equal(sample(hub_pipe), sample(local))
+    from diffusers import DiffusionPipeline
+
+    with pytest.raises(ValueError, match="trust_remote_code=True"):  # the layout of the other upload paths
+        DiffusionPipeline.from_pretrained("org/trained")
     files = online_hub.files("org/trained")
     assert {"training_config.yaml", "pipeline_dualmcmc.py", "energy_model/modeling_dualmcmc.py"} <= set(files)
     card = ModelCard(files["README.md"].decode())
