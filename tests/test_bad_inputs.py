@@ -474,6 +474,9 @@ CASES = [
      lambda ws: __import__("hf_dualmcmc.hub", fromlist=["x"]).push_pipeline_to_hub(ws.run / "pipeline", "a/b/c"), V,
      "repo_id 'a/b/c'"),
 ]
+# rows of issue #22, one module per area; each gets this module for its helpers (no circular import)
+for _area in ("trainer", "entry_points", "config_data"):
+    CASES += __import__(f"bad_inputs_{_area}").cases(sys.modules[__name__])
 IDS = [f"{area}: {what}" for area, what, *_ in CASES]
 
 
