@@ -19,7 +19,9 @@ Three tabs:
 * **Interpolate** -- between the latents of two seeds, each point revised on the energy.
 
 Uploads of any size are resized to the model's input size (the page says so); non-images, corrupt files and files
-over ``--max-upload-mb`` get a message in the page, never a stack trace.
+over ``--max-upload-mb`` get a message in the page, never a stack trace. So does what a baseline's pipeline cannot
+do (docs/BASELINES.md): without an energy model (inference-only) no Langevin steps and no energy score, without a
+generator (short-run EBM, samples start from noise) no interpolation. The app writes no files.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import torch
-import yaml
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -41,10 +42,16 @@ import gradio as gr  # noqa: E402
 from diffusers.utils import make_image_grid  # noqa: E402
 
 from hf_dualmcmc import DualMCMCPipeline  # noqa: E402
+from hf_dualmcmc.data import to_mode  # noqa: E402
+from hf_dualmcmc.training_config import safe_load_yaml  # noqa: E402
 
 DEFAULT_PIPELINE = "outputs/digits/pipeline"
 MAX_BATCH, MAX_STEPS, STRIP_ROWS, STRIP_COLUMNS = 64, 500, 4, 8
 DISPLAY_SIZE = 96  # tiny images (8x8 digits) are shown upscaled, pixels kept sharp
+LACKS = {  # a component a baseline's pipeline has not -> what that pipeline is
+    "energy_model": "this pipeline has no energy model (an inference-only baseline)",
+    "generator_model": "this pipeline has no generator (a short-run EBM: its samples start from noise)",
+}
 
 
 def _show(image: PIL.Image.Image, size: int = DISPLAY_SIZE) -> PIL.Image.Image:
@@ -76,7 +83,7 @@ def training_data_source(pipeline: str) -> tuple[str, str] | None:
             return None
     if not path.is_file():
         return None
-    data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+    data = (safe_load_yaml(path) or {}).get("data") or {}  # plain YAML only: the file may come from the Hub
     return (data["source"], data.get("split", "train")) if data.get("source") else None
 
 
@@ -88,9 +95,15 @@ class Demo:
         self.pipe, self.energies, self.reference, self.max_upload_mb = pipe, energies, reference, max_upload_mb
         pipe.set_progress_bar_config(disable=True)
 
+    def lacks(self, component: str, cannot: str) -> str | None:
+        """A note for the page when the pipeline has no ``component``: what it is and what it ``cannot`` do."""
+        return None if getattr(self.pipe, component) is not None else f"**Note:** {LACKS[component]}: {cannot}."
+
     def sample(self, seed, batch_size, steps, progress=gr.Progress()):  # noqa: B008 (how Gradio finds the bar)
         """Samples, the revision strip (first rows, snapshots from proposal to revised) and the energy plot."""
         seed, batch_size, steps = int(seed), int(batch_size), int(steps)
+        if steps and (note := self.lacks("energy_model", "no Langevin steps; set the steps to 0")):
+            return [], None, None, note
         every = max(1, math.ceil(steps / (STRIP_COLUMNS - 1)))
         snapshots = {}
 
@@ -139,12 +152,12 @@ class Demo:
         if size > self.max_upload_mb * 2**20:
             return None, None, (f"**Error:** the file is {size / 2**20:.1f} MB; the limit is {self.max_upload_mb:g} "
                                 "MB. Upload a smaller image.")
+        name = Path(path).name
         try:
             with PIL.Image.open(path) as opened:
                 opened.load()
                 image = opened.copy()
         except (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
-            name = Path(path).name
             return None, None, f"**Error:** `{name}` is not an image file this demo can read (or it is corrupt): {err}"
         c, h, w = self.pipe.image_shape
         notes = []
@@ -153,13 +166,18 @@ class Demo:
         mode = "L" if c == 1 else "RGB"
         if image.mode != mode:
             notes.append(f"Converted from {image.mode} to {mode}.")
-        image = image.convert(mode).resize((w, h), PIL.Image.BILINEAR)
+        try:  # 16-bit, float, alpha and palette images as training data converts them (hf_dualmcmc.data.to_mode)
+            image = to_mode(image, mode).resize((w, h), PIL.Image.BILINEAR)
+        except ValueError as err:
+            return None, None, f"**Error:** `{name}` cannot be used: {err}"
         x = self.pipe.preprocess(images=image)
-        with torch.no_grad():
-            model = self.pipe.energy_model.eval()
-            energy = float(model(x.to(model.dtype)).energy.item())
-        lines = [f"**Energy** E(x) = {energy:.4g} (lower = more likely under the model)."]
-        if self.energies is not None and len(self.energies):
+        lines = [self.lacks("energy_model", "it cannot score images")]
+        if lines[0] is None:
+            with torch.no_grad():
+                model = self.pipe.energy_model.eval()
+                energy = float(model(x.to(model.dtype)).energy.item())
+            lines = [f"**Energy** E(x) = {energy:.4g} (lower = more likely under the model)."]
+        if self.energies is not None and len(self.energies) and self.pipe.energy_model is not None:
             below = float(np.searchsorted(self.energies, energy, side="right")) / len(self.energies) * 100
             lines.append(f"**Percentile** {below:.1f}: {below:.1f}% of {len(self.energies)} training images "
                          f"({self.reference}) have a lower energy.")
@@ -170,6 +188,11 @@ class Demo:
         return _show(image, 192), recon, "\n\n".join(lines + notes)
 
     def interpolate(self, seed_a, seed_b, num_points, steps):
+        """The interpolation strip; ``gr.Error`` (a message in the page) for what the pipeline cannot do."""
+        note = self.lacks("generator_model", "there are no latents to interpolate") or (
+            int(steps) and self.lacks("energy_model", "no Langevin steps; set the steps to 0"))
+        if note:
+            raise gr.Error(note.removeprefix("**Note:** "))
         z = [torch.randn(self.pipe.latent_dim, generator=torch.Generator().manual_seed(int(s))) for s in (seed_a, seed_b)]
         out = self.pipe.interpolate(start_latents=z[0], end_latents=z[1], num_points=int(num_points),
                                     num_inference_steps=int(steps), generator=0)
@@ -196,6 +219,8 @@ def build_demo(demo: Demo, title: str = "Dual-MCMC EBM") -> gr.Blocks:
                 plot = gr.Plot(label="energy per step")
             run.click(demo.sample, [seed, batch, steps], [gallery, strip, plot, status])
         with gr.Tab("Score an image"):
+            if note := demo.lacks("energy_model", "an upload gets its reconstruction, no energy score"):
+                gr.Markdown(note)
             upload = gr.File(label=f"image (resized to {h}x{h})", type="filepath", elem_id="upload")
             score_status = gr.Markdown(elem_id="score-status")
             with gr.Row():
@@ -204,6 +229,8 @@ def build_demo(demo: Demo, title: str = "Dual-MCMC EBM") -> gr.Blocks:
             # the outputs end with the upload box, cleared for the next file
             upload.upload(lambda path: (*demo.score(path), None), upload, [shown, recon, score_status, upload])
         with gr.Tab("Interpolate"):
+            if note := demo.lacks("generator_model", "there are no latents to interpolate"):
+                gr.Markdown(note)
             with gr.Row():
                 seed_a = gr.Number(value=0, precision=0, label="start seed")
                 seed_b = gr.Number(value=1, precision=0, label="end seed")

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hub-model-id", default=None, help="repository id for the model card's usage snippet")
     parser.add_argument("--base-model", "--base_model", dest="base_model", default=None,
                         help="Hub id of the original weights, when they are on the Hub (the card's base_model)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory, if it is a "
+                        "pipeline folder this project wrote (anything else in it is named and refused)")
     parser.add_argument("--no-model-card", action="store_true", help="do not write README.md")
     return parser
 
@@ -52,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             hub_model_id=args.hub_model_id, overwrite=args.overwrite, model_card=not args.no_model_card,
             base_model=args.base_model,
         )
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (OSError, ValueError) as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

@@ -18,6 +18,12 @@ import time
 from pathlib import Path
 
 METRICS = ("fid", "is", "domain_fd", "recon", "profile", "interp", "ablation", "ood")
+# what --out may hold: the files an evaluation writes (an existing --out holding anything else is refused)
+OUT_FILES = ("results.json", "recon_mse.json", "recon_mse_curve.png", "recon_examples.png", "energy_profile.json",
+             "energy_profile.png", "revision_strip.png", "interpolation.json", "interpolation_generation.png",
+             "interpolation_reconstruction.png", "ablation.json", "ablation.md", "cache")
+# metric -> the pipeline component it cannot do without (baselines lack some: docs/BASELINES.md)
+NEEDS = {"recon": "encoder", "profile": "energy_model", "interp": "generator_model", "ablation": "energy_model"}
 
 
 def _int_list(text: str) -> list[int]:
@@ -63,7 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ablation-z-steps", type=_int_list, default=[0, 5, 10, 20])
     p.add_argument("--ablation-samples", type=int, default=None, help="samples per ablation row (default --num-samples)")
     p.add_argument("--cache-dir", default=None, help="cache for reference statistics / classifiers (default OUT/cache)")
-    p.add_argument("--model-card", default=None, help="also write the numbers into this README.md's model-index")
+    p.add_argument("--model-card", default=None, help="also write the numbers into the model-index of this README.md "
+                   "(a new .md file or an existing model card; any other file is refused)")
     p.add_argument("--dataset-name", default=None, help="dataset name for --model-card (e.g. CIFAR-10)")
     p.add_argument("--dataset-type", default=None, help="dataset id for --model-card (e.g. cifar10)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -124,11 +131,46 @@ def _is_stats(source: str) -> bool:
         return "mu" in data and "sigma" in data
 
 
+def check_outputs(args) -> None:
+    """What this run would write, checked before anything is loaded: ``--out`` (and ``--cache-dir``) apart from every
+    local input, ``--out`` a new folder or one holding only :data:`OUT_FILES`, ``--model-card`` a card."""
+    from hf_dualmcmc.evaluation.model_index import check_model_card_path
+    from hf_dualmcmc.hub import check_apart
+
+    inputs = [v for v in (args.pipeline, args.reference, args.recon_data, args.ood_other, args.inception_weights)
+              if v is not None and Path(v).exists()]
+    out = check_apart(args.out, inputs, "--out")
+    if args.cache_dir is not None:
+        check_apart(args.cache_dir, inputs, "--cache-dir")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ValueError(f"--out {str(out)!r} exists and is not a folder")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUT_FILES) if out.is_dir() else []
+    if foreign:
+        raise ValueError(f"--out {str(out)!r} holds files an evaluation does not write ({', '.join(foreign[:8])}"
+                         f"{', ...' if len(foreign) > 8 else ''}); choose a new folder or a previous evaluation's")
+    if args.model_card:
+        check_model_card_path(args.model_card)
+
+
+def check_components(args, pipe) -> None:
+    """Refuse metrics that need a component the pipeline lacks (baselines: short-run has no generator or encoder,
+    cooperative no encoder, inference-only no energy model), before any sampling."""
+    have = [n for n in ("energy_model", "generator_model", "encoder") if getattr(pipe, n, None) is not None]
+    missing = {m: NEEDS[m] for m in args.metrics if m in NEEDS and NEEDS[m] not in have}
+    if pipe.energy_model is None and args.steps:
+        missing["--steps"] = "energy_model"
+    if missing:
+        can = [m for m in METRICS if NEEDS.get(m) in (None, *have)]
+        what = ", ".join(f"{m} needs an {c}" if c[0] in "ae" else f"{m} needs a {c}" for m, c in missing.items())
+        raise ValueError(f"this pipeline has only {', '.join(have)}: {what}; metrics it can do: {','.join(can)}")
+
+
 def main(argv=None) -> int:
-    """Run the evaluation; bad inputs (a missing pipeline, data or Inception file) print one line ``error: ...``
-    and return 2 before anything is written."""
+    """Run the evaluation; bad inputs (a missing pipeline, data or Inception file, an output that is not ours to
+    write, a metric the pipeline cannot do) print one line ``error: ...`` and return 2 before anything is written."""
     args = parse_args(argv)
     try:
+        check_outputs(args)
         return evaluate(args)
     except (FileNotFoundError, ValueError, OSError) as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)
@@ -159,6 +201,7 @@ def evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     pipe = DualMCMCPipeline.from_pretrained(args.pipeline).to(args.device)  # before anything is written
     pipe.set_progress_bar_config(disable=True)
+    check_components(args, pipe)
     out = Path(args.out)
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
     progress = not args.no_progress
@@ -222,8 +265,6 @@ def evaluate(args: argparse.Namespace) -> int:
             print(f"note: no held-out images ({err}); reconstruction parts skipped", file=sys.stderr)
 
     if "recon" in args.metrics:
-        if pipe.encoder is None:
-            raise ValueError("--metrics recon needs a pipeline with an encoder")
         rec = reconstruction_mse(pipe, held_out, num_latent_steps=args.latent_steps, batch_size=args.batch_size,
                                  seed=args.seed, bn_stats=args.bn_stats, out_dir=out, progress=progress)
         results["recon"] = rec

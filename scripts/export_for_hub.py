@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pipeline_dir", help="a DualMCMCPipeline.save_pretrained directory")
     parser.add_argument("output_dir", help="where to write the remote-code layout")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory, if it is a "
+                        "pipeline folder this project wrote (anything else in it is named and refused)")
     parser.add_argument("--push", metavar="REPO_ID", default=None, help="also upload the result to this Hub repository")
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
     return parser
@@ -33,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.push:
             commit = push_pipeline_to_hub(out, args.push, private=args.private)
             print(f"pushed to {getattr(commit, 'commit_url', args.push)}")
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (OSError, ValueError) as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
     return 0
 

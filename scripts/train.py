@@ -12,9 +12,9 @@ Examples:
     accelerate launch scripts/train.py --config configs/digits.yaml --push_to_hub --hub_model_id org/dualmcmc-digits
 
 Overrides use ``section.key=value`` with sections data / model / teaching / sampler / run (values parsed as YAML) and
-may stand anywhere on the command line. A bad config, a missing config file, an output_dir holding another run, a
-checkpoint that cannot be resumed or too little data print one line ``error: ...`` and exit with code 2; a diverged
-run exits with code 3.
+may stand anywhere on the command line. A bad config, a missing config file, an output_dir holding another run (or
+files of the user under the names a run writes, or in use by another training run), a checkpoint that cannot be
+resumed or too little data print one line ``error: ...`` and exit with code 2; a diverged run exits with code 3.
 """
 
 import argparse

@@ -7,6 +7,7 @@ rank records whether its resumed history equals its uninterrupted one. Rank file
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,9 +67,29 @@ def resume_check(root):
         a, b = state_of(full.pipeline_dir), state_of(resumed.pipeline_dir)
         same_weights = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     checkpoint = root / "part" / "checkpoints" / "checkpoint-4"
-    return {"resumed_history_identical": full.history[2:] == resumed.history, "history_steps": len(full.history),
+    return {"locked_out": locked_out(root / "full", config("full", 5)),
+            "resumed_history_identical": full.history[2:] == resumed.history, "history_steps": len(full.history),
             "loss_generator_step4": full.history[-1]["loss_generator"], "resumed_weights_identical": same_weights,
             "checkpoint_files": sorted(p.name for p in checkpoint.iterdir())}
+
+
+def locked_out(out, config):
+    """A run whose output_dir another run holds (here: rank 0's own extra lock): every rank stops with
+    OutputDirError (only the main process takes the lock; the others must not wait for it forever)."""
+    from filelock import FileLock
+
+    from hf_dualmcmc.trainer import OutputDirError, train
+
+    lock = FileLock(out / ".hf-dualmcmc.lock", timeout=0)
+    if int(os.environ.get("RANK", "0")) == 0:
+        lock.acquire()
+    try:
+        train(config, resume_from_checkpoint="latest")
+    except OutputDirError as err:
+        return str(err)
+    finally:
+        if lock.is_locked:
+            lock.release()
 
 
 if __name__ == "__main__":

@@ -76,6 +76,42 @@ def test_callbacks(demo, tmp_path):
     assert demo.interpolate(0, 1, 5, 2).size == (5 * 96, 96)  # 5 points of 8 px, upscaled 12x
 
 
+@pytest.mark.parametrize("method", ["short_run", "cooperative", "inference_only"])
+def test_callbacks_on_baseline_pipelines_say_what_they_cannot_do(method, tmp_path):
+    """Issue #22: every tab works or says in the page what a pipeline without a component cannot do (no traceback);
+    the app writes nothing into the pipeline folder or next to it."""
+    from bad_inputs_entry_points import save_baseline
+
+    folder = save_baseline(method, tmp_path / "pipe")
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    demo = app.load_demo(str(folder))
+    page = app.build_demo(demo)
+    upload = tmp_path / "x.png"
+    PIL.Image.new("L", (8, 8), 128).save(upload)
+    images, _, _, status = demo.sample(0, 2, 0, progress=lambda *a, **k: None)
+    assert len(images) == 2 and "0 Langevin steps" in status
+    images, _, plot, status = demo.sample(0, 2, 2, progress=lambda *a, **k: None)
+    shown, recon, text = demo.score(str(upload))
+    assert shown is not None and (recon is not None) == (method == "inference_only")
+    if method == "inference_only":  # no energy model
+        assert images == [] and plot is None and "no energy model" in status and "set the steps to 0" in status
+        assert "no energy model (an inference-only baseline): it cannot score images" in text
+        with pytest.raises(gr.Error, match="no Langevin steps"):
+            demo.interpolate(0, 1, 3, 2)
+        assert demo.interpolate(0, 1, 3, 0).size == (3 * 96, 96)
+    else:
+        assert len(images) == 2 and plot is not None and "**Energy** E(x) = " in text
+    if method == "short_run":  # no generator
+        with pytest.raises(gr.Error, match="no generator .*no latents to interpolate"):
+            demo.interpolate(0, 1, 3, 2)
+    elif method == "cooperative":
+        assert demo.interpolate(0, 1, 3, 2).size == (3 * 96, 96)
+    assert page is not None
+    upload.unlink()
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -207,3 +243,21 @@ def test_space_starts_from_the_environment_on_a_hub_pipeline(online_hub, tmp_pat
         server.terminate()
         server.wait(timeout=30)
     assert online_hub.unhandled == []
+
+
+def test_score_reads_16_bit_and_alpha_uploads_like_the_training_data(demo, tmp_path):
+    from hf_dualmcmc.data import to_mode
+
+    dark = tmp_path / "dark16.png"  # a 16-bit grey of 1/8 of the range: PIL's convert("L") would make it white
+    PIL.Image.fromarray(np.full((8, 8), 8192, np.uint16)).save(dark)
+    with PIL.Image.open(dark) as image:
+        assert image.mode.startswith("I") and np.asarray(to_mode(image, "L")).max() == 32
+    shown, _, text = demo.score(str(dark))
+    assert "**Energy**" in text and np.asarray(shown).max() < 64, text
+    clear = tmp_path / "clear.png"  # fully transparent: composited on white, as the training data is
+    PIL.Image.new("LA", (8, 8), (0, 0)).save(clear)
+    shown, _, text = demo.score(str(clear))
+    assert "**Energy**" in text and np.asarray(shown).min() == 255
+    lab = tmp_path / "lab.tif"
+    PIL.Image.new("LAB", (8, 8)).save(lab)
+    assert "cannot be used: LAB images are not supported" in demo.score(str(lab))[2]

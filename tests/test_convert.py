@@ -329,3 +329,30 @@ def test_file_errors_name_the_file(tmp_path, capsys):
     assert err.startswith(f"error: official checkpoint {str(path)!r}: the checkpoint does not match the official "
                           "cifar10 layout") and "netG missing keys: ['lin_1.bias']" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_replaces_only_its_own_output(tmp_path, capsys):
+    """Issue #22: ``ck/x.pth ck --overwrite`` deleted the input and every other checkpoint in ``ck``."""
+    cli = load_module("scripts/convert_official_checkpoint.py", "convert_cli")
+    ck = tmp_path / "ck"
+    (ck / ".git").mkdir(parents=True)
+    (ck / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (ck / "notes.txt").write_text("my notes\n")
+    (ck / "other.pth").write_bytes(b"another checkpoint")
+    torch.save(random_checkpoint(layout_of(tiny_configs())), ck / "x.pth")
+    widths = ["--dataset", "cifar10", *(f"--{k}={v}" for k, v in (("ngf", 8), ("ndf", 8), ("nif", 4), ("nz", 6))),
+              "--no-model-card", "--overwrite"]
+    snapshot = lambda: {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}  # noqa: E731
+    before = snapshot()
+    for out, why in ((ck, "contains the input"), (ck / "x.pth", "is the input"), (tmp_path, "contains the input"),
+                     (ck / ".git", "holds files hf-dualmcmc did not write (HEAD)")):
+        assert cli.main([str(ck / "x.pth"), str(out), *widths]) == 2
+        assert why in capsys.readouterr().err
+        assert snapshot() == before
+    out = tmp_path / "pipe"
+    assert cli.main([str(ck / "x.pth"), str(out), *widths]) == 0
+    assert cli.main([str(ck / "x.pth"), str(out), *widths]) == 0  # our own output: replaced
+    (out / "mine.txt").write_text("kept")
+    assert cli.main([str(ck / "x.pth"), str(out), *widths]) == 2
+    assert "did not write (mine.txt)" in capsys.readouterr().err and (out / "mine.txt").read_text() == "kept"
+    assert {p: b for p, b in snapshot().items() if out not in p.parents} == before

@@ -533,3 +533,68 @@ def test_lazy_dataset_pickles_for_workers(tmp_path, cache):
     lazy = load_image_dataset(DataConfig(str(root), image_size=4, max_in_memory_bytes=0, cache_dir=cache))
     clone = pickle.loads(pickle.dumps(lazy))
     assert all(torch.equal(clone[i], lazy[i]) for i in range(3))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Image modes (issue #22): high-depth and float grayscale by their real range, alpha on white, palette, CMYK, "1"
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_16_bit_png_decodes_by_its_range(tmp_path, cache):
+    values = np.array([[0, 257 * 64], [257 * 128, 65535]], np.uint16)  # 8-bit 0, 64, 128, 255
+    (tmp_path / "png16").mkdir()
+    PIL.Image.fromarray(values).save(tmp_path / "png16" / "a.png")
+    assert PIL.Image.open(tmp_path / "png16" / "a.png").mode in ("I;16", "I")
+    ds = in_memory(load_image_dataset(DataConfig(str(tmp_path / "png16"), image_size=2, num_channels=1,
+                                                 resize="pad", cache_dir=cache)))
+    assert ds.images[0, 0].tolist() == [[0, 64], [128, 255]]
+    big_endian = PIL.Image.fromarray(values.astype(">u2"), "I;16B")
+    assert preprocess(big_endian, DataConfig("unused", image_size=2, num_channels=1, resize="pad"))[0].tolist() == [
+        [0, 64], [128, 255]]
+
+
+def test_float_and_32_bit_images():
+    config = DataConfig("unused", image_size=2, num_channels=1, resize="pad")
+    floats = PIL.Image.fromarray(np.array([[0.0, 0.25], [0.5, 1.0]], np.float32), "F")  # [0, 1]
+    assert preprocess(floats, config)[0].tolist() == [[0, 64], [128, 255]]
+    ints = PIL.Image.fromarray(np.array([[0, 65535], [257, 0]], np.int32), "I")  # 16-bit range
+    assert preprocess(ints, config)[0].tolist() == [[0, 255], [1, 0]]
+    for bad, message in ((200.0, r"'F' pixel values must be in \[0, 1\]"), (np.nan, "non-finite"), (-np.inf, "non-finite")):
+        with pytest.raises(ValueError, match=message):
+            preprocess(PIL.Image.fromarray(np.full((2, 2), bad, np.float32), "F"), config)
+
+
+def test_alpha_palette_cmyk_and_bilevel_modes():
+    rgb_config, gray = DataConfig("unused", image_size=2, resize="pad"), DataConfig("unused", image_size=2, num_channels=1, resize="pad")
+    transparent = PIL.Image.new("RGBA", (2, 2), (0, 0, 0, 0))  # composited on white
+    assert (preprocess(transparent, rgb_config) == 255).all() and (preprocess(transparent, gray) == 255).all()
+    half = PIL.Image.new("RGBA", (2, 2), (100, 50, 0, 128))
+    assert preprocess(half, rgb_config)[:, 0, 0].tolist() == [177, 152, 127]
+    assert (preprocess(PIL.Image.new("LA", (2, 2), (0, 0)), gray) == 255).all()
+    assert (preprocess(PIL.Image.new("LA", (2, 2), (30, 255)), gray) == 30).all()
+    palette = PIL.Image.new("P", (2, 2), 1)
+    palette.putpalette([0, 0, 0, 255, 0, 0])
+    assert preprocess(palette, rgb_config)[:, 0, 0].tolist() == [255, 0, 0]
+    palette.info["transparency"] = 1  # the palette's transparent index: white
+    assert preprocess(palette, rgb_config)[:, 0, 0].tolist() == [255, 255, 255]
+    assert preprocess(palette.convert("PA"), rgb_config)[:, 0, 0].tolist() == [255, 255, 255]
+    assert preprocess(PIL.Image.new("CMYK", (2, 2), (0, 255, 255, 0)), rgb_config)[:, 0, 0].tolist() == [255, 0, 0]
+    assert (preprocess(PIL.Image.new("1", (2, 2), 1), gray) == 255).all()
+    with pytest.raises(ValueError, match="LAB images are not supported"):
+        preprocess(PIL.Image.new("LAB", (2, 2)), rgb_config)
+
+
+def test_rgba_arrays_match_the_pil_path(tmp_path):
+    rgba = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 4), dtype=np.uint8)
+    np.savez(tmp_path / "rgba.npz", images=rgba)
+    ds = in_memory(load_image_dataset(DataConfig(str(tmp_path / "rgba.npz"), image_size=4)))
+    pil = np.stack([preprocess(PIL.Image.fromarray(a, "RGBA"), DataConfig("unused", image_size=4)) for a in rgba])
+    assert np.abs(ds.images.numpy().astype(int) - pil).max() <= 1
+
+
+def test_npz_with_non_finite_values_names_the_image(tmp_path):
+    images = np.zeros((3, 4, 4), np.float32)
+    images[2, 1, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", images=images)
+    with pytest.raises(ValueError, match=r"nan\.npz: image 2 under 'images' has non-finite values"):
+        load_image_dataset(DataConfig(str(tmp_path / "nan.npz"), image_size=4))

@@ -36,5 +36,6 @@ def test_two_process_cpu_ddp_gradients_identical_across_ranks_and_resume(tmp_pat
     # the trainer under DDP with gradient accumulation and EMA: a resumed run continues bit-identically on every rank
     assert r0["resumed_history_identical"] and r1["resumed_history_identical"] and r0["history_steps"] == 4
     assert r0["loss_generator_step4"] != r1["loss_generator_step4"]  # (per-rank losses of different shards)
+    assert "is in use by another training run" in r0["locked_out"] and "refused by the main process" in r1["locked_out"]
     assert r0["resumed_weights_identical"] is True and r1["resumed_weights_identical"] is None  # rank 0 exports
     assert {"random_states_0.safetensors", "random_states_1.safetensors"} <= set(r0["checkpoint_files"])

@@ -384,15 +384,23 @@ def test_write_model_index_round_trip(tmp_path):
                for r in loaded.data.eval_results)
     assert loaded.data.license == "apache-2.0" and "Some text." in loaded.text
 
-    bare = tmp_path / "bare" / "README.md"
-    bare.parent.mkdir()
-    bare.write_text("# No front matter\n")
-    write_model_index(bare, {"fid": 1.0}, dataset_name="MNIST", dataset_type="mnist", model_name="tiny")
-    loaded = ModelCard.load(bare)
+    new = tmp_path / "new"
+    new.mkdir()
+    write_model_index(new, {"fid": 1.0}, dataset_name="MNIST", dataset_type="mnist", model_name="tiny")
+    loaded = ModelCard.load(new / "README.md")
     assert loaded.data.model_name == "tiny" and loaded.data.eval_results[0].metric_value == 1.0
-    assert "# No front matter" in loaded.text
     with pytest.raises(ValueError, match="numeric"):
-        write_model_index(bare, {"note": "x"}, dataset_name="MNIST", dataset_type="mnist")
+        write_model_index(new, {"note": "x"}, dataset_name="MNIST", dataset_type="mnist")
+    # only a card is written (issue #22): no other file, no README without front matter, nothing through a link
+    (tmp_path / "bare.md").write_text("# No front matter\n")
+    (tmp_path / "model_index.json").write_text("{}")
+    (tmp_path / "link.md").symlink_to(card)
+    for path, why in (("bare.md", "is not a model card"), ("model_index.json", "expected a README.md"),
+                      ("link.md", "not a regular file"), ("no/README.md", "does not exist")):
+        before = (tmp_path / path).read_bytes() if (tmp_path / path).exists() else None
+        with pytest.raises(ValueError, match=why):
+            write_model_index(tmp_path / path, {"fid": 1.0}, dataset_name="MNIST", dataset_type="mnist")
+        assert ((tmp_path / path).read_bytes() if (tmp_path / path).exists() else None) == before
 
 
 def test_cli_smoke(pipe_dir, inception_weights, inception_sha256, tmp_path):
@@ -432,3 +440,64 @@ def test_cli_offline_without_weights_names_flag_and_file(pipe_dir, tmp_path, mon
         cli.evaluate(cli.parse_args(argv))
     assert "--inception-weights" in str(err.value) and INCEPTION_WEIGHTS_FILENAME in str(err.value)
     assert cli.main(argv) == 2  # as a command: one line on stderr, exit code 2
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_cli_writes_only_its_own_files(pipe_dir, tmp_path, capsys):
+    """Issue #22: --out holds only an evaluation's files and never lies in an input; --model-card writes only a card."""
+    import shutil
+
+    cli = load_module("scripts/evaluate.py", "evaluate_cli")
+    pipeline = tmp_path / "run" / "pipeline"
+    shutil.copytree(pipe_dir, pipeline)
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / "run" / "history.jsonl").write_text('{"step": 1}\n')
+    (tmp_path / "README.md").write_text("# my project\n")
+    before = _files(tmp_path)
+    base = ["--pipeline", str(pipeline), "--metrics", "profile", "--batch-size", "2", "--steps", "1", "--no-progress"]
+    card = ["--dataset-name", "Tiny", "--dataset-type", "tiny"]
+    for argv, why in ((["--out", str(pipeline)], "is the input"), (["--out", str(tmp_path / "run")], "contains the input"),
+                      (["--out", str(tmp_path)], "contains the input"),
+                      (["--out", str(tmp_path / "notes.txt")], "exists and is not a folder"),
+                      (["--out", str(tmp_path / "e"), "--model-card", str(pipeline / "model_index.json"), *card],
+                       "expected a README.md"),
+                      (["--out", str(tmp_path / "e"), "--model-card", str(tmp_path / "README.md"), *card],
+                       "is not a model card")):
+        assert cli.main([*base, *argv]) == 2
+        assert why in capsys.readouterr().err.splitlines()[-1]
+        assert _files(tmp_path) == before and not (tmp_path / "e").exists()
+    out = ["--out", str(tmp_path / "e"), "--model-card", str(pipeline / "README.md"), *card]
+    assert cli.main([*base, *out]) == 0
+    assert cli.main([*base, *out]) == 0  # a previous evaluation's --out, a card this project wrote
+    (tmp_path / "e" / "mine.txt").write_text("kept")
+    assert cli.main([*base, *out]) == 2 and "(mine.txt)" in capsys.readouterr().err
+    assert {k: v for k, v in _files(tmp_path).items() if not k.startswith(("e/", "run/pipeline/README.md"))} == before
+
+
+@pytest.mark.parametrize("method", ["short_run", "cooperative", "inference_only"])
+def test_cli_on_baseline_pipelines(method, tmp_path, capsys):
+    """Issue #22: the metrics a baseline's pipeline can do run; the others are one line naming the component."""
+    from bad_inputs_entry_points import save_baseline
+
+    cli = load_module("scripts/evaluate.py", "evaluate_cli")
+    pipeline = save_baseline(method, tmp_path / "pipe")
+    needs = {"recon": "encoder", "profile": "energy_model", "interp": "generator_model", "ablation": "energy_model"}
+    have = {"short_run": {"energy_model"}, "cooperative": {"energy_model", "generator_model"},
+            "inference_only": {"generator_model", "encoder"}}[method]
+    base = ["--pipeline", str(pipeline), "--batch-size", "2", "--no-progress", "--recon-data", "sklearn:digits",
+            "--num-recon", "4", "--num-ood", "4", "--ablation-x-steps", "0,1", "--ablation-z-steps", "0,1",
+            "--ablation-samples", "2", "--latent-steps", "1"]
+    for metric in ("recon", "profile", "interp", "ablation", "ood"):
+        out = tmp_path / metric
+        code = cli.main([*base, "--metrics", metric, "--out", str(out)])
+        err = capsys.readouterr().err.splitlines()
+        if needs.get(metric, "energy_model" if "energy_model" in have else "encoder") in have:
+            assert code == 0 and (out / "results.json").is_file(), err[-3:]
+        else:
+            assert code == 2 and not out.exists()
+            assert err[-1].startswith("error: this pipeline has only ") and f"{metric} needs a" in err[-1]

@@ -34,7 +34,9 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -214,3 +216,133 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(uninterr
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "checkpoints", "history.jsonl", "pipeline", "training_config.yaml"]
     assert [c.name for c in list_checkpoints(out)] == ["checkpoint-6", "checkpoint-8"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Issue #22: one run per folder (a lock naming its holder, released by the OS when a run is killed), resuming from
+# an older checkpoint keeps the newer ones, a trainer_state.json that disagrees with its folder is refused
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _script_child(argv, err_file):
+    """``scripts/train.py``'s ``main(argv)`` in this forked process, its stderr into ``err_file``; exits with its code."""
+    import contextlib
+    import sys
+
+    from conftest import load_module
+
+    torch.set_num_threads(1)
+    with open(err_file, "w") as err, contextlib.redirect_stderr(err):
+        code = load_module("scripts/train.py", "_train_script_child").main([str(a) for a in argv])
+    sys.exit(code)
+
+
+def _train_child(out, max_steps):
+    from test_trainer import tiny_config
+
+    from hf_dualmcmc.trainer import train
+
+    torch.set_num_threads(1)
+    train(tiny_config(out, max_steps=max_steps, checkpoint_every=1, checkpoints_total_limit=1))
+
+
+def _error_lines(text: str) -> list[str]:
+    return [line for line in text.replace("\r", "\n").splitlines() if "error:" in line]
+
+
+def _history_steps(out: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (out / "history.jsonl").read_text().splitlines()]
+
+
+def test_two_runs_started_together_one_runs_the_other_exits_2(tmp_path):
+    from test_trainer import tiny_config
+
+    out = tmp_path / "out"
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(out, max_steps=4, checkpoint_every=2).to_dict()))
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_script_child, args=(["--config", config], tmp_path / f"err{i}")) for i in (0, 1)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=300)
+    assert sorted(proc.exitcode for proc in procs) == [0, 2]
+    winner, loser = sorted((0, 1), key=lambda i: procs[i].exitcode)
+    errors = _error_lines((tmp_path / f"err{loser}").read_text())
+    # refused at the lock while the other runs (or, had the other finished first, as a folder holding another run)
+    assert len(errors) == 1 and (
+        errors[0].startswith(f"error: run.output_dir {out} is in use by another training run (pid {procs[winner].pid} "
+                             f"on {socket.gethostname()}, started ") and errors[0].endswith(
+            "): wait for it or choose another run.output_dir")
+        or errors[0].startswith(f"error: run.output_dir {out} holds another run;")), errors
+    assert _history_steps(out) == [1, 2, 3, 4]  # one run's history, nothing interleaved
+    assert [c.name for c in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4"]
+    assert not (out / ".hf-dualmcmc.lock.json").exists()  # the holder's name goes with it
+
+
+def test_second_run_names_the_holder_and_a_killed_holder_leaves_no_stale_lock(tmp_path, capsys):
+    from conftest import load_module
+    from test_trainer import tiny_config
+
+    from hf_dualmcmc.trainer import train
+
+    out = tmp_path / "out"
+    holder_file = out / ".hf-dualmcmc.lock.json"
+    proc = multiprocessing.get_context("fork").Process(target=_train_child, args=(out, 10_000))
+    proc.start()
+    deadline = time.monotonic() + 300
+    while not (holder_file.exists() and list_checkpoints(out)) and time.monotonic() < deadline and proc.is_alive():
+        time.sleep(0.05)
+    holder = json.loads(holder_file.read_text())
+    assert holder["pid"] == proc.pid and holder["host"] == socket.gethostname()
+    # a second run, even one asking to overwrite: one line, exit 2, naming the holder; nothing of the first is moved
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(out, max_steps=1, overwrite_output_dir=True).to_dict()))
+    assert load_module("scripts/train.py", "_train_script").main(["--config", str(config)]) == 2
+    assert proc.is_alive() and not list(out.glob(".previous-run-*"))
+    assert _error_lines(capsys.readouterr().err) == [
+        f"error: run.output_dir {out} is in use by another training run (pid {proc.pid} on {socket.gethostname()}, "
+        f"started {holder['started']}): wait for it or choose another run.output_dir"]
+    # SIGKILL the holder: its holder file is left behind, its lock is not (the OS released the flock)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(timeout=60)
+    assert proc.exitcode == -signal.SIGKILL and json.loads(holder_file.read_text())["pid"] == proc.pid
+    done = checkpoint_step(list_checkpoints(out)[-1])
+    result = train(tiny_config(out, max_steps=done + 1, checkpoint_every=1, checkpoints_total_limit=1),
+                   resume_from_checkpoint="latest")
+    assert result.step == done + 1 and _history_steps(out) == list(range(1, done + 2))
+    assert not holder_file.exists()
+
+
+def test_resume_from_an_older_checkpoint_keeps_the_newer_ones_aside(tmp_path, caplog):
+    from test_trainer import tiny_config, tree
+
+    from hf_dualmcmc.trainer import train
+
+    out = tmp_path / "out"
+    train(tiny_config(out, max_steps=4, checkpoint_every=2, checkpoints_total_limit=0))
+    newer = tree(out / "checkpoints" / "checkpoint-4")
+    (out / "checkpoints" / ".git").mkdir()  # (a user's entry of checkpoints/: left alone)
+    resumed = train(tiny_config(out, max_steps=3, checkpoint_every=2, checkpoints_total_limit=0),
+                    resume_from_checkpoint=str(out / "checkpoints" / "checkpoint-2"))
+    assert resumed.step == 3 and _history_steps(out) == [1, 2, 3]
+    assert [c.name for c in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-3"]
+    (aside,) = (out / "checkpoints").glob(".superseded-*")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [".git", aside.name, "checkpoint-2",
+                                                                        "checkpoint-3"]
+    assert tree(aside / "checkpoint-4") == newer  # kept byte for byte, and said so
+    assert f"the newer checkpoints checkpoint-4 are kept in {aside}" in caplog.text
+    read_checkpoint(aside / "checkpoint-4")  # still a complete checkpoint (resumable from there)
+
+
+def test_trainer_state_whose_step_disagrees_with_its_folder_is_refused(uninterrupted, tmp_path):
+    from hf_dualmcmc.trainer import CheckpointError, train
+
+    renamed = tmp_path / "checkpoints" / "checkpoint-8"
+    shutil.copytree(uninterrupted[0] / "checkpoints" / "checkpoint-6", renamed)
+    message = rf"{renamed / 'trainer_state.json'}: step 6, but the folder is checkpoint-8 \(step 8\)"
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(renamed)
+    with pytest.raises(CheckpointError, match=message):
+        train(run_config(tmp_path / "new"), resume_from_checkpoint=str(renamed))
+    assert not (tmp_path / "new").exists()

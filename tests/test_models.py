@@ -191,3 +191,23 @@ def test_model_loading_errors_name_the_file(tiny_configs, tmp_path, damage, erro
     if error is OSError and "safetensors" in message:  # the Auto class goes through the same loader
         with pytest.raises(OSError, match=message):
             AutoModel.from_pretrained(tmp_path)
+
+
+def test_loading_is_strict_unless_asked(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, generator_config, _ = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=4)
+    model = DualMCMCGeneratorModel(generator_config)
+    model.save_pretrained(tmp_path)
+    loaded, info = DualMCMCGeneratorModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    tensors = load_file(tmp_path / "model.safetensors")
+    dropped = next(k for k in sorted(tensors) if tensors[k].is_floating_point())
+    tensors.pop(dropped)
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=f"missing tensors \\['{dropped}'\\]"):
+        DualMCMCGeneratorModel.from_pretrained(tmp_path)
+    lenient = DualMCMCGeneratorModel.from_pretrained(tmp_path, strict=False)  # transformers' behaviour: initialised
+    assert torch.isfinite(lenient.state_dict()[dropped]).all()

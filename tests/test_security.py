@@ -54,6 +54,16 @@ class MarkerPayload:
         return (open, (self.marker, "w"))
 
 
+class SystemPayload:
+    """Unpickling this calls ``os.system("touch <marker>")``: the command only creates the marker file."""
+
+    def __init__(self, marker: Path):
+        self.command = f"touch '{marker}'"
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
 def torch_bomb(path: Path, marker: Path, **entries) -> Path:
     """A ``torch.save`` file: a dict of ``entries`` (e.g. real tensors) plus the payload under ``"payload"``."""
     torch.save({**entries, "payload": MarkerPayload(marker)}, path)
@@ -336,8 +346,106 @@ def test_yaml_tags_in_a_checkpoint_config_do_not_run(ema_run, tmp_path):
     marker = tmp_path / "marker"
     config = run / "checkpoints" / "checkpoint-2" / "training_config.yaml"
     config.write_text(config.read_text() + f"extra: !!python/object/apply:exec [\"open('{marker}', 'w').write('x')\"]\n")
-    with pytest.raises(CheckpointError, match=r"training_config.yaml: cannot be read \(ConstructorError"):
+    with pytest.raises(CheckpointError, match=r"training_config.yaml: cannot be read \(ConfigError: .*could not determine a constructor for the tag"):
         train(tiny_config(run, max_steps=3, use_ema=True), resume_from_checkpoint="latest")
     assert not marker.exists()
     with pytest.raises(yaml.constructor.ConstructorError):  # (what safe_load refuses, a full loader would run)
         yaml.safe_load(config.read_text())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue #22: an os.system payload is an UnsafePickleError; export and sample.py write only their own outputs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_os_system_pickles_are_refused_as_unsafe_naming_the_call(tmp_path, marker, capsys):
+    from hf_dualmcmc.serialization import load_torch_file
+
+    live = tmp_path / "live-marker"
+    pickle.loads(pickle.dumps(SystemPayload(live)))
+    assert live.is_file(), "the payload runs when unpickled without restrictions"
+    files = {"zip.pth": None, "proto2.pth": 2, "proto4.pth": 4, "proto0.pth": 0}
+    for name, protocol in files.items():
+        payload = {"netG": {}, "netE": {}, "netI": {}, "payload": SystemPayload(marker)}
+        if protocol is None:
+            torch.save(payload, tmp_path / name)
+        else:
+            (tmp_path / name).write_bytes(pickle.dumps(payload, protocol=protocol))
+        refused = rf"{name}' was refused: loading it would import and run Python code \(posix\.system"
+        with pytest.raises(UnsafePickleError, match=refused):
+            load_torch_file(tmp_path / name, what="file", expected="tensors")
+        with pytest.raises(UnsafePickleError, match="posix.system"):
+            load_official_checkpoint(tmp_path / name)
+        cli = load_script("convert_official_checkpoint.py")
+        assert cli.main([str(tmp_path / name), str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: official checkpoint") and "posix.system" in err and "weights_only" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def _tree(root: Path, skip=()) -> dict[str, bytes | str]:
+    """Every entry under ``root`` except the ``skip`` folders: relative path -> bytes (folders: ``"dir"``)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] not in skip:
+            out[str(rel)] = "dir" if path.is_dir() else path.read_bytes()
+    return out
+
+
+def user_files(root: Path) -> Path:
+    """A workspace as users have it: notes, a git folder, another checkpoint, a run with checkpoints and history
+    whose pipeline/ is a saved pipeline; returns the run's pipeline folder."""
+    (root / "notes.txt").write_text("my notes\n")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (root / "other.pth").write_bytes(b"PK not mine")
+    (root / "run" / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    (root / "run" / "checkpoints" / "checkpoint-1" / "trainer_state.json").write_text("{}")
+    (root / "run" / "history.jsonl").write_text('{"step": 1}\n')
+    return save_untrained_pipeline(root / "run" / "pipeline", 8)
+
+
+def test_export_replaces_only_its_own_output(tmp_path, capsys):
+    pipeline = user_files(tmp_path)
+    before, _ = _tree(tmp_path), capsys.readouterr()
+    cli = load_script("export_for_hub.py")
+    for out, why in ((tmp_path / "run", "contains the input"), (pipeline / "energy_model", "is inside the input"),
+                     (tmp_path, "contains the input"), (tmp_path / "notes.txt", "exists and is not a folder")):
+        assert cli.main([str(pipeline), str(out), "--overwrite"]) == 2
+        assert why in capsys.readouterr().err
+        assert _tree(tmp_path) == before
+    assert cli.main([str(pipeline), str(tmp_path / "exported")]) == 0
+    assert cli.main([str(pipeline), str(tmp_path / "exported")]) == 2  # exists, no --overwrite
+    assert cli.main([str(pipeline), str(tmp_path / "exported"), "--overwrite"]) == 0  # ours: replaced
+    assert cli.main([str(tmp_path / "exported"), str(tmp_path / "exported"), "--overwrite"]) == 0  # in place
+    (tmp_path / "exported" / "notes.txt").write_text("added by the user")
+    (tmp_path / "exported" / "encoder" / "best.pth").write_bytes(b"mine")
+    assert cli.main([str(pipeline), str(tmp_path / "exported"), "--overwrite"]) == 2
+    assert "did not write (encoder/best.pth, notes.txt)" in capsys.readouterr().err
+    assert (tmp_path / "exported" / "notes.txt").read_text() == "added by the user"
+    assert _tree(tmp_path, skip=("exported",)) == before
+
+
+def test_sample_script_writes_only_its_own_image(tmp_path, capsys):
+    pipeline = user_files(tmp_path)
+    before, _ = _tree(tmp_path), capsys.readouterr()
+    cli = load_script("sample.py")
+    base = ["--pipeline", str(pipeline), "--num", "2", "--steps", "1"]
+    for out, why in ((tmp_path / "notes.txt", "expected an image file name"),
+                     (pipeline / "grid.png", "is inside the input"), (tmp_path / "no" / "grid.png", "does not exist")):
+        assert cli.main([*base, "--out", str(out), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --out") and why in err and _tree(tmp_path) == before
+    (tmp_path / "fake.png").write_text("not an image")
+    assert cli.main([*base, "--out", str(tmp_path / "fake.png"), "--overwrite"]) == 2
+    assert "is not an image" in capsys.readouterr().err and (tmp_path / "fake.png").read_text() == "not an image"
+    assert cli.main([*base, "--out", str(tmp_path / "grid.png")]) == 0
+    grid = (tmp_path / "grid.png").read_bytes()
+    assert cli.main([*base, "--out", str(tmp_path / "grid.png"), "--seed", "1"]) == 2  # exists, no --overwrite
+    assert (tmp_path / "grid.png").read_bytes() == grid
+    assert cli.main([*base, "--out", str(tmp_path / "grid.png"), "--seed", "1", "--overwrite"]) == 0
+    assert (tmp_path / "grid.png").read_bytes() != grid
+    assert cli.main(["--pipeline", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
+    assert _tree(tmp_path, skip=("grid.png", "fake.png")) == before

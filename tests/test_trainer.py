@@ -263,10 +263,60 @@ def test_output_dir_of_another_run_is_refused_or_replaced_without_loss(tmp_path,
     # overwrite_output_dir and the new run goes through: nothing of the previous run is left, nothing mixed
     monkeypatch.setattr(trainer, "dual_mcmc_step", real_step)
     new = train(tiny_config(tmp_path, max_steps=3, checkpoint_every=3, overwrite_output_dir=True, seed=5))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "history.jsonl", "pipeline", "training_config.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hf-dualmcmc-run.json", ".hf-dualmcmc.lock", "checkpoints",
+                                                          "history.jsonl", "pipeline", "training_config.yaml"]
+    assert json.loads((tmp_path / ".hf-dualmcmc-run.json").read_text())["entries"] == [
+        "checkpoints", "history.jsonl", "pipeline", "training_config.yaml"]
     assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3"]
     assert [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()] == new.history
     assert yaml.safe_load((tmp_path / "training_config.yaml").read_text())["run"]["seed"] == 5
+
+
+def test_user_files_around_runs_stay_byte_identical(tmp_path):
+    """Issue #22, ownership: a run writes only what its manifest lists, saves and rotation keep a user's entries of
+    checkpoints/, overwrite and a folder of the user's are refused naming the files, and nothing is touched."""
+    from hf_dualmcmc.trainer import OutputDirError
+
+    run = tmp_path / "run"
+    user = {"notes.txt": b"mine", "data/x.png": b"png"}  # beside a run: names it does not write
+    for rel, data in user.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(data)
+    train(tiny_config(run, max_steps=2, checkpoint_every=2, checkpoints_total_limit=1, sample_every=2))
+    assert json.loads((run / ".hf-dualmcmc-run.json").read_text())["entries"] == [
+        "checkpoints", "history.jsonl", "pipeline", "samples", "training_config.yaml"]
+    # the user's entries in checkpoints/: kept by every save and by rotation (only checkpoint-N and our temporaries go)
+    extra = {"checkpoints/.git/config": b"[core]", "checkpoints/.DS_Store": b"x", "checkpoints/README": b"r",
+             "checkpoints/.tmp-notes": b"t"}
+    user.update(extra)
+    for rel, data in extra.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(data)
+    (run / "checkpoints" / ".tmp-checkpoint-9").mkdir()  # leftovers of a killed save and a killed delete: removed
+    (run / "checkpoints" / ".checkpoint-1.deleting.abc").mkdir()
+    train(tiny_config(run, max_steps=4, checkpoint_every=1, checkpoints_total_limit=1), resume_from_checkpoint="latest")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [".DS_Store", ".git", ".tmp-notes", "README",
+                                                                        "checkpoint-4"]
+    assert {rel: (run / rel).read_bytes() for rel in user} == user
+    # overwrite would set aside checkpoints/ with the user's .git in it: refused, naming them
+    before = tree(tmp_path)
+    with pytest.raises(OutputDirError, match=r"holds checkpoints/.DS_Store, checkpoints/.git, checkpoints/.tmp-notes, "
+                                             r"checkpoints/README that this trainer did not write"):
+        train(tiny_config(run, max_steps=1, overwrite_output_dir=True))
+    # a folder of the user's with our names in it: a fresh run, overwrite, a resume into it are all refused
+    mine = tmp_path / "mine"
+    for rel in ("samples/x.png", "logs/notes.txt", "history.jsonl", "pipeline/model_index.json"):
+        (mine / rel).parent.mkdir(parents=True, exist_ok=True)
+        (mine / rel).write_text(rel)
+    before = tree(tmp_path)
+    names = "history.jsonl, pipeline, samples, logs"
+    for config, resume in ((tiny_config(mine, max_steps=1), None),
+                           (tiny_config(mine, max_steps=1, overwrite_output_dir=True), None),
+                           (tiny_config(mine, max_steps=5, checkpoint_every=1, checkpoints_total_limit=1),
+                            str(run / "checkpoints" / "checkpoint-4"))):
+        with pytest.raises(OutputDirError, match=f"run.output_dir {mine} holds {names} that this trainer did not write"):
+            train(config, resume_from_checkpoint=resume)
+        assert tree(tmp_path) == before
 
 
 def test_resume_refuses_changes_that_break_bit_identical_continuation(tmp_path):
@@ -385,14 +435,18 @@ def load_train_script():
     (["--resume_from_checkpoint", "latest"], "error: --resume_from_checkpoint latest: no checkpoint under"),
     (["run.batch_size=64"], "error: run.batch_size: dataset has 48 images, fewer than one batch of 64"),
     (["HOLDS_RUN"], "error: run.output_dir {out} holds another run; continue it with --resume_from_checkpoint latest"),
+    (["FOREIGN"], "error: run.output_dir {out} holds training_config.yaml that this trainer did not write"),
 ])
 def test_script_user_errors_are_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     script = load_train_script()
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path / "out", max_steps=1).to_dict()))
-    if args == ["HOLDS_RUN"]:
+    if args in (["HOLDS_RUN"], ["FOREIGN"]):  # a run of ours (its manifest lists the file) or a file of the user
         (tmp_path / "out").mkdir()
         (tmp_path / "out" / "training_config.yaml").write_text("run: {}\n")
+        if args == ["HOLDS_RUN"]:
+            manifest = {"format": "hf-dualmcmc-run/1", "entries": ["training_config.yaml"]}
+            (tmp_path / "out" / ".hf-dualmcmc-run.json").write_text(json.dumps(manifest))
         args = []
     argv = (["--config", str(config)] if "--config" not in args else []) + args
     assert script.main(argv) == 2

@@ -20,8 +20,10 @@ the set of files must match what the run expects (anything else in the folder is
 cannot be read raises :class:`CheckpointError` naming it.
 
 A checkpoint is written into a hidden ``.tmp-checkpoint-N`` folder and renamed into place once complete; old
-checkpoints are renamed to a hidden name before they are deleted. A visible ``checkpoint-N`` is therefore always
-complete, whatever moment a kill hits.
+checkpoints are renamed to a hidden ``.checkpoint-N.deleting.*`` folder before they are deleted. A visible
+``checkpoint-N`` is therefore always complete, whatever moment a kill hits. Rotation and the cleanup of killed saves
+remove only ``checkpoint-N`` folders and these two kinds of temporaries: any other entry of ``checkpoints/`` (a
+user's ``.git``, a resume's ``.superseded-*`` folder) is left alone.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 
 from .atomic import default_modes
+from .training_config import safe_load_yaml
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
@@ -65,6 +68,10 @@ def checkpoint_files(networks, optimizers, emas, num_processes: int, scaler: boo
 # ----------------------------------------------------------------------------------------------------------------
 # Finding checkpoints
 # ----------------------------------------------------------------------------------------------------------------
+
+
+# what killed saves and deletes leave in checkpoints/ (the only hidden entries a save removes)
+LEFTOVER = re.compile(rf"\.tmp-{CHECKPOINT_PREFIX}\d+|\.{CHECKPOINT_PREFIX}\d+\.deleting\..+")
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -117,14 +124,14 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, *, ne
     ``networks`` (unwrapped models), ``optimizers``, ``emas`` (``EMAModel``) and ``schedulers`` are dicts keyed by
     network name; ``state`` (JSON-able, e.g. step and epoch) goes into ``trainer_state.json``, ``config`` (the
     run's ``TrainConfig.to_dict()``) into ``training_config.yaml``; ``write_pipeline(folder)`` exports a pipeline
-    into the checkpoint. Hidden leftovers of killed saves (``checkpoints/.*``) are removed first.
+    into the checkpoint. Leftovers of killed saves and deletes (:data:`LEFTOVER`) are removed first.
     """
     root = Path(output_dir) / "checkpoints"
     final, tmp = root / f"{CHECKPOINT_PREFIX}{step}", root / f".tmp-{CHECKPOINT_PREFIX}{step}"
     main = accelerator.is_main_process
     if main:
         root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".*"):  # what killed saves and deletes left
+        for stale in (p for p in root.iterdir() if LEFTOVER.fullmatch(p.name)):
             if stale.is_dir():
                 shutil.rmtree(stale)
             else:
@@ -198,14 +205,18 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     """``(trainer_state, training_config)`` of a checkpoint (JSON and YAML ``safe_load``), after checking that the
     folder holds exactly the files its state lists."""
     path = Path(path)
-    state, config = (_read_text(path / STATE_FILE, json.loads), _read_text(path / CONFIG_FILE, yaml.safe_load))
-    valid = (isinstance(state, dict) and state.get("format") == FORMAT and isinstance(state.get("step"), int)
+    state, config = (_read_text(path / STATE_FILE, json.loads), _read_text(path / CONFIG_FILE, safe_load_yaml))
+    valid = (isinstance(state, dict) and state.get("format") == FORMAT and type(state.get("step")) is int
              and isinstance(state.get("epoch"), int) and isinstance(state.get("num_processes"), int)
              and isinstance(state.get("schedulers"), dict) and isinstance(state.get("files"), list))
     if not valid:
         raise CheckpointError(f"{path / STATE_FILE}: not a trainer state of format {FORMAT!r} (step, epoch, "
                               "num_processes, schedulers, files); the checkpoint is damaged, not from this trainer, or "
                               "from a version that used accelerator.save_state (those cannot be resumed)")
+    named = checkpoint_step(path)
+    if named is not None and named != state["step"]:
+        raise CheckpointError(f"{path / STATE_FILE}: step {state['step']}, but the folder is {path.name} (step {named}); "
+                              "the checkpoint was renamed or tampered with (resume from another checkpoint)")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path / CONFIG_FILE}: expected a mapping of config sections, "
                               f"got {type(config).__name__}")

@@ -372,12 +372,14 @@ def convert_official_checkpoint(
 
     Args:
         checkpoint_path: the ``.pth`` file released by the authors.
-        output_dir: where the pipeline is written (must not exist unless ``overwrite``).
+        output_dir: where the pipeline is written (must not exist unless ``overwrite``; never the checkpoint's folder
+            or a folder inside it).
         dataset: ``"cifar10"`` / ``"celeba64"``, or ``None`` to infer it from the shapes (required with
             ``configs``: it names the training data in the model card).
         configs: ``(energy, generator, encoder)`` configs for official-code runs at other widths.
         hub_model_id: repository id shown in the model card's usage snippet.
-        overwrite: replace an existing ``output_dir``.
+        overwrite: replace an existing ``output_dir`` that is a pipeline folder this project wrote (anything else
+            in it is named and refused: :func:`hf_dualmcmc.hub.check_output_dir`).
         model_card: write ``README.md`` from the ``model_cards/<dataset>.md`` template.
         base_model: the Hub id of the original weights when they are on the Hub (the card's ``base_model``; the
             authors release theirs outside the Hub, so by default the card links their repository instead).
@@ -390,11 +392,9 @@ def convert_official_checkpoint(
             unexpected keys, wrong shapes or non-finite values for the official layout (all listed).
     """
     from .atomic import atomic_directory
-    from .hub import write_model_card
+    from .hub import check_output_dir, write_model_card
 
-    output_dir = pathlib.Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise ValueError(f"output directory {str(output_dir)!r} exists; pass overwrite=True to replace it")
+    output_dir = check_output_dir(output_dir, overwrite=overwrite, inputs=[checkpoint_path])
     if configs is not None and dataset not in OFFICIAL_SETTINGS:
         raise ValueError(f"with configs=, dataset must name the training data: one of {sorted(OFFICIAL_SETTINGS)}")
     checkpoint = load_official_checkpoint(checkpoint_path)

@@ -17,6 +17,12 @@ data file or glob (``data_files={split: files}``, any split name), or a Hub name
 type unless given; images go through :func:`image_transform` (``transforms.v2``), decoded once into an
 :class:`InMemoryImageDataset` when ``N * C * S * S`` bytes fit ``max_in_memory_bytes``, else on the fly by a
 :class:`LazyImageDataset` (``Dataset.with_transform``); same items (:func:`to_pixel_values`).
+
+Image modes (:func:`to_mode`): 16-bit and 32-bit integer grayscale (``"I;16*"``, ``"I"``) are read as 0..65535 and
+float grayscale (``"F"``) as 0..1, scaled to 8 bits (other values, NaN and inf are refused, naming the file); alpha
+(``"RGBA"``, ``"LA"``, ``"PA"``, a palette's transparent index) is composited on white; palette, CMYK, ``"1"``,
+YCbCr, HSV go through Pillow's ``convert``; LAB is refused. Float ``.npz`` arrays are refused (non-finite ones name
+the image index).
 """
 
 from __future__ import annotations
@@ -50,10 +56,36 @@ def _crop_box(image: Any, box: tuple[int, int, int, int]) -> Any:
     return F.crop(image, box[1], box[0], box[3] - box[1], box[2] - box[0])
 
 
-def _to_mode(image: Any, mode: str) -> Any:
-    """PIL's ``convert(mode)`` for PIL images and uint8 tensors ``[..., C, H, W]`` (Pillow's rounded ITU-R 601 luma)."""
+HIGH_DEPTH_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1}
+
+
+def _to_8bit(image: PIL.Image.Image) -> PIL.Image.Image:
+    """A 16-bit / 32-bit integer (``"I;16*"``, ``"I"``: 0..65535) or float (``"F"``: 0..1) grayscale image as ``"L"``,
+    scaled by its real range (Pillow's own conversion clips at 255: white); other values raise ``ValueError``."""
+    array = np.asarray(image, dtype=np.float64)
+    top = HIGH_DEPTH_MODES[image.mode]
+    if not np.isfinite(array).all():
+        raise ValueError(f"non-finite pixel values (NaN or inf) in a {image.mode!r} image")
+    if array.size and (array.min() < 0 or array.max() > top):
+        raise ValueError(f"{image.mode!r} pixel values must be in [0, {top}], got [{array.min():g}, {array.max():g}]")
+    return PIL.Image.fromarray(np.rint(array * (255 / top)).astype(np.uint8), "L")
+
+
+def to_mode(image: Any, mode: str) -> Any:
+    """PIL's ``convert(mode)`` for PIL images and uint8 tensors ``[..., C, H, W]`` (Pillow's rounded ITU-R 601 luma).
+    High-depth grayscale goes through :func:`_to_8bit`; alpha (``RGBA``, ``LA``, ``PA``, a palette's transparency, 4
+    tensor channels) is composited on white."""
     if isinstance(image, PIL.Image.Image):
+        if image.mode == "LAB":  # Pillow has no LAB -> RGB conversion (it reinterprets the channels)
+            raise ValueError("LAB images are not supported; convert them to RGB first")
+        if image.mode in HIGH_DEPTH_MODES:
+            image = _to_8bit(image)
+        if "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info:
+            image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
         return image if image.mode == mode else image.convert(mode)
+    if image.shape[-3] == 4:
+        rgb, alpha = image[..., :3, :, :].to(torch.int32), image[..., 3:, :, :].to(torch.int32)
+        image = ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).to(torch.uint8)
     if mode == "RGB":
         return image[..., :3, :, :] if image.shape[-3] >= 3 else image.expand(*image.shape[:-3], 3, -1, -1)
     if image.shape[-3] == 1:
@@ -72,12 +104,12 @@ def _check_fits(image: Any, size: int) -> Any:
 
 def image_transform(config: DataConfig) -> v2.Compose:
     """``config``'s preprocessing as a ``transforms.v2`` pipeline, PIL image or uint8 tensor ``[..., C, H, W]`` ->
-    uint8 ``[..., C, S, S]``: ``crop_box`` crop, ``"L"``/``"RGB"`` conversion, then ``resize``: ``"resize"``
+    uint8 ``[..., C, S, S]``: ``crop_box`` crop, ``"L"``/``"RGB"`` conversion (:func:`to_mode`), then ``resize``: ``"resize"``
     (bilinear, antialiased, aspect ratio not kept), ``"pad"`` (centered on a black canvas, MNIST 28 -> 32 adds 2 px
     per side; larger images raise) or ``"center_crop"`` (shorter side to ``S``, bilinear, then center crop)."""
     size, bilinear = config.image_size, InterpolationMode.BILINEAR
     steps = [v2.Lambda(partial(_crop_box, box=config.crop_box))] if config.crop_box else []
-    steps += [v2.Lambda(partial(_to_mode, mode=config.mode))] + {
+    steps += [v2.Lambda(partial(to_mode, mode=config.mode))] + {
         "resize": [v2.Resize((size, size), bilinear)],
         "pad": [v2.Lambda(partial(_check_fits, size=size)), v2.CenterCrop(size)],
         "center_crop": [v2.Resize(size, bilinear), v2.CenterCrop(size)],
@@ -255,6 +287,9 @@ def load_npz_images(path: str | os.PathLike) -> np.ndarray:
         key = next((k for k in ("images", "x", "arr_0") if k in data), None)
         images = None if key is None else data[key]
         channels = images.shape[-1] if images is not None and images.ndim == 4 else 1
+        if images is not None and images.dtype.kind in "fc" and not np.isfinite(images).all():
+            index = int(np.argwhere(~np.isfinite(images))[0][0])
+            raise ValueError(f"{path}: image {index} under {key!r} has non-finite values (NaN or inf)")
         if images is None or images.dtype != np.uint8 or images.ndim not in (3, 4) or channels not in (1, 3, 4):
             got = f"{images.dtype} {images.shape} under {key!r}" if images is not None else (
                 "FID statistics (a FID reference only)" if "mu" in data else f"arrays {list(data)}")

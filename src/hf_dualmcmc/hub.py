@@ -311,11 +311,86 @@ def retarget_card(readme: str | os.PathLike, repo_id: str) -> bool:
     return True
 
 
+# what a pipeline folder of this project holds (save_pretrained, export_for_hub, the converter, a run's pipeline/)
+PIPELINE_FILES = ("model_index.json", "README.md", "samples.png", "training_config.yaml")
+COMPONENT_FILE = re.compile(r"config\.json|modeling_dualmcmc\.py|model(-\d+-of-\d+)?\.safetensors(\.index\.json)?")
+
+
+def foreign_files(folder: str | os.PathLike) -> list[str]:
+    """The entries of ``folder`` that a pipeline folder of this project does not hold: what replacing it would
+    destroy. Ours: ``model_index.json`` naming ``DualMCMCPipeline``, :data:`PIPELINE_FILES`, and per component folder
+    ``config.json``, ``modeling_dualmcmc.py`` and the safetensors weights, the code files the export ships
+    (``pipeline_dualmcmc.py`` and what it imports; ``__pycache__`` is ignored). Anything else
+    (``.git``, a checkpoint, notes, a symlink) is foreign, a foreign folder is named once (``name/``); a folder
+    without that ``model_index.json`` holds no pipeline, so all its entries are foreign."""
+    from diffusers.utils.dynamic_modules_utils import get_relative_imports
+
+    import hf_dualmcmc
+
+    folder = pathlib.Path(folder)
+    code = pathlib.Path(inspect.getfile(hf_dualmcmc.DualMCMCPipeline))
+    top = (*PIPELINE_FILES, code.name, *(f"{m}.py" for m in get_relative_imports(code)))
+
+    def ours(path: pathlib.Path, names, component: bool) -> bool:
+        if path.is_symlink():
+            return False
+        if path.is_dir():
+            return path.name == "__pycache__" or (not component and path.name in COMPONENT_NAMES)
+        return path.name in names or (component and COMPONENT_FILE.fullmatch(path.name) is not None)
+
+    foreign = []
+    for path in sorted(folder.iterdir()):
+        if not ours(path, top, False):
+            foreign.append(path.name + "/" * path.is_dir())
+        elif path.is_dir() and path.name != "__pycache__":
+            foreign += [f"{path.name}/{p.name}" + "/" * p.is_dir() for p in sorted(path.iterdir()) if not ours(p, (), True)]
+    try:
+        class_name = json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        class_name = None
+    if (class_name[-1] if isinstance(class_name, list) and class_name else class_name) != "DualMCMCPipeline":
+        return sorted(p.name + "/" * p.is_dir() for p in folder.iterdir())
+    return foreign
+
+
+def check_apart(output: str | os.PathLike, inputs, what: str = "output") -> pathlib.Path:
+    """Refuse an ``output`` that is, contains or lies inside one of ``inputs`` (paths; resolved, links followed)."""
+    output = pathlib.Path(output)
+    resolved = output.resolve()
+    for source in inputs:
+        src = pathlib.Path(source).resolve()
+        if resolved == src or resolved in src.parents or src in resolved.parents:
+            relation = "is" if resolved == src else "contains" if resolved in src.parents else "is inside"
+            raise ValueError(f"{what} {str(output)!r} {relation} the input {str(source)!r}; nothing was written: "
+                             "choose an output outside the input")
+    return output
+
+
+def check_output_dir(output_dir: str | os.PathLike, *, overwrite: bool, inputs=(), what: str = "output directory"
+                     ) -> pathlib.Path:
+    """Refuse, before anything is written, an ``output_dir`` whose replacement would lose what this project did not
+    write: one that is, contains or lies inside one of ``inputs``; an existing file; an existing folder without
+    ``overwrite``; and (even with it) a non-empty folder with :func:`foreign_files`, which are named."""
+    output_dir = check_apart(output_dir, inputs, what)
+    if output_dir.is_symlink() or (output_dir.exists() and not output_dir.is_dir()):
+        raise ValueError(f"{what} {str(output_dir)!r} exists and is not a folder; nothing was written")
+    if output_dir.exists():
+        if not overwrite:
+            raise ValueError(f"{what} {str(output_dir)!r} exists; pass overwrite=True to replace it")
+        foreign = foreign_files(output_dir)
+        if foreign:
+            shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+            raise ValueError(f"{what} {str(output_dir)!r} holds files hf-dualmcmc did not write ({shown}); overwrite "
+                             "replaces only a pipeline folder this project wrote: move them or choose another folder")
+    return output_dir
+
+
 def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False,
                    hub_model_id: str | None = None) -> pathlib.Path:
     """Write ``pipeline_or_dir`` (a ``DualMCMCPipeline`` or its ``save_pretrained`` / exported directory) to
-    ``output_dir`` (atomically; ``overwrite`` replaces it, even when it is the source) in the layout that is
-    uploaded to the Hub.
+    ``output_dir`` (atomically) in the layout that is uploaded to the Hub. ``overwrite`` replaces only a pipeline
+    folder this project wrote (:func:`check_output_dir`), the source itself included (an in-place re-export); an
+    output that contains the source, or lies inside it, is refused.
 
     ``model_index.json`` names ``["pipeline_dualmcmc", "DualMCMCPipeline"]`` and ``["modeling_dualmcmc", "<Model>"]``
     per component; each component's ``config.json`` gets an ``auto_map`` (``AutoConfig``, ``AutoModel``). The code is
@@ -336,8 +411,9 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False,
     import hf_dualmcmc
 
     output_dir = pathlib.Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise ValueError(f"output directory {str(output_dir)!r} exists; pass overwrite=True to replace it")
+    source = [pipeline_or_dir] if isinstance(pipeline_or_dir, str | os.PathLike) else []
+    same = source and pathlib.Path(pipeline_or_dir).resolve() == output_dir.resolve()  # in place: checked as output
+    check_output_dir(output_dir, overwrite=overwrite, inputs=[] if same else source)
     if hub_model_id is not None:
         _check_repo_id(hub_model_id, "hub_model_id")
     if not isinstance(pipeline_or_dir, (hf_dualmcmc.DualMCMCPipeline, str, os.PathLike)):
@@ -426,5 +502,5 @@ def push_to_hub(pipeline, repo_id: str, *, commit_message: str | None = None, pr
                                     create_pr=create_pr, revision=revision)
 
 
-__all__ = ["DEFAULT_LICENSE", "TEMPLATES", "check_license", "export_for_hub", "install_line", "push_pipeline_to_hub",
-           "push_to_hub", "retarget_card", "self_contained_source", "write_model_card"]
+__all__ = ["DEFAULT_LICENSE", "TEMPLATES", "check_apart", "check_license", "check_output_dir", "export_for_hub", "foreign_files",
+           "install_line", "push_pipeline_to_hub", "push_to_hub", "retarget_card", "self_contained_source", "write_model_card"]

@@ -108,6 +108,19 @@ def _readable_safetensors(path: Path) -> bool:
         return False
 
 
+def _check_loaded(model: nn.Module, info: dict, folder: Path) -> None:
+    """Strict loading: every tensor of the model came from the weights file, with its shape, and is finite."""
+    problems = [f"{what} {sorted(str(k[0]) if isinstance(k, tuple) else str(k) for k in info[key])[:5]}"
+                for key, what in (("missing_keys", "missing tensors"), ("unexpected_keys", "unexpected tensors"),
+                                  ("mismatched_keys", "tensors of another shape")) if info.get(key)]
+    if problems:
+        raise ValueError(f"{folder}: the weights do not match {type(model).__name__}'s config: {'; '.join(problems)}")
+    bad = [name for name, t in (*model.named_parameters(), *model.named_buffers())
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{folder}: the weights hold NaN or inf in {bad[:5]}{' ...' if len(bad) > 5 else ''}")
+
+
 class _DualMCMCPreTrainedModel(PreTrainedModel):
     """Common base: the authors' initialisation, respecting weights that were loaded from a checkpoint."""
 
@@ -154,10 +167,14 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
             hf_init.zeros_(module.num_batches_tracked)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
         """``PreTrainedModel.from_pretrained``, with every tensor moved to its own (aligned) storage, and errors that
         name the file for a local directory: a missing or corrupt ``config.json`` (``OSError``; invalid values:
         ``ValueError``), an empty or truncated ``*.safetensors`` (``OSError``).
+
+        ``strict`` (default): weights that do not match the config exactly (missing or unexpected tensors, other
+        shapes) or hold NaN / inf raise ``ValueError`` naming the folder and the tensors, instead of transformers'
+        warning and freshly initialised tensors. ``strict=False``: transformers' behaviour.
 
         transformers hands out the memory-mapped safetensors tensors, which start at arbitrary byte offsets; the CPU's
         vector kernels then round some reductions differently (1 ulp in the spectral norm), so a loaded model would
@@ -174,13 +191,19 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
                 raise OSError(f"{config_file} is not a valid JSON config object: {err}") from err
             except ValueError as err:  # the config class rejects a value
                 raise ValueError(f"{config_file}: {err}") from err
+        wants_info = kwargs.pop("output_loading_info", False)
+        if strict:
+            kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below, by name
         try:
-            loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True,
+                                                  **kwargs)
         except SafetensorError as err:
             broken = [f for f in sorted(folder.glob("*.safetensors")) if not _readable_safetensors(f)]
             raise OSError(f"{', '.join(map(str, broken)) or folder}: not a readable safetensors file (empty or "
                           f"truncated?): {err}") from err
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if strict:
+            _check_loaded(model, info, folder)
+        loaded = (model, info) if wants_info else model
         with torch.no_grad():
             for tensor in (*model.parameters(), *model.buffers()):
                 if tensor.device.type == "cpu" and tensor.data_ptr() % 64:

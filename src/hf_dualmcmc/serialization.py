@@ -3,8 +3,9 @@
 A ``torch.save`` file (``.pt``/``.pth``) is a pickle, and plain unpickling calls whatever the file names (``os.system``,
 ``open``, any class's ``__reduce__``). ``weights_only=True`` restricts it to tensors, numbers, strings, ``None`` and
 containers, and refuses anything else before calling it. :func:`load_torch_file` is that call, with torch's errors
-(which suggest retrying with ``weights_only=False``) turned into a :class:`ValueError` naming the file, what was
-expected and what is wrong: code it would run (:class:`UnsafePickleError`), a truncated file, or no checkpoint.
+turned into a :class:`ValueError` naming the file, what was expected and what is wrong: code it would run
+(:class:`UnsafePickleError`, naming what it would call), a truncated file, or no checkpoint. Torch's own advice (to
+retry without the restriction) is never passed on: it is what would run the code.
 
 ```python
 >>> from hf_dualmcmc.serialization import load_torch_file
@@ -18,7 +19,9 @@ import hashlib
 import io
 import os
 import pickle
+import pickletools
 import re
+import zipfile
 from typing import Any
 
 import torch
@@ -54,23 +57,49 @@ def load_torch_file(source: str | os.PathLike | bytes, *, what: str, expected: s
     try:
         return torch.load(io.BytesIO(source) if isinstance(source, bytes) else source, map_location="cpu",
                           weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if not found:
-            raise ValueError(f"{label} {_diagnose(source)}: {_first_line(err)}. Expected {expected}") from err
-        raise UnsafePickleError(
-            f"{label} was refused: loading it would import and run Python code ({found.group(1)}); only tensors, "
-            f"numbers, strings and containers are read (torch.load weights_only=True). Expected {expected}"
-        ) from err
     except Exception as err:  # a damaged file raises many types: RuntimeError (zip), EOFError, OSError, IndexError
-        raise ValueError(f"{label} {_diagnose(source)}: {_first_line(err)}. Expected {expected}") from err
+        calls = _foreign_globals(source) if isinstance(err, pickle.UnpicklingError) else []
+        if calls:
+            raise UnsafePickleError(
+                f"{label} was refused: loading it would import and run Python code ({', '.join(calls)}); only tensors, "
+                f"numbers, strings and containers are read. Expected {expected}"
+            ) from None
+        raise ValueError(f"{label} {_diagnose(source)}: {_first_line(err)}. Expected {expected}") from None
+
+
+def _foreign_globals(source: str | os.PathLike | bytes) -> list[str]:
+    """The Python objects outside torch's weights-only allow-list that a pickle (or the ``data.pkl`` of a
+    ``torch.save`` zip) names, read with :mod:`pickletools` (nothing is imported); those of a truncated pickle up to
+    where it ends. Torch's own message names only the first, and none when it stops earlier (protocol 4's frames)."""
+    from torch._weights_only_unpickler import _get_allowed_globals
+
+    found, strings = [], []
+    try:
+        data = source if isinstance(source, bytes) else open(source, "rb").read()
+        if data[:2] == b"PK":
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                data = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+        for op, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if op.name in ("GLOBAL", "INST"):
+                found.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(".".join(strings[-2:]))
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # noqa: S110 - a damaged file: what was read so far
+        pass
+    allowed = _get_allowed_globals()
+    return [name for name in dict.fromkeys(found) if name not in allowed]
 
 
 def _first_line(err: Exception) -> str:
+    """The gist of torch's message, without its advice to retry with the restriction off."""
     text = str(err).strip()
     opcode = re.search(r"Unsupported operand (\d+)", text)
     if opcode:
         return f"unsupported pickle opcode {opcode.group(1)}"
+    if isinstance(err, pickle.UnpicklingError) or "weights_only" in text:
+        return "the weights-only unpickler refused it"
     return f"{type(err).__name__}: {text.splitlines()[0].split('. ')[0]}" if text else type(err).__name__
 
 

@@ -8,10 +8,13 @@ log, sample, checkpoint, stop. Around it, Accelerate: one or many processes, mix
 (``run.gradient_accumulation_steps`` micro-batches per update), trackers (TensorBoard by default: scalars and sample
 grids). Optionally an EMA of the energy and generator weights (``run.use_ema``), exported as the pipeline's weights.
 
-Nothing lost, nothing mixed: a fresh run refuses an ``output_dir`` that holds another run (unless
-``run.overwrite_output_dir``), checkpoints are atomic and pickle-free (:mod:`hf_dualmcmc.checkpointing`), a resumed
-run continues bit-identically (and refuses config changes that would break that), ``history.jsonl`` is appended as
-it is logged, and the pipeline is exported with a model card (optionally pushed to the Hub).
+Nothing lost, nothing mixed: one run at a time per ``output_dir`` (a lock naming its holder); a run lists what it
+writes there in a manifest (``.hf-dualmcmc-run.json``) and never writes over, sets aside or deletes anything else; a
+fresh run refuses an ``output_dir`` that holds another run (unless ``run.overwrite_output_dir``) or files of the user
+under the names it writes; checkpoints are atomic and pickle-free (:mod:`hf_dualmcmc.checkpointing`), a resumed run
+continues bit-identically (and refuses config changes that would break that; newer checkpoints are kept aside),
+``history.jsonl`` is appended as it is logged, and the pipeline is exported with a model card (optionally pushed to
+the Hub).
 
 >>> from hf_dualmcmc.training_config import load_config
 >>> from hf_dualmcmc.trainer import train
@@ -27,7 +30,10 @@ import functools
 import json
 import math
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
 import time
 import warnings
@@ -43,11 +49,13 @@ from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, s
 from diffusers.utils import make_image_grid
 from tqdm.auto import tqdm
 
+from .atomic import default_modes
 from .baselines import method_networks, teaching_step
 from .checkpointing import (
+    CHECKPOINT_PREFIX,
+    LEFTOVER,
     CheckpointError,
     checkpoint_step,
-    delete_folder,
     list_checkpoints,
     load_checkpoint,
     read_checkpoint,
@@ -79,8 +87,13 @@ logger = get_logger(__name__)
 NETWORKS = ("energy", "generator", "encoder")
 HISTORY_FILE = "history.jsonl"
 CONFIG_FILE = "training_config.yaml"
-# what a run writes into output_dir; training_config.yaml last: it is moved last when a run is set aside
+# what a run writes into output_dir, each listed in the manifest before it is first written
 RUN_FILES = ("history.jsonl", "checkpoints", "pipeline", "samples", "logs", "training_config.yaml")
+MANIFEST_FILE, MANIFEST_FORMAT = ".hf-dualmcmc-run.json", "hf-dualmcmc-run/1"
+LOCK_FILE, HOLDER_FILE = ".hf-dualmcmc.lock", ".hf-dualmcmc.lock.json"
+# what the run writes inside its folders (anything else there is the user's: overwrite refuses to set it aside)
+OWN_CONTENT = {"checkpoints": re.compile(rf"{CHECKPOINT_PREFIX}\d+|\.superseded-.+|{LEFTOVER.pattern}"),
+               "samples": re.compile(r"step_\d+_\w+\.png"), "logs": re.compile("dualmcmc")}
 # what a resumed run may change (the rest must equal the checkpoint's training_config.yaml): where, how long, how
 # often, what is logged and exported; nothing that changes a number the training computes
 RESUMABLE_KEYS = {
@@ -228,7 +241,8 @@ def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig
             grid.save(tmp / grid_name)
         (tmp / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         write_model_card(
-            tmp, template=config.run.card_template, dataset=config.run.dataset_name or config.data.source,
+            tmp, template=config.run.card_template,  # a paper template names its own data set
+            dataset=None if config.run.card_template != "run" else config.run.dataset_name or config.data.source,
             training_config=config.to_dict(), metrics=metrics, sample_grid=grid_name,
             hub_model_id=config.run.hub_model_id, model_id=model_id or str(directory), license=config.run.hub_license,
         )
@@ -236,24 +250,136 @@ def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The output folder: a fresh run claims it, a resumed run rewinds it to its checkpoint
+# The output folder: one run at a time (a lock), a manifest of what the run wrote, a resumed run rewinds it
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def read_manifest(output_dir: Path) -> set[str]:
+    """The entries of ``output_dir`` that a run of this trainer listed in its manifest (:data:`MANIFEST_FILE`) as
+    written by it: the only ones ``run.overwrite_output_dir`` may set aside. No manifest: none."""
+    file = output_dir / MANIFEST_FILE
+    if not os.path.lexists(file):
+        return set()
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        manifest = err
+    entries = manifest.get("entries") if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT \
+        else None
+    if not (isinstance(entries, list) and set(entries) <= set(RUN_FILES)):
+        raise OutputDirError(f"{file}: not a run manifest of format {MANIFEST_FORMAT!r} listing some of "
+                             f"{', '.join(RUN_FILES)}; this trainer did not write it, so nothing in run.output_dir "
+                             f"{output_dir} is taken as its own (move it away or choose another run.output_dir)")
+    return set(entries)
+
+
+def claim(output_dir: Path, *names: str) -> None:
+    """List ``names`` in the manifest before they are first written (main process)."""
+    listed = read_manifest(output_dir)
+    if not set(names) <= listed:
+        manifest = {"format": MANIFEST_FORMAT, "entries": sorted(listed | set(names))}
+        _atomic_write(output_dir / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+
+
+def foreign_entries(output_dir: Path, inside: bool = False) -> list[str]:
+    """What of ``output_dir`` carries a name this trainer writes but is not listed in its manifest (the user's);
+    ``inside``: also what a listed folder holds that this trainer does not write there (a ``checkpoints/.git``)."""
+    listed = read_manifest(output_dir)
+    foreign = [name for name in RUN_FILES if os.path.lexists(output_dir / name) and name not in listed]
+    for name, own in OWN_CONTENT.items() if inside else ():
+        if name in listed and (output_dir / name).is_dir():
+            foreign += sorted(f"{name}/{p.name}" for p in (output_dir / name).iterdir() if not own.fullmatch(p.name))
+    return foreign
+
+
 def holds_run(output_dir: Path) -> bool:
-    """Whether ``output_dir`` holds files of a run (its config, history, checkpoints or pipeline)."""
-    return any((output_dir / name).exists() for name in ("training_config.yaml", HISTORY_FILE, "checkpoints", "pipeline"))
+    """Whether ``output_dir`` holds files of a run (entries its manifest lists)."""
+    return any(os.path.lexists(output_dir / name) for name in read_manifest(output_dir))
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def check_output_dir(output_dir: Path, config: TrainConfig, resume: Path | None) -> None:
+    """Before anything is written (and again under the lock): ``output_dir`` can be a folder, overlaps neither the
+    data nor the checkpoint resumed from, holds no file of the user under a name this run writes, and holds no other
+    run (unless ``run.overwrite_output_dir``; a resumed run writes into its checkpoint's output_dir or a new one)."""
+    where = next(p for p in (output_dir.absolute(), *output_dir.absolute().parents) if os.path.lexists(p))
+    if not where.is_dir():
+        raise OutputDirError(f"run.output_dir {output_dir}: {where} is not a folder")
+    source = config.data.source.removeprefix("mnist:")
+    if source and Path(source).expanduser().exists() and _overlap(output_dir, Path(source).expanduser()):
+        raise OutputDirError(f"run.output_dir {output_dir} and data.source {config.data.source} overlap (a run "
+                             "writes nothing among its inputs, nor reads them from among its outputs): choose another "
+                             "run.output_dir")
+    if resume is not None and output_dir.resolve().is_relative_to(resume.resolve()):
+        raise OutputDirError(f"run.output_dir {output_dir} is inside the checkpoint {resume} it resumes from: choose "
+                             "the checkpoint's own output_dir or another one")
+    foreign = foreign_entries(output_dir, inside=resume is None and config.run.overwrite_output_dir)
+    if foreign:
+        raise OutputDirError(f"run.output_dir {output_dir} holds {', '.join(foreign)} that this trainer did not write "
+                             f"(not listed in {MANIFEST_FILE}); nothing there is overwritten or deleted: move them "
+                             "away or choose another run.output_dir")
+    if resume is not None:
+        own = resume.resolve().is_relative_to((output_dir / "checkpoints").resolve())
+        if not own and holds_run(output_dir):
+            raise OutputDirError(f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume "
+                                 "into the checkpoint's own output_dir or into an empty one")
+    elif holds_run(output_dir) and not config.run.overwrite_output_dir:
+        raise OutputDirError(f"run.output_dir {output_dir} holds another run; continue it with "
+                             "--resume_from_checkpoint latest, or replace it with run.overwrite_output_dir=true, or "
+                             "choose another run.output_dir")
+
+
+def lock_output_dir(output_dir: Path):
+    """One run per folder: an exclusive lock on ``output_dir/.hf-dualmcmc.lock`` (``filelock``: ``flock``, released
+    by the OS when the process dies, so a killed run leaves no stale lock), held until :func:`unlock_output_dir`."""
+    from filelock import FileLock, Timeout
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(output_dir / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        for _ in range(20):  # the holder names itself just after it takes the lock: give it up to 2 s
+            try:
+                holder = json.loads((output_dir / HOLDER_FILE).read_text(encoding="utf-8"))
+                holder = f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+                break
+            except (OSError, ValueError, TypeError, KeyError):
+                holder = f"holder unknown: {HOLDER_FILE} is missing or unreadable"
+                time.sleep(0.1)
+        raise OutputDirError(f"run.output_dir {output_dir} is in use by another training run ({holder}): wait for it "
+                             "or choose another run.output_dir") from None
+    return lock
+
+
+def name_holder(output_dir: Path) -> None:
+    """``.hf-dualmcmc.lock.json``: who holds the lock, for the message of a run that is refused (a killed run's file
+    is simply overwritten by the next holder)."""
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "command": " ".join(sys.argv)}
+    _atomic_write(output_dir / HOLDER_FILE, json.dumps(holder) + "\n")
+
+
+def unlock_output_dir(output_dir: Path, lock) -> None:
+    (output_dir / HOLDER_FILE).unlink(missing_ok=True)
+    lock.release()  # (the empty lock file stays: removing it would let two runs lock two different files)
 
 
 def set_aside_previous_run(output_dir: Path) -> Path | None:
-    """``run.overwrite_output_dir``: move the previous run's files into a hidden ``.previous-run-*`` folder (renames
-    only, nothing deleted); it is deleted once the new run has written its first checkpoint (or its pipeline) and
-    moved back if the new run fails before that."""
-    entries = [output_dir / name for name in RUN_FILES if (output_dir / name).exists()]
+    """``run.overwrite_output_dir``: move what the previous run's manifest lists (and the manifest) into a hidden
+    ``.previous-run-*`` folder (renames only, nothing deleted); it is deleted once the new run has written its first
+    checkpoint (or its pipeline) and moved back if the new run fails before that."""
+    listed = read_manifest(output_dir)
+    entries = [output_dir / name for name in (*RUN_FILES, MANIFEST_FILE)
+               if (name in listed or name == MANIFEST_FILE) and os.path.lexists(output_dir / name)]
     if not entries:
         return None
     aside = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=output_dir))
-    for entry in entries:
+    for entry in entries:  # the manifest last: a kill midway leaves it listing what is still in place
         os.replace(entry, aside / entry.name)
     logger.warning(f"run.overwrite_output_dir: the previous run in {output_dir} is set aside in {aside} until this "
                    "run's first checkpoint")
@@ -261,11 +387,13 @@ def set_aside_previous_run(output_dir: Path) -> Path | None:
 
 
 def restore_previous_run(output_dir: Path, aside: Path) -> None:
-    for name in RUN_FILES:
+    """The new run failed before its first checkpoint: remove what it wrote (its manifest lists it), move the
+    previous run back."""
+    for name in (*read_manifest(output_dir), MANIFEST_FILE):
         new = output_dir / name
-        if new.is_dir():
+        if new.is_dir() and not new.is_symlink():
             shutil.rmtree(new)
-        elif new.exists():
+        elif os.path.lexists(new):
             new.unlink()
     for entry in aside.iterdir():
         os.replace(entry, output_dir / entry.name)
@@ -274,11 +402,18 @@ def restore_previous_run(output_dir: Path, aside: Path) -> None:
 
 
 def rewind_output_dir(output_dir: Path, step: int) -> None:
-    """Resuming from step ``step``: checkpoints after it are removed (the resumed run writes them again, identically)
-    and ``history.jsonl`` keeps the records up to it (and drops a line a kill cut short)."""
-    for checkpoint in list_checkpoints(output_dir):
-        if checkpoint_step(checkpoint) > step:
-            delete_folder(checkpoint)
+    """Resuming from step ``step``: newer checkpoints are set aside (kept) in ``checkpoints/.superseded-*`` (the
+    resumed run writes its own) and ``history.jsonl`` keeps the records up to it (and drops a line a kill cut short)."""
+    newer = [p for p in sorted((output_dir / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*"))
+             if (checkpoint_step(p) or 0) > step and p.is_dir()]
+    if newer:
+        aside = Path(tempfile.mkdtemp(prefix=f".superseded-{time.strftime('%Y%m%d-%H%M%S')}-",
+                                      dir=output_dir / "checkpoints"))
+        default_modes(aside)
+        for checkpoint in newer:
+            os.replace(checkpoint, aside / checkpoint.name)
+        logger.warning(f"resuming from step {step}: the newer checkpoints {', '.join(p.name for p in newer)} are kept "
+                       f"in {aside}", main_process_only=True)
     history = output_dir / HISTORY_FILE
     if history.exists():
         kept = []
@@ -290,20 +425,6 @@ def rewind_output_dir(output_dir: Path, step: int) -> None:
             if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
                 kept.append(line + "\n")
         _atomic_write(history, "".join(kept))
-
-
-def check_output_dir(output_dir: Path, overwrite: bool, resume: Path | None) -> None:
-    """A fresh run needs an ``output_dir`` without another run (or ``overwrite``); a resumed run writes into the
-    output_dir its checkpoint belongs to (or into one without a run)."""
-    if resume is not None:
-        own = resume.resolve().parent == (output_dir / "checkpoints").resolve()
-        if not own and holds_run(output_dir):
-            raise OutputDirError(f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume "
-                                 "into the checkpoint's own output_dir or into an empty one")
-    elif holds_run(output_dir) and not overwrite:
-        raise OutputDirError(f"run.output_dir {output_dir} holds another run; continue it with "
-                             "--resume_from_checkpoint latest, or replace it with run.overwrite_output_dir=true, or "
-                             "choose another run.output_dir")
 
 
 def check_resumable(config: TrainConfig, saved: dict, state: dict, accelerator: Accelerator, path: Path) -> None:
@@ -401,7 +522,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     if resume is not None:
         saved_state, saved_config = read_checkpoint(resume)
         check_resumable(config, saved_config, saved_state, accelerator, resume)
-    check_output_dir(output_dir, run.overwrite_output_dir, resume)
+    check_output_dir(output_dir, config, resume)
 
     # models, optimizers, data
     set_seed(run.seed)  # identical initial weights on every process
@@ -459,23 +580,36 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         return build_pipeline(*exported, config.sampler, teaching)
 
     history: list[dict] = []
-    history_file = previous_run = bar = None
+    history_file = previous_run = bar = lock = None
     try:
-        # the output folder (main process): a resumed run rewinds it to its checkpoint, a fresh run claims it (a
-        # previous run set aside by overwrite_output_dir comes back if this one fails before its first checkpoint)
+        # the output folder (main process): locked for this run alone and checked again under the lock; a resumed
+        # run rewinds it to its checkpoint, a fresh run claims it (a previous run set aside by overwrite_output_dir
+        # comes back if this one fails before its first checkpoint); what it writes is listed in its manifest first
         accelerator.wait_for_everyone()
+        refused = None
         if main:
+            try:
+                lock = lock_output_dir(output_dir)
+                check_output_dir(output_dir, config, resume)
+            except OutputDirError as err:
+                refused = err
+        if _any(accelerator, refused is not None):  # every process stops, none waits for the others
+            raise refused or OutputDirError(f"run.output_dir {output_dir}: refused by the main process")
+        if main:
+            name_holder(output_dir)
             if resume is not None:
                 rewind_output_dir(output_dir, step)
             elif run.overwrite_output_dir:
                 previous_run = set_aside_previous_run(output_dir)
-            output_dir.mkdir(parents=True, exist_ok=True)
+            claim(output_dir, CONFIG_FILE, HISTORY_FILE)
             _atomic_write(output_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
             history_file = open(output_dir / HISTORY_FILE, "a", encoding="utf-8")  # noqa: SIM115
         accelerator.wait_for_everyone()
         logger.info(f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch of {k} x {run.batch_size} images per "
                     f"process, {total_steps} steps in all", main_process_only=True)
         if accelerator.trackers == [] and run.report_to not in (None, "none"):
+            if main:
+                claim(output_dir, "logs")
             accelerator.init_trackers("dualmcmc", config=_flat(config.to_dict()))
         last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
         # a wall-clock budget without max_steps ends long before epochs x steps: no total, so no made-up ETA
@@ -506,7 +640,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
                 ema.step(networks[name].parameters())
             step += 1
             last = step >= total_steps or (run.max_minutes is not None
-                                           and _out_of_time(accelerator, started, run.max_minutes))
+                                           and _any(accelerator, time.time() - started > 60 * run.max_minutes))
 
             # log: every step to history.jsonl as it happens, every log_every steps to the trackers
             record = {"step": step, "epoch": epoch, **_mean([o.as_dict() for o in outs]),
@@ -523,11 +657,14 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
 
             # sample: grids of the pipeline as it would be exported, to samples/ and the trackers
             if run.sample_every and step % run.sample_every == 0 and main:
+                claim(output_dir, "samples")
                 _log_images(accelerator, _write_grids(pipeline(), config, data, output_dir, step), step)
 
             # checkpoint: written aside, renamed into place; the newest checkpoints_total_limit are kept
             if run.checkpoint_every and (step % run.checkpoint_every == 0 or last):
                 named = str(output_dir / "checkpoints" / f"checkpoint-{step}" / "pipeline")  # (written in a temp folder)
+                if main:
+                    claim(output_dir, "checkpoints")
                 last_checkpoint = save_checkpoint(
                     accelerator, output_dir, step, **checkpointed,
                     state={"step": step, "epoch": epoch, "last": record}, config=config.to_dict(),
@@ -546,6 +683,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         if main:
             pipe = pipeline()
             grid = sample_grids(pipe, data, run.num_sample_images, run.seed)[0][1] if data is not None else None
+            claim(output_dir, "pipeline")
             pipeline_dir = export_pipeline(pipe, output_dir / "pipeline", config, grid)
             previous_run = _discard(previous_run)
             logger.info(f"exported {pipeline_dir} after {step} steps ({seconds:.1f} s)", main_process_only=True)
@@ -558,6 +696,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             bar.close()
         if history_file is not None:
             history_file.close()
+        if lock is not None:
+            unlock_output_dir(output_dir, lock)
     if main and run.push_to_hub:
         from .hub import push_pipeline_to_hub
 
@@ -603,10 +743,10 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _out_of_time(accelerator: Accelerator, started: float, minutes: float) -> bool:
-    """Whether any process has spent its wall-clock budget (all processes agree, so none waits for the others)."""
-    over = torch.tensor([float(time.time() - started > 60 * minutes)], device=accelerator.device)
-    return bool(accelerator.reduce(over, reduction="sum").item() > 0)
+def _any(accelerator: Accelerator, flag: bool) -> bool:
+    """Whether ``flag`` holds on any process (all processes agree, so none waits for the others)."""
+    flags = torch.tensor([float(flag)], device=accelerator.device)
+    return bool(accelerator.reduce(flags, reduction="sum").item() > 0)
 
 
 def _write_grids(pipe: DualMCMCPipeline, config: TrainConfig, data, output_dir: Path, step: int) -> dict:

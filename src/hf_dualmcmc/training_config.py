@@ -14,12 +14,19 @@ energy (``num_inference_steps`` in the pipeline and ``sampler``, as diffusers na
 
 :func:`load_config` reads a file and ``section.key=value`` overrides; every key is checked against the schema
 (unknown keys, wrong types, out-of-range values) and a bad one raises :class:`ConfigError`, whose message starts
-with the offending ``section.key``. Keys renamed since the first release are accepted with a ``FutureWarning``.
+with the offending ``section.key`` (an unknown key or section gets a "did you mean"). Cross-section settings (the
+networks for ``data.image_size``, the model card template, trackers) are checked too, so that a config that builds
+does not fail after training started. Keys renamed since the first release are accepted with a ``FutureWarning``.
+
+YAML is read by :func:`safe_load_yaml` (configs and the configs stored in checkpoints): plain YAML only, no anchors or
+aliases (a 1 KB alias bomb expands to gigabytes), no duplicate keys (one would silently replace the other), at most
+``MAX_YAML_BYTES``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -27,16 +34,30 @@ import types
 import typing
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .configuration_dualmcmc import (
+    DualMCMCEncoderConfig,
+    DualMCMCEnergyConfig,
+    DualMCMCGeneratorConfig,
+    _check_image_size,
+    default_encoder_layout,
+    default_energy_layout,
+    default_generator_mults,
+)
 from .langevin import mcmc_temperature
 
 TEACHING_METHODS = ("dual_mcmc", "short_run", "cooperative", "inference_only")
 BN_STATS = ("batch", "running")
 MIXED_PRECISION = (None, "no", "bf16", "fp16")
 RESIZE_POLICIES = ("resize", "pad", "center_crop")
+MAX_YAML_BYTES = 2**20  # a config is a few KB
+MAX_INT = 2**63 - 1  # torch / numpy int64
+MAX_SEED = 2**31 - 1  # accelerate seeds numpy (< 2**32) with seed + process index
+MAX_STEP_SIZE = 1e150  # Langevin squares step sizes
 
 
 class ConfigError(ValueError):
@@ -50,6 +71,11 @@ class ConfigError(ValueError):
 def _require(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(key, message)
+
+
+def _did_you_mean(word, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -193,6 +219,12 @@ class TeachingConfig:
                  f"expected two numbers in [0, 1), got {list(self.betas)}")
         _require(self.method in TEACHING_METHODS, "teaching.method",
                  f"expected one of {list(TEACHING_METHODS)}, got {self.method!r}")
+        for name in ("step_size", "latent_step_size"):
+            _require(getattr(self, name) < MAX_STEP_SIZE, f"teaching.{name}", f"must be < {MAX_STEP_SIZE:g}")
+        ratio = self.noise_scale / self.step_size
+        _require(not self.use_temp or 1 / MAX_STEP_SIZE < ratio < MAX_STEP_SIZE, "teaching.noise_scale",
+                 f"with teaching.use_temp, noise_scale / step_size must be in (1e-150, 1e150) (the energy loss is "
+                 f"divided by its square), got {ratio:g}; or set teaching.use_temp: false")
 
     @property
     def temperature(self) -> float:
@@ -233,8 +265,43 @@ class ModelSettings:
             _require(getattr(self, name) >= 1, f"model.{name}", f"must be >= 1, got {getattr(self, name)}")
         for name in ("observation_std", "prior_std"):
             _require(getattr(self, name) > 0, f"model.{name}", f"must be > 0, got {getattr(self, name)}")
+        for name in ("generator_channel_mults", "energy_channel_mults", "energy_downsample", "encoder_channel_mults"):
+            _require(getattr(self, name) is None or len(getattr(self, name)) > 0, f"model.{name}",
+                     "must not be empty (null: the default layout for data.image_size)")
         _require(self.encoder_first_stride in (None, 1, 2), "model.encoder_first_stride",
                  f"expected 1, 2 or null, got {self.encoder_first_stride!r}")
+
+
+def network_configs(data: DataConfig, settings: ModelSettings):
+    """The (energy, generator, encoder) configs for the data's image size and channels; a layout that does not fit
+    ``data.image_size`` raises :class:`ConfigError` naming the ``model.*`` key."""
+    size, ch = data.image_size, data.num_channels
+    try:
+        _check_image_size(size, "networks")
+    except ValueError as err:
+        raise ConfigError("data.image_size", str(err).removeprefix("networks: ")) from None
+    e_mults, e_down = default_energy_layout(size)
+    i_mults, i_stride = default_encoder_layout(size)
+    builders = {  # the keys a layout error is reported under: the first one set, else the width
+        ("energy_channel_mults", "energy_downsample", "ndf"): lambda: DualMCMCEnergyConfig(
+            image_size=size, num_channels=ch, base_channels=settings.ndf, spectral_norm=settings.spectral_norm,
+            channel_mults=settings.energy_channel_mults or e_mults, downsample=settings.energy_downsample or e_down),
+        ("generator_channel_mults", "ngf"): lambda: DualMCMCGeneratorConfig(
+            latent_dim=settings.latent_dim, image_size=size, num_channels=ch, base_channels=settings.ngf,
+            channel_mults=settings.generator_channel_mults or default_generator_mults(size),
+            observation_std=settings.observation_std, prior_std=settings.prior_std),
+        ("encoder_channel_mults", "encoder_first_stride", "nif"): lambda: DualMCMCEncoderConfig(
+            image_size=size, num_channels=ch, latent_dim=settings.latent_dim, base_channels=settings.nif,
+            channel_mults=settings.encoder_channel_mults or i_mults, first_stride=settings.encoder_first_stride or i_stride),
+    }
+    configs = []
+    for keys, build in builders.items():
+        try:
+            configs.append(build())
+        except ValueError as err:
+            key = next((k for k in keys[:-1] if getattr(settings, k) is not None), keys[-1])
+            raise ConfigError(f"model.{key}", f"{err} (data.image_size {size})") from None
+    return tuple(configs)
 
 
 @dataclass
@@ -258,6 +325,8 @@ class SamplerSettings:
             _require(getattr(self, name) > 0, f"sampler.{name}", f"must be > 0, got {getattr(self, name)}")
         for name in ("noise_scale", "latent_noise_scale"):
             _require(getattr(self, name) >= 0, f"sampler.{name}", f"must be >= 0, got {getattr(self, name)}")
+        for name in ("step_size", "latent_step_size"):
+            _require(getattr(self, name) < MAX_STEP_SIZE, f"sampler.{name}", f"must be < {MAX_STEP_SIZE:g}")
         _require(self.bn_stats in BN_STATS, "sampler.bn_stats", f"expected one of {list(BN_STATS)}, got {self.bn_stats!r}")
 
 
@@ -279,7 +348,7 @@ class RunSettings:
     max_steps: int | None = None
     max_minutes: float | None = None  # wall-clock budget: stop (checkpoint + export) after the step that exceeds it
     seed: int = 1234
-    mixed_precision: str | None = None  # None: whatever `accelerate launch` / the accelerate config says
+    mixed_precision: str | None = None  # None: whatever `accelerate launch` / the accelerate config says; YAML no: "no"
     log_every: int = 10
     sample_every: int = 500
     num_sample_images: int = 64
@@ -303,8 +372,11 @@ class RunSettings:
     ema_power: float = 0.75
 
     def __post_init__(self):
+        if self.mixed_precision is False:  # YAML 1.1 reads accelerate's `no` as false
+            self.mixed_precision = "no"
         _validate_types(self, "run")
         _require(bool(self.output_dir), "run.output_dir", "must be a non-empty path")
+        _require(0 <= self.seed <= MAX_SEED, "run.seed", f"must be in [0, 2**31 - 1], got {self.seed}")
         for name in ("batch_size", "gradient_accumulation_steps", "epochs", "num_sample_images", "log_every"):
             _require(getattr(self, name) >= 1, f"run.{name}", f"must be >= 1, got {getattr(self, name)}")
         _require(self.max_steps is None or self.max_steps >= 1, "run.max_steps",
@@ -329,6 +401,40 @@ class RunSettings:
                 raise ValueError(f"run.hub_model_id: {self.hub_model_id!r} is not a valid repository id ({err})") from None
         _require(0 <= self.ema_decay <= 1, "run.ema_decay", f"must be in [0, 1], got {self.ema_decay}")
         _require(self.ema_power > 0, "run.ema_power", f"must be > 0, got {self.ema_power}")
+        _check_report_to(self.report_to)
+
+    def check_card(self, data: DataConfig) -> None:
+        """The model card ``export_pipeline`` writes after training: a paper template names its own data set, whose
+        image shape the run must have."""
+        if self.card_template == "run":
+            return
+        from .hub import TEMPLATES
+
+        _require(self.card_template in TEMPLATES, "run.card_template",
+                 f"{_did_you_mean(self.card_template, TEMPLATES)}expected one of {list(TEMPLATES)}, "
+                 f"got {self.card_template!r}")
+        size, channels = PAPER_IMAGES[self.card_template]
+        _require((data.image_size, data.num_channels) == (size, channels), "run.card_template",
+                 f"{self.card_template!r} describes the paper's {size}x{size} images with {channels} channels; this run "
+                 f"trains {data.image_size}x{data.image_size} with {data.num_channels}: use run.card_template: run")
+
+
+PAPER_IMAGES = {"cifar10": (32, 3), "celeba64": (64, 3), "celebahq256": (256, 3), "church64": (64, 3)}
+
+
+def _check_report_to(report_to: str) -> None:
+    """``run.report_to``: ``"none"``, ``"all"`` or one tracker accelerate knows, whose package is installed."""
+    if report_to in ("none", "all"):
+        return
+    import accelerate.utils
+    from accelerate.utils import LoggerType
+
+    known = ["none", *LoggerType.list()]
+    _require(report_to in known, "run.report_to",
+             f"{_did_you_mean(report_to.lower(), known)}expected one of {known}, got {report_to!r}")
+    _require(bool(getattr(accelerate.utils, f"is_{report_to}_available", lambda: True)()), "run.report_to",
+             f"{report_to!r} needs the {report_to} package, which is not installed (pip install {report_to}); "
+             "or use run.report_to=none")
 
 
 SECTIONS: dict[str, type] = {
@@ -365,13 +471,21 @@ class TrainConfig:
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     run: RunSettings = field(default_factory=RunSettings)
 
+    def __post_init__(self):
+        network_configs(self.data, self.model)
+        self.run.check_card(self.data)
+        _require(not (self.run.channels_last or self.run.compile) or self.teaching.method == "dual_mcmc",
+                 "run.channels_last", f"run.channels_last / run.compile are options of the dual_mcmc step, not of "
+                 f"teaching.method={self.teaching.method!r}")
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
         """Build and validate a config from a nested dict (a parsed YAML file); raises :class:`ConfigError`."""
         if not isinstance(raw, dict):
             raise ConfigError("config", f"expected a mapping of sections {list(SECTIONS)}, got {type(raw).__name__}")
         for name in raw:
-            _require(name in SECTIONS, str(name), f"unknown section; expected some of {list(SECTIONS)}")
+            _require(name in SECTIONS, str(name),
+                     f"unknown section; {_did_you_mean(name, SECTIONS)}expected some of {list(SECTIONS)}")
         _require("data" in raw, "data", "missing section: the config needs at least `data: {source: ...}`")
         sections = {}
         for name, section_cls in SECTIONS.items():
@@ -380,7 +494,7 @@ class TrainConfig:
             values = _renamed(name, dict(values))
             known = [f.name for f in dataclasses.fields(section_cls)]
             for key in values:
-                _require(key in known, f"{name}.{key}", f"unknown key; expected one of {known}")
+                _require(key in known, f"{name}.{key}", f"unknown key; {_did_you_mean(key, known)}expected one of {known}")
             if name == "data":
                 _require("source" in values, "data.source", "missing: where the images come from")
             sections[name] = section_cls(**values)
@@ -465,6 +579,8 @@ def _validate_types(obj, section: str, cls: type | None = None) -> None:
         if _matches(1.5, tp):  # a float field (possibly optional)
             value = _as_float(value)
         _require(_matches(value, tp), f"{section}.{name}", f"expected {_describe(tp)}, got {value!r}")
+        _require(not isinstance(value, int) or abs(value) <= MAX_INT, f"{section}.{name}",
+                 f"expected an integer of at most 2**63 - 1, got {value}")
         if isinstance(obj, dict):
             obj[name] = value
         else:
@@ -476,6 +592,50 @@ def _validate_types(obj, section: str, cls: type | None = None) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+class _PlainYamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without anchors / aliases (and so without ``<<`` merges) and without duplicate keys."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "anchors and aliases (& and *) are not allowed",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key) if isinstance(key, typing.Hashable) else None
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load_yaml(source: str | bytes | os.PathLike, what: str | None = None) -> Any:
+    """Parse YAML text (``str`` / ``bytes``) or a file (a path object) as plain data: no anchors or aliases, no
+    duplicate keys, at most ``MAX_YAML_BYTES``; anything else raises :class:`ConfigError` keyed ``what`` (default:
+    the file, or ``"YAML"``)."""
+    what = what or (os.fspath(source) if isinstance(source, os.PathLike) else "YAML")
+    if isinstance(source, os.PathLike):
+        try:
+            with open(source, "rb") as f:
+                source = f.read(MAX_YAML_BYTES + 1)
+        except OSError as err:
+            raise ConfigError(what, f"cannot read the config file ({err.strerror or err})") from err
+    if len(source) > MAX_YAML_BYTES:
+        raise ConfigError(what, f"larger than {MAX_YAML_BYTES} bytes; not a config file")
+    try:
+        text = source.decode("utf-8") if isinstance(source, bytes) else source
+        return yaml.load(text, Loader=_PlainYamlLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError as err:
+        raise ConfigError(what, f"not a text file ({err.reason})") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(what, f"not valid YAML ({' '.join(str(err).split())})") from err
+    except RecursionError:
+        raise ConfigError(what, "not valid YAML (nested too deeply)") from None
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``section.key=value`` strings (values parsed as YAML) applied onto a raw config dict."""
     for item in overrides:
@@ -484,9 +644,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not sep or not dot or not section or not name:
             raise ConfigError(item, "an override must look like section.key=value (e.g. run.max_steps=100)")
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as err:
-            raise ConfigError(key, f"cannot parse {value!r} as a YAML value ({err.__class__.__name__})") from err
+            parsed = safe_load_yaml(value, key)
+        except ConfigError as err:
+            raise ConfigError(key, f"cannot parse {value!r} as a YAML value: {str(err).removeprefix(key + ': ')}") from err
         if raw.get(section) is None:
             raw[section] = {}
         if not isinstance(raw[section], dict):
@@ -496,16 +656,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML config file, apply ``section.key=value`` overrides and validate everything."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
-    except OSError as err:
-        raise ConfigError(str(path), f"cannot read the config file ({err.strerror or err})") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(str(path), f"not valid YAML ({' '.join(str(err).split())})") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(str(path), f"not a text file ({err.reason})") from err
+    """Read a YAML config file (:func:`safe_load_yaml`), apply ``section.key=value`` overrides and validate everything."""
+    raw = safe_load_yaml(Path(path), str(path))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -523,4 +675,6 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "load_config",
+    "network_configs",
+    "safe_load_yaml",
 ]

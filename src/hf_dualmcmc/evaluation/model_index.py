@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard
+
+from ..atomic import atomic_write
+from ..training_config import safe_load_yaml
 
 # results-dict key -> (model-index metric type, human-readable name)
 METRIC_NAMES = {
@@ -24,6 +28,33 @@ METRIC_NAMES = {
 }
 
 
+def check_model_card_path(card_path: str | os.PathLike) -> Path:
+    """The card :func:`write_model_index` may write for ``card_path`` (a folder means its ``README.md``): a ``.md``
+    file that is new (in an existing folder) or already a model card (YAML front matter). Anything else, e.g.
+    ``model_index.json`` or a project README without front matter, is refused, so that no other file is rewritten."""
+    path = Path(card_path)
+    if path.is_dir():
+        path = path / "README.md"
+    label = f"model card {str(path)!r}"
+    if path.suffix.lower() != ".md":
+        raise ValueError(f"{label}: expected a README.md (a .md file); refusing to rewrite another file as a card")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ValueError(f"{label} is not a regular file; refusing to write through it")
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise ValueError(f"{label}: folder {str(path.parent)!r} does not exist")
+        return path
+    try:
+        found = re.match(r"---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)", path.read_text(encoding="utf-8"), re.DOTALL)
+        meta = safe_load_yaml(found.group(1), str(path)) if found else None
+    except (UnicodeDecodeError, ValueError, OSError) as err:  # ConfigError: anchors, duplicate keys, bad YAML
+        raise ValueError(f"{label} is not a readable model card ({type(err).__name__}); it was not changed") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{label} exists and is not a model card (no YAML front matter); it was not changed: pass "
+                         "a card's README.md or a new file")
+    return path
+
+
 def write_model_index(
     card_path: str | os.PathLike,
     results: dict,
@@ -37,8 +68,8 @@ def write_model_index(
 ) -> ModelCard:
     """Merge ``results`` (metric name -> number) into the ``model-index`` of the model card at ``card_path``.
 
-    Works on any ``README.md``: with YAML front matter (kept; other metadata untouched), without (the text is kept
-    as the card body) or missing (an empty card is created). Known keys (``fid``, ``fid_proposal``, ``is``,
+    Writes only a model card (:func:`check_model_card_path`): an existing card's front matter is kept (other metadata
+    untouched), a missing file becomes a new card; any other existing file is refused unchanged. Known keys (``fid``, ``fid_proposal``, ``is``,
     ``domain_fd``, ``recon_mse``, ``mse_inf``, ... see :data:`METRIC_NAMES`) get standard metric types; others are
     used verbatim. Non-numeric values are skipped. A result with the same task, dataset and metric type replaces the
     old one. ``model_name`` defaults to the card's existing model-index name, else the folder name. Atomic write.
@@ -49,13 +80,8 @@ def write_model_index(
         raise ValueError(f"results must be a dict of metric name -> number, got {type(results).__name__}")
     if not dataset_name or not dataset_type:
         raise ValueError("dataset_name and dataset_type are required (e.g. 'CIFAR-10', 'cifar10')")
-    path = Path(card_path)
-    if path.is_dir():
-        path = path / "README.md"
-    if path.is_file():
-        card = ModelCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True)
-    else:
-        card = ModelCard("")
+    path = check_model_card_path(card_path)
+    card = ModelCard(path.read_text(encoding="utf-8") if path.exists() else "", ignore_metadata_errors=True)
     new = []
     for key, value in results.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -75,11 +101,8 @@ def write_model_index(
     kept = [r for r in (card.data.eval_results or []) if (r.task_type, r.dataset_type, r.metric_type) not in keys]
     card.data.eval_results = kept + new
     card.data.model_name = model_name or card.data.model_name or path.resolve().parent.name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(str(card), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, str(card))
     return card
 
 
-__all__ = ["METRIC_NAMES", "write_model_index"]
+__all__ = ["METRIC_NAMES", "check_model_card_path", "write_model_index"]
