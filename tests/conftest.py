@@ -12,6 +12,29 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+
+def _no_tqdm_monitor() -> None:
+    """tqdm's monitor thread takes tqdm's write lock every few seconds; a process forked while it holds it (the kill
+    tests fork training runs) would wait for that lock forever. Tests need no monitor."""
+    import tqdm
+
+    tqdm.tqdm.monitor_interval = 0
+
+
+_no_tqdm_monitor()
+
+
+def after_fork() -> None:
+    """First thing in a forked child: a lock that another thread of the parent held at the fork stays held in the
+    child forever; give tqdm (whose bars the trainer and the data loader open) fresh locks."""
+    import threading
+
+    from tqdm import tqdm
+    from tqdm.std import TqdmDefaultWriteLock
+
+    TqdmDefaultWriteLock.th_lock = threading.RLock()
+    tqdm.set_lock(TqdmDefaultWriteLock())
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO_ROOT.parent / "shared"))
 MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"

@@ -43,6 +43,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import after_fork
 from safetensors.torch import load_file
 
 from hf_dualmcmc import DualMCMCPipeline
@@ -67,6 +68,7 @@ def run_config(out, overwrite=False):
 def _child(out, resume, kill_at, phase, io_count, io_label):
     """Train (or resume) in this forked process; report the phase and count file operations, SIGKILL self before
     file operation number ``kill_at``."""
+    after_fork()
     import pathlib
     import shutil
 
@@ -226,6 +228,7 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(uninterr
 
 def _script_child(argv, err_file):
     """``scripts/train.py``'s ``main(argv)`` in this forked process, its stderr into ``err_file``; exits with its code."""
+    after_fork()
     import contextlib
     import sys
 
@@ -238,6 +241,7 @@ def _script_child(argv, err_file):
 
 
 def _train_child(out, max_steps):
+    after_fork()
     from test_trainer import tiny_config
 
     from hf_dualmcmc.trainer import train
