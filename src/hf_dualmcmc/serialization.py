@@ -71,8 +71,6 @@ def _foreign_globals(source: str | os.PathLike | bytes) -> list[str]:
     """The Python objects outside torch's weights-only allow-list that a pickle (or the ``data.pkl`` of a
     ``torch.save`` zip) names, read with :mod:`pickletools` (nothing is imported); those of a truncated pickle up to
     where it ends. Torch's own message names only the first, and none when it stops earlier (protocol 4's frames)."""
-    from torch._weights_only_unpickler import _get_allowed_globals
-
     found, strings = [], []
     try:
         data = source if isinstance(source, bytes) else open(source, "rb").read()
@@ -88,7 +86,12 @@ def _foreign_globals(source: str | os.PathLike | bytes) -> list[str]:
                 strings.append(arg)
     except Exception:  # noqa: S110 - a damaged file: what was read so far
         pass
-    allowed = _get_allowed_globals()
+    try:  # torch's allow-list (a private helper: without it every named object counts; torch refused the file anyway)
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = _get_allowed_globals()
+    except (ImportError, AttributeError):
+        allowed = {}
     return [name for name in dict.fromkeys(found) if name not in allowed]
 
 
