@@ -29,7 +29,6 @@ import dataclasses
 import difflib
 import math
 import os
-import re
 import types
 import typing
 import warnings
@@ -389,8 +388,12 @@ class RunSettings:
                  f"expected one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}")
         _require(not self.push_to_hub or bool(self.hub_model_id), "run.hub_model_id",
                  "run.push_to_hub needs it (e.g. --hub_model_id org/dualmcmc-digits)")
-        _require(re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.hub_license) is not None, "run.hub_license",
-                 f"expected a Hub license identifier such as apache-2.0, mit, cc-by-nc-4.0 or other, got {self.hub_license!r}")
+        from .hub import check_license
+
+        try:
+            check_license(self.hub_license)
+        except ValueError as err:
+            raise ConfigError("run.hub_license", str(err)) from None
         if self.hub_model_id is not None:
             from huggingface_hub.errors import HFValidationError
             from huggingface_hub.utils import validate_repo_id
