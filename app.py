@@ -90,8 +90,13 @@ def training_data_source(pipeline: str) -> tuple[str, str] | None:
 class Demo:
     """The page's callbacks around one pipeline (kept small so that tests can call them directly)."""
 
-    def __init__(self, pipe: DualMCMCPipeline, energies: np.ndarray | None = None, reference: str = "",
-                 max_upload_mb: float = 10.0):
+    def __init__(
+        self,
+        pipe: DualMCMCPipeline,
+        energies: np.ndarray | None = None,
+        reference: str = "",
+        max_upload_mb: float = 10.0,
+    ):
         self.pipe, self.energies, self.reference, self.max_upload_mb = pipe, energies, reference, max_upload_mb
         pipe.set_progress_bar_config(disable=True)
 
@@ -114,8 +119,15 @@ class Demo:
             return {}
 
         progress(0, desc="generator proposals")
-        out = self.pipe(batch_size=batch_size, num_inference_steps=steps, generator=seed, output_type="pt",
-                        return_proposals=True, return_energies=steps > 0, callback_on_step_end=on_step)
+        out = self.pipe(
+            batch_size=batch_size,
+            num_inference_steps=steps,
+            generator=seed,
+            output_type="pt",
+            return_proposals=True,
+            return_energies=steps > 0,
+            callback_on_step_end=on_step,
+        )
         columns = [out.proposals[:STRIP_ROWS] * 2 - 1] + [snapshots[k] for k in sorted(snapshots)]
         strip = torch.stack(columns, dim=1).flatten(0, 1)  # row r: sample r from proposal to revised
         tiles = self.pipe.image_processor.postprocess(strip.clamp(-1, 1), output_type="pil")
@@ -125,9 +137,15 @@ class Demo:
         if steps == 0:
             return images, strip_image, None, f"{batch_size} generator proposals (0 Langevin steps)."
         e = out.energies.mean(1).numpy()
-        return images, strip_image, self._energy_plot(e), (
-            f"{batch_size} samples, seed {seed}: mean energy {e[0]:.4g} (proposals) -> {e[-1]:.4g} after {steps} "
-            f"Langevin steps. Strip columns: {labels}.")
+        return (
+            images,
+            strip_image,
+            self._energy_plot(e),
+            (
+                f"{batch_size} samples, seed {seed}: mean energy {e[0]:.4g} (proposals) -> {e[-1]:.4g} after {steps} "
+                f"Langevin steps. Strip columns: {labels}."
+            ),
+        )
 
     @staticmethod
     def _energy_plot(energies: np.ndarray):
@@ -150,8 +168,14 @@ class Demo:
             return None, None, "Upload an image first."
         size = os.path.getsize(path)
         if size > self.max_upload_mb * 2**20:
-            return None, None, (f"**Error:** the file is {size / 2**20:.1f} MB; the limit is {self.max_upload_mb:g} "
-                                "MB. Upload a smaller image.")
+            return (
+                None,
+                None,
+                (
+                    f"**Error:** the file is {size / 2**20:.1f} MB; the limit is {self.max_upload_mb:g} "
+                    "MB. Upload a smaller image."
+                ),
+            )
         name = Path(path).name
         try:
             with PIL.Image.open(path) as opened:
@@ -179,8 +203,10 @@ class Demo:
             lines = [f"**Energy** E(x) = {energy:.4g} (lower = more likely under the model)."]
         if self.energies is not None and len(self.energies) and self.pipe.energy_model is not None:
             below = float(np.searchsorted(self.energies, energy, side="right")) / len(self.energies) * 100
-            lines.append(f"**Percentile** {below:.1f}: {below:.1f}% of {len(self.energies)} training images "
-                         f"({self.reference}) have a lower energy.")
+            lines.append(
+                f"**Percentile** {below:.1f}: {below:.1f}% of {len(self.energies)} training images "
+                f"({self.reference}) have a lower energy."
+            )
         recon = None
         if self.pipe.encoder is not None:
             recon = _show(self.pipe.reconstruct(images=image, generator=0).images[0], 192)
@@ -190,12 +216,20 @@ class Demo:
     def interpolate(self, seed_a, seed_b, num_points, steps):
         """The interpolation strip; ``gr.Error`` (a message in the page) for what the pipeline cannot do."""
         note = self.lacks("generator_model", "there are no latents to interpolate") or (
-            int(steps) and self.lacks("energy_model", "no Langevin steps; set the steps to 0"))
+            int(steps) and self.lacks("energy_model", "no Langevin steps; set the steps to 0")
+        )
         if note:
             raise gr.Error(note.removeprefix("**Note:** "))
-        z = [torch.randn(self.pipe.latent_dim, generator=torch.Generator().manual_seed(int(s))) for s in (seed_a, seed_b)]
-        out = self.pipe.interpolate(start_latents=z[0], end_latents=z[1], num_points=int(num_points),
-                                    num_inference_steps=int(steps), generator=0)
+        z = [
+            torch.randn(self.pipe.latent_dim, generator=torch.Generator().manual_seed(int(s))) for s in (seed_a, seed_b)
+        ]
+        out = self.pipe.interpolate(
+            start_latents=z[0],
+            end_latents=z[1],
+            num_points=int(num_points),
+            num_inference_steps=int(steps),
+            generator=0,
+        )
         return _show(make_image_grid(out.images, 1, len(out.images)), DISPLAY_SIZE * len(out.images))
 
 
@@ -204,8 +238,10 @@ def build_demo(demo: Demo, title: str = "Dual-MCMC EBM") -> gr.Blocks:
     c, h, _ = pipe.image_shape
     steps_default = int(min(pipe.config.num_inference_steps, MAX_STEPS))
     with gr.Blocks(title=title) as page:
-        gr.Markdown(f"# {title}\nAn energy-based model learned with Dual-MCMC teaching (Cui & Han, NeurIPS 2023): "
-                    f"{c}x{h}x{h} images, lower energy = more likely.")
+        gr.Markdown(
+            f"# {title}\nAn energy-based model learned with Dual-MCMC teaching (Cui & Han, NeurIPS 2023): "
+            f"{c}x{h}x{h} images, lower energy = more likely."
+        )
         with gr.Tab("Sample"):
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label="seed")
@@ -242,8 +278,13 @@ def build_demo(demo: Demo, title: str = "Dual-MCMC EBM") -> gr.Blocks:
     return page
 
 
-def load_demo(pipeline: str, reference: str | None = None, split: str | None = None, device: str = "cpu",
-              max_upload_mb: float = 10.0) -> Demo:
+def load_demo(
+    pipeline: str,
+    reference: str | None = None,
+    split: str | None = None,
+    device: str = "cpu",
+    max_upload_mb: float = 10.0,
+) -> Demo:
     pipe = DualMCMCPipeline.from_pretrained(pipeline).to(device)
     source = (reference, split or "train") if reference else training_data_source(pipeline)
     energies = reference_energies(pipe, *source) if source and pipe.energy_model is not None else None
@@ -253,28 +294,46 @@ def load_demo(pipeline: str, reference: str | None = None, split: str | None = N
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     env = os.environ.get
-    p.add_argument("--pipeline", default=env("DUALMCMC_PIPELINE", DEFAULT_PIPELINE),
-                   help="a save_pretrained folder or a Hub id (default: $DUALMCMC_PIPELINE, else %(default)s)")
-    p.add_argument("--reference", default=env("DUALMCMC_REFERENCE"),
-                   help="training images for percentiles (default: $DUALMCMC_REFERENCE, else the pipeline's training data)")
-    p.add_argument("--reference-split", default=env("DUALMCMC_REFERENCE_SPLIT"), help="split of --reference (default: train)")
+    p.add_argument(
+        "--pipeline",
+        default=env("DUALMCMC_PIPELINE", DEFAULT_PIPELINE),
+        help="a save_pretrained folder or a Hub id (default: $DUALMCMC_PIPELINE, else %(default)s)",
+    )
+    p.add_argument(
+        "--reference",
+        default=env("DUALMCMC_REFERENCE"),
+        help="training images for percentiles (default: $DUALMCMC_REFERENCE, else the pipeline's training data)",
+    )
+    p.add_argument(
+        "--reference-split", default=env("DUALMCMC_REFERENCE_SPLIT"), help="split of --reference (default: train)"
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"),
-                   help="address to serve on (default: $GRADIO_SERVER_NAME, else 127.0.0.1; a Space sets 0.0.0.0)")
-    p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", 7860)),
-                   help="port (default: $GRADIO_SERVER_PORT, else 7860)")
+    p.add_argument(
+        "--host",
+        default=env("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to serve on (default: $GRADIO_SERVER_NAME, else 127.0.0.1; a Space sets 0.0.0.0)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(env("GRADIO_SERVER_PORT", 7860)),
+        help="port (default: $GRADIO_SERVER_PORT, else 7860)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=10.0)
     args = p.parse_args(argv)
     if not Path(args.pipeline).is_dir() and args.pipeline == DEFAULT_PIPELINE:
-        p.error(f"{DEFAULT_PIPELINE} does not exist: run the README's main command first, or pass --pipeline "
-                "(or set DUALMCMC_PIPELINE to a Hub id or a folder)")
+        p.error(
+            f"{DEFAULT_PIPELINE} does not exist: run the README's main command first, or pass --pipeline "
+            "(or set DUALMCMC_PIPELINE to a Hub id or a folder)"
+        )
     try:
         demo = load_demo(args.pipeline, args.reference, args.reference_split, args.device, args.max_upload_mb)
     except (OSError, ValueError) as err:  # a missing folder or repository, a damaged pipeline, bad reference data
         print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
     build_demo(demo, f"Dual-MCMC EBM: {args.pipeline}").queue().launch(
-        server_name=args.host, server_port=args.port, max_file_size=f"{4 * args.max_upload_mb:g}mb")
+        server_name=args.host, server_port=args.port, max_file_size=f"{4 * args.max_upload_mb:g}mb"
+    )
     return 0
 
 

@@ -32,8 +32,9 @@ def load_module(args: argparse.Namespace):
     """``hf_dualmcmc.data``, or the data.py given by ``--module`` / ``--rev``, imported inside the package."""
     path = args.module
     if args.rev:
-        source = subprocess.run(["git", "show", f"{args.rev}:src/hf_dualmcmc/data.py"], cwd=REPO, check=True,
-                                capture_output=True, text=True).stdout
+        source = subprocess.run(
+            ["git", "show", f"{args.rev}:src/hf_dualmcmc/data.py"], cwd=REPO, check=True, capture_output=True, text=True
+        ).stdout
         path = Path(tempfile.mkdtemp()) / "data_at_rev.py"
         path.write_text(source)
     if path is None:
@@ -99,7 +100,9 @@ def main(argv=None) -> int:
     p.add_argument("--module", type=Path, default=None, help="a data.py file to benchmark instead of hf_dualmcmc.data")
     p.add_argument("--rev", default=None, help="benchmark src/hf_dualmcmc/data.py of this git revision")
     p.add_argument("--num-images", type=int, default=3000, help="synthetic PNGs (default %(default)s)")
-    p.add_argument("--lazy-items", type=int, default=1000, help="items read from the lazy datasets (default %(default)s)")
+    p.add_argument(
+        "--lazy-items", type=int, default=1000, help="items read from the lazy datasets (default %(default)s)"
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -107,12 +110,26 @@ def main(argv=None) -> int:
     print(f"module: {data.__file__}; torch threads: {__import__('torch').get_num_threads()}")
     print("| source | images | decode img/s | item img/s | loader img/s | lazy item img/s | lazy loader img/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(bench(data, "sklearn:digits", dict(source="sklearn:digits", split="all", image_size=8, num_channels=1),
-                args.lazy_items), flush=True)
+    print(
+        bench(
+            data,
+            "sklearn:digits",
+            dict(source="sklearn:digits", split="all", image_size=8, num_channels=1),
+            args.lazy_items,
+        ),
+        flush=True,
+    )
     mnist = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO.parent / "shared")) / "data" / "mnist"
     if (mnist / "t10k-images-idx3-ubyte.gz").is_file():
-        print(bench(data, "mnist (pad 28 -> 32)", dict(source="mnist", image_size=32, num_channels=1, resize="pad"),
-                    args.lazy_items), flush=True)
+        print(
+            bench(
+                data,
+                "mnist (pad 28 -> 32)",
+                dict(source="mnist", image_size=32, num_channels=1, resize="pad"),
+                args.lazy_items,
+            ),
+            flush=True,
+        )
     else:
         print(f"| mnist | skipped: no {mnist} | | | | | |")
     with tempfile.TemporaryDirectory() as tmp:

@@ -70,16 +70,25 @@ def parse_args(argv=None):
     p.add_argument("--latent-dim", type=int, help="nz")
     p.add_argument("--image-size", type=int, help="resolution (default: the config's)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
-                   help="further config overrides, e.g. teaching.num_steps=10 (changes the algorithm: label such runs)")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="further config overrides, e.g. teaching.num_steps=10 (changes the algorithm: label such runs)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: autocast, float32 chain state")
     p.add_argument("--channels-last", action="store_true", help="NHWC models, data and chain states")
     p.add_argument("--compile", action="store_true", help="torch.compile the energy network the training x-chains call")
     p.add_argument("--reference", action="store_true", help="also time the plain reference, interleaved")
     p.add_argument("--repeats", type=int, help="timed runs per mode (median reported; default 3)")
-    p.add_argument("--repeat-sets", type=int, metavar="N",
-                   help="time fp32 and bf16 (and the reference) in one process: N interleaved sets after the warm-up")
+    p.add_argument(
+        "--repeat-sets",
+        type=int,
+        metavar="N",
+        help="time fp32 and bf16 (and the reference) in one process: N interleaved sets after the warm-up",
+    )
     p.add_argument("--profile", metavar="PATH", help="profile one optimised iteration of --precision (markdown here)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per mode first")
     p.add_argument("--sample-steps", type=int, help="x-steps of the sampler (default: the config's sampler)")
@@ -153,13 +162,21 @@ def optimised_mode(args, config, device, precision, data, latents, sample_steps)
     opt = make_optimizers(E, G, I, teaching)
     autocast = autocast_factory(device, precision)
     compiler = chain_compiler(device) if args.compile else None
-    pipe = DualMCMCPipeline(E, G, I, num_inference_steps=sample_steps, step_size=sampler.step_size,
-                            noise_scale=sampler.noise_scale, bn_stats=sampler.bn_stats)
+    pipe = DualMCMCPipeline(
+        E,
+        G,
+        I,
+        num_inference_steps=sample_steps,
+        step_size=sampler.step_size,
+        noise_scale=sampler.noise_scale,
+        bn_stats=sampler.bn_stats,
+    )
     pipe.set_progress_bar_config(disable=True)
 
     def step():
-        return dual_mcmc_step(data, E, G, I, opt, teaching, autocast=autocast, memory_format=memory_format,
-                              chain_compiler=compiler)
+        return dual_mcmc_step(
+            data, E, G, I, opt, teaching, autocast=autocast, memory_format=memory_format, chain_compiler=compiler
+        )
 
     def sample():
         with precision_context(device, precision):
@@ -208,8 +225,13 @@ def time_section(name: str, index: int, batch: int, modes: dict, args, device) -
         what = f"{'set' if args.repeat_sets else 'run'} {r + 1}{' (warm-up)' if r < args.warmup else ''}"
         print(f"  {name} {what}: {', '.join(line)}  [load {os.getloadavg()[0]:.2f}]", flush=True)
     med = {m: statistics.median(v) for m, v in times.items()}
-    entry = {"median_s": med, "runs_s": times, "batch": batch, "flops": flops,
-             "speedup": {f"{a} vs {b}": med[b] / med[a] for a, b in RATIOS if a in med and b in med}}
+    entry = {
+        "median_s": med,
+        "runs_s": times,
+        "batch": batch,
+        "flops": flops,
+        "speedup": {f"{a} vs {b}": med[b] / med[a] for a, b in RATIOS if a in med and b in med},
+    }
     if first_call:
         entry["first_call_s"] = first_call
     if name == "sample":
@@ -225,8 +247,13 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     overrides = []
-    for flag, key in (("ngf", "model.ngf"), ("ndf", "model.ndf"), ("nif", "model.nif"), ("latent_dim", "model.latent_dim"),
-                      ("image_size", "data.image_size")):
+    for flag, key in (
+        ("ngf", "model.ngf"),
+        ("ndf", "model.ndf"),
+        ("nif", "model.nif"),
+        ("latent_dim", "model.latent_dim"),
+        ("image_size", "data.image_size"),
+    ):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     config = load_config(args.config, overrides + list(args.set))
@@ -239,25 +266,37 @@ def main(argv=None) -> int:
     load_start = os.getloadavg()
     machine = machine_info(device)
     print(f"# hf-dualmcmc bench_step  device {device}  {describe_machine(machine)}")
-    print(f"# config {args.config}: image {config.data.image_size}px x{config.data.num_channels}, ngf/ndf/nif/nz "
-          f"{config.model.ngf}/{config.model.ndf}/{config.model.nif}/{config.model.latent_dim}, batch {args.batch_size}, "
-          f"num_steps {teaching.num_steps}, num_latent_steps {teaching.num_latent_steps}, rerun_chain_for_energy "
-          f"{teaching.rerun_chain_for_energy}; sampling {sample_steps} x-steps, batch {sample_batch}")
-    print(f"# optimised: precision {' and '.join(precisions)}, channels_last {args.channels_last}, compile "
-          f"{args.compile}; {args.rounds} {'interleaved sets' if args.repeat_sets else 'repeats'} after {args.warmup} "
-          f"warm-up, load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+    print(
+        f"# config {args.config}: image {config.data.image_size}px x{config.data.num_channels}, ngf/ndf/nif/nz "
+        f"{config.model.ngf}/{config.model.ndf}/{config.model.nif}/{config.model.latent_dim}, batch {args.batch_size}, "
+        f"num_steps {teaching.num_steps}, num_latent_steps {teaching.num_latent_steps}, rerun_chain_for_energy "
+        f"{teaching.rerun_chain_for_energy}; sampling {sample_steps} x-steps, batch {sample_batch}"
+    )
+    print(
+        f"# optimised: precision {' and '.join(precisions)}, channels_last {args.channels_last}, compile "
+        f"{args.compile}; {args.rounds} {'interleaved sets' if args.repeat_sets else 'repeats'} after {args.warmup} "
+        f"warm-up, load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}"
+    )
 
     gen = torch.Generator().manual_seed(args.seed + 1)
     shape = (args.batch_size, config.data.num_channels, config.data.image_size, config.data.image_size)
     data = (torch.rand(shape, generator=gen) * 2 - 1).to(device)
     latents = torch.randn(sample_batch, config.model.latent_dim, generator=gen).to(device)
-    modes = {p if args.repeat_sets else "optimised": optimised_mode(args, config, device, p, data, latents, sample_steps)
-             for p in precisions}
+    modes = {
+        p if args.repeat_sets else "optimised": optimised_mode(args, config, device, p, data, latents, sample_steps)
+        for p in precisions
+    }
     if args.reference:
         modes["reference"] = reference_mode(args, config, device, data, latents, sample_steps)
 
-    results: dict = {"args": vars(args), "load_start": load_start, "torch": torch.__version__,
-                     "threads": torch.get_num_threads(), "device": str(device), "machine": machine}
+    results: dict = {
+        "args": vars(args),
+        "load_start": load_start,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "machine": machine,
+    }
     reset_peak_memory(device)
     if not args.skip_training:
         results["train"] = time_section("train", 0, args.batch_size, modes, args, device)
@@ -300,9 +339,17 @@ def bf16_deviation(args, config, device, data, memory_format) -> dict:
         if memory_format is not None:
             to_memory_format(E, G, I, memory_format=memory_format)
         torch.manual_seed(args.seed + 2)
-        out[precision] = dual_mcmc_step(data, E, G, I, make_optimizers(E, G, I, teaching), teaching,
-                                        autocast=autocast_factory(device, precision), memory_format=memory_format,
-                                        keep_tensors=True)
+        out[precision] = dual_mcmc_step(
+            data,
+            E,
+            G,
+            I,
+            make_optimizers(E, G, I, teaching),
+            teaching,
+            autocast=autocast_factory(device, precision),
+            memory_format=memory_format,
+            keep_tensors=True,
+        )
     a, b = out["fp32"], out["bf16"]
     rev_a = a.extras["revised"] - a.extras["proposals"]
     rev_b = b.extras["revised"] - b.extras["proposals"]
@@ -335,28 +382,39 @@ def report(results: dict, args) -> None:
             row(f"sampling (images/s, {args.sample_steps or 'config'} x-steps)", sec, sec["images_per_s"], ".2f", True)
         if "gflops_per_s" in sec:
             fl = sec["flops"]
-            counts = (f"{next(iter(fl.values())) / 1e9:.2f}" if len(set(fl.values())) == 1
-                      else ", ".join(f"{m} {n / 1e9:.2f}" for m, n in fl.items()))
+            counts = (
+                f"{next(iter(fl.values())) / 1e9:.2f}"
+                if len(set(fl.values())) == 1
+                else ", ".join(f"{m} {n / 1e9:.2f}" for m, n in fl.items())
+            )
             what = "iteration" if name == "train" else "call"
             row(f"{name} GFLOP/s (GFLOP per {what}: {counts})", sec, sec["gflops_per_s"], ".1f", False)
     print()
     print(f"machine: {describe_machine(results['machine'])}")
-    print(f"peak memory: {results['peak_memory_bytes'] / 2**20:.0f} MiB "
-          f"({'CUDA max allocated' if results['device'].startswith('cuda') else 'process peak RSS, all modes'})")
+    print(
+        f"peak memory: {results['peak_memory_bytes'] / 2**20:.0f} MiB "
+        f"({'CUDA max allocated' if results['device'].startswith('cuda') else 'process peak RSS, all modes'})"
+    )
     for name, sec in sections.items():
         for mode, t in sec.get("first_call_s", {}).items():
             print(f"first {name} call of {mode} (includes torch.compile): {t:.1f} s")
     c = results["conv_ceiling_gflops"]
-    print(f"conv ceiling (3x3 64->64, 32x32, batch 32, {c['note']}): fp32 NCHW {c['fp32_nchw']:.0f}, fp32 NHWC "
-          f"{c['fp32_nhwc']:.0f}, bf16 NCHW {c['bf16_nchw']:.0f}, bf16 NHWC {c['bf16_nhwc']:.0f} GFLOP/s")
+    print(
+        f"conv ceiling (3x3 64->64, 32x32, batch 32, {c['note']}): fp32 NCHW {c['fp32_nchw']:.0f}, fp32 NHWC "
+        f"{c['fp32_nhwc']:.0f}, bf16 NCHW {c['bf16_nchw']:.0f}, bf16 NHWC {c['bf16_nhwc']:.0f} GFLOP/s"
+    )
     if "bf16_deviation" in results:
         d = results["bf16_deviation"]
-        print("bf16 vs fp32, one iteration from the same state: relative deviation "
-              + ", ".join(f"{k} {v:.2e}" for k, v in d.items() if k != "revision_cosine")
-              + f"; cosine(revision) {d['revision_cosine']:.5f}")
+        print(
+            "bf16 vs fp32, one iteration from the same state: relative deviation "
+            + ", ".join(f"{k} {v:.2e}" for k, v in d.items() if k != "revision_cosine")
+            + f"; cosine(revision) {d['revision_cosine']:.5f}"
+        )
     ls, le = results["load_start"], results["load_end"]
-    print(f"load average: start {ls[0]:.2f} {ls[1]:.2f} {ls[2]:.2f}, end {le[0]:.2f} {le[1]:.2f} {le[2]:.2f} "
-          f"(on {os.cpu_count()} cpus)")
+    print(
+        f"load average: start {ls[0]:.2f} {ls[1]:.2f} {ls[2]:.2f}, end {le[0]:.2f} {le[1]:.2f} {le[2]:.2f} "
+        f"(on {os.cpu_count()} cpus)"
+    )
 
 
 if __name__ == "__main__":

@@ -83,8 +83,13 @@ def run_path(cache: Path, suite: str, dataset: str, method: str, seed: int) -> P
 
 
 def environment() -> dict:
-    return {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -99,21 +104,39 @@ def run_toy(args, toy: str, method: str, seed: int) -> dict:
     if path.exists() and not args.force:
         return json.loads(path.read_text())
     teaching = toy_teaching_config(num_steps=args.x_steps)
-    run = train_toy(toy, method, seed, iterations=args.iterations, batch_size=args.batch_size, teaching=teaching,
-                    max_seconds=args.max_seconds)
+    run = train_toy(
+        toy,
+        method,
+        seed,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        teaching=teaching,
+        max_seconds=args.max_seconds,
+    )
     started = time.perf_counter()
     metrics, arrays = evaluate_toy(run)
     record = {
-        "suite": "toy", "dataset": toy, "method": method, "seed": seed, "iterations": run.iterations,
-        "train_seconds": run.seconds, "eval_seconds": time.perf_counter() - started, "batch_size": args.batch_size,
-        "max_seconds": args.max_seconds, "teaching": run.teaching.to_dict(), "metrics": metrics,
+        "suite": "toy",
+        "dataset": toy,
+        "method": method,
+        "seed": seed,
+        "iterations": run.iterations,
+        "train_seconds": run.seconds,
+        "eval_seconds": time.perf_counter() - started,
+        "batch_size": args.batch_size,
+        "max_seconds": args.max_seconds,
+        "teaching": run.teaching.to_dict(),
+        "metrics": metrics,
         "environment": environment(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_savez(path.with_suffix(".npz"), {k: np.asarray(v, dtype=np.float16) for k, v in arrays.items()})
     atomic_write(path, json.dumps(record, indent=2))
-    print(f"[toy] {toy:12s} {method:15s} seed {seed}: {run.iterations} it, {run.seconds:.1f} s, "
-          + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
+    print(
+        f"[toy] {toy:12s} {method:15s} seed {seed}: {run.iterations} it, {run.seconds:.1f} s, "
+        + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
+        flush=True,
+    )
     return record
 
 
@@ -128,10 +151,14 @@ def fmt(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
 
 
 TOY_COLUMNS = [
-    ("KL(data‖model)", "kl", 1.0), ("NLL (nats)", "nll", 1.0),
-    ("MMD² revised ×1e3", "mmd_revised", 1e3), ("MMD² G(z) ×1e3", "mmd_proposals", 1e3),
-    ("fine MMD² revised ×1e3", "mmd_fine_revised", 1e3), ("fine MMD² G(z) ×1e3", "mmd_fine_proposals", 1e3),
-    ("recon MSE Inf", "recon_mse_inf", 1.0), ("recon MSE Inf+L", "recon_mse_inf_l", 1.0),
+    ("KL(data‖model)", "kl", 1.0),
+    ("NLL (nats)", "nll", 1.0),
+    ("MMD² revised ×1e3", "mmd_revised", 1e3),
+    ("MMD² G(z) ×1e3", "mmd_proposals", 1e3),
+    ("fine MMD² revised ×1e3", "mmd_fine_revised", 1e3),
+    ("fine MMD² G(z) ×1e3", "mmd_fine_proposals", 1e3),
+    ("recon MSE Inf", "recon_mse_inf", 1.0),
+    ("recon MSE Inf+L", "recon_mse_inf_l", 1.0),
 ]
 
 
@@ -144,8 +171,13 @@ def toy_table(records: list[dict]) -> str:
         by_key.setdefault((r["dataset"], r["method"]), []).append(r)
         floors.setdefault(r["dataset"], []).append(r["metrics"]["mmd_data"])
     for (toy, method), rs in sorted(by_key.items(), key=lambda kv: (kv[0][0], METHODS.index(kv[0][1]))):
-        row = [toy, method, str(len(rs)), fmt([r["iterations"] for r in rs], digits=4),
-               fmt([r["train_seconds"] for r in rs])]
+        row = [
+            toy,
+            method,
+            str(len(rs)),
+            fmt([r["iterations"] for r in rs], digits=4),
+            fmt([r["train_seconds"] for r in rs]),
+        ]
         row += [fmt([r["metrics"].get(key) for r in rs], scale) for _, key, scale in TOY_COLUMNS]
         lines.append("| " + " | ".join(row) + " |")
     floor_txt = "; ".join(f"{t}: {np.mean(v) * 1e3:.3g}" for t, v in sorted(floors.items()))
@@ -186,29 +218,55 @@ def image_config(args, method: str, seed: int, output_dir: Path):
     from hf_dualmcmc.training_config import TrainConfig, apply_overrides, load_config
 
     if args.config is not None:  # a recipe file (e.g. configs/mnist.yaml): its settings, this suite's bookkeeping
-        config = load_config(args.config, [
-            f"teaching.method={method}", f"run.output_dir={output_dir}", f"run.seed={seed}", "run.sample_every=0",
-            "run.report_to=none", "run.push_to_hub=false", f"run.dataset_name={args.suite}", *args.overrides])
+        config = load_config(
+            args.config,
+            [
+                f"teaching.method={method}",
+                f"run.output_dir={output_dir}",
+                f"run.seed={seed}",
+                "run.sample_every=0",
+                "run.report_to=none",
+                "run.push_to_hub=false",
+                f"run.dataset_name={args.suite}",
+                *args.overrides,
+            ],
+        )
         if config.data.source not in SUITE_SOURCES[args.suite]:
-            raise SystemExit(f"--config {args.config}: the {args.suite} suite evaluates on the held-out split of "
-                             f"{args.suite}, so the config must train on data.source: {SUITE_SOURCES[args.suite][0]}, "
-                             f"got {config.data.source!r}")
+            raise SystemExit(
+                f"--config {args.config}: the {args.suite} suite evaluates on the held-out split of "
+                f"{args.suite}, so the config must train on data.source: {SUITE_SOURCES[args.suite][0]}, "
+                f"got {config.data.source!r}"
+            )
         return config
-    raw = apply_overrides({
-        # data.py's MNIST "train" is images [0, 9000); the evaluation (FD reference, reconstructions) uses its
-        # held-out "test" split [9000, 10000)
-        "data": {"source": "mnist", "split": "train", "image_size": 32, "num_channels": 1, "resize": "pad"},
-        "model": {"latent_dim": 32, "ngf": args.mnist_width, "ndf": args.mnist_width, "nif": args.mnist_width // 2},
-        "teaching": {"method": method, "num_steps": args.mnist_x_steps},
-        "run": {"output_dir": str(output_dir), "batch_size": args.mnist_batch_size, "epochs": 1000,
-                "max_steps": args.mnist_steps, "seed": seed, "sample_every": 0, "checkpoint_every": 100,
-                "report_to": "none", "dataset_name": "mnist"},
-    }, args.overrides)
+    raw = apply_overrides(
+        {
+            # data.py's MNIST "train" is images [0, 9000); the evaluation (FD reference, reconstructions) uses its
+            # held-out "test" split [9000, 10000)
+            "data": {"source": "mnist", "split": "train", "image_size": 32, "num_channels": 1, "resize": "pad"},
+            "model": {"latent_dim": 32, "ngf": args.mnist_width, "ndf": args.mnist_width, "nif": args.mnist_width // 2},
+            "teaching": {"method": method, "num_steps": args.mnist_x_steps},
+            "run": {
+                "output_dir": str(output_dir),
+                "batch_size": args.mnist_batch_size,
+                "epochs": 1000,
+                "max_steps": args.mnist_steps,
+                "seed": seed,
+                "sample_every": 0,
+                "checkpoint_every": 100,
+                "report_to": "none",
+                "dataset_name": "mnist",
+            },
+        },
+        args.overrides,
+    )
     config = TrainConfig.from_dict(raw)
     # samples are drawn with the training x-chain (steps, step size, noise), as for the toys: a short-run EBM is only
     # meant to be sampled with the chain it was trained with; a `--set sampler.KEY=...` still wins
-    chain = {"num_inference_steps": config.teaching.num_steps, "step_size": config.teaching.step_size,
-             "noise_scale": config.teaching.chain_noise}
+    chain = {
+        "num_inference_steps": config.teaching.num_steps,
+        "step_size": config.teaching.step_size,
+        "noise_scale": config.teaching.chain_noise,
+    }
     for key, value in chain.items():
         if key not in (raw.get("sampler") or {}):
             setattr(config.sampler, key, value)
@@ -221,8 +279,10 @@ def comparable(config: dict) -> dict:
     from hf_dualmcmc.training_config import TrainConfig
 
     config = TrainConfig.from_dict(config).to_dict()
-    return {section: {k: v for k, v in values.items() if (section, k) != ("run", "output_dir")}
-            for section, values in config.items()}
+    return {
+        section: {k: v for k, v in values.items() if (section, k) != ("run", "output_dir")}
+        for section, values in config.items()
+    }
 
 
 def repo_relative(path) -> str:
@@ -239,8 +299,10 @@ def run_image_suite(args, method: str, seed: int) -> dict:
     if path.exists() and not args.force:
         cached = json.loads(path.read_text())
         if comparable(cached.get("config", config.to_dict())) != comparable(config.to_dict()):
-            raise SystemExit(f"{path} was trained with other settings than these; name this run with --variant "
-                             f"(and --set) or retrain it with --force")
+            raise SystemExit(
+                f"{path} was trained with other settings than these; name this run with --variant "
+                f"(and --set) or retrain it with --force"
+            )
         return cached
     # an interrupted run continues from its last checkpoint (its train_seconds then count this invocation only); one
     # killed before its first checkpoint, or one with a wall-clock budget (which cannot be split), starts over
@@ -250,12 +312,23 @@ def run_image_suite(args, method: str, seed: int) -> dict:
         resume = False
     run = dataclasses.replace(config.run, overwrite_output_dir=not resume)
     result = train(dataclasses.replace(config, run=run), resume_from_checkpoint="latest" if resume else None)
-    record = {"suite": args.suite, "dataset": args.suite, "method": method, "variant": args.variant,
-              "overrides": args.overrides, "seed": seed, "iterations": result.step,
-              "train_seconds": result.seconds, "resumed": resume, "mixed_precision": result.mixed_precision,
-              "config": config.to_dict(), "pipeline": repo_relative(result.pipeline_dir),
-              "num_samples": args.samples, "environment": environment(),
-              "energy_gap_trajectory": energy_gap_trajectory(read_history(out_dir / "history.jsonl", result.history))}
+    record = {
+        "suite": args.suite,
+        "dataset": args.suite,
+        "method": method,
+        "variant": args.variant,
+        "overrides": args.overrides,
+        "seed": seed,
+        "iterations": result.step,
+        "train_seconds": result.seconds,
+        "resumed": resume,
+        "mixed_precision": result.mixed_precision,
+        "config": config.to_dict(),
+        "pipeline": repo_relative(result.pipeline_dir),
+        "num_samples": args.samples,
+        "environment": environment(),
+        "energy_gap_trajectory": energy_gap_trajectory(read_history(out_dir / "history.jsonl", result.history)),
+    }
     record["config"]["run"]["output_dir"] = repo_relative(out_dir)
     started = time.perf_counter()
     record["metrics"], grids = evaluate_images(result.pipeline_dir, args)
@@ -263,7 +336,10 @@ def run_image_suite(args, method: str, seed: int) -> dict:
     if grids:
         atomic_savez(path.with_suffix(".npz"), grids)
     atomic_write(path, json.dumps(record, indent=2))
-    print(f"[{args.suite}] {run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}", flush=True)
+    print(
+        f"[{args.suite}] {run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}",
+        flush=True,
+    )
     return record
 
 
@@ -282,8 +358,11 @@ def energy_gap_trajectory(history: list[dict], window: int = GAP_WINDOW) -> dict
     steps; ``steps`` is the last step of each window (the last window may be shorter)."""
     rows = [h for h in history if h.get("energy_gap") is not None]
     starts = range(0, len(rows), window)
-    return {"window": window, "steps": [rows[min(i + window, len(rows)) - 1]["step"] for i in starts],
-            "mean_abs_gap": [float(np.mean([h["energy_gap"] for h in rows[i:i + window]])) for i in starts]}
+    return {
+        "window": window,
+        "steps": [rows[min(i + window, len(rows)) - 1]["step"] for i in starts],
+        "mean_abs_gap": [float(np.mean([h["energy_gap"] for h in rows[i : i + window]])) for i in starts],
+    }
 
 
 def evaluate_images(pipeline_dir, args) -> tuple[dict, dict]:
@@ -291,15 +370,13 @@ def evaluate_images(pipeline_dir, args) -> tuple[dict, dict]:
     distance for as many training images (the floor; all 1,617 digits when fewer), reconstruction MSE Inf / Inf+L on
     (up to) 500 held-out images; plus the first 64 samples of each kind (uint8) for the plots."""
     try:
-        from hf_dualmcmc.evaluation import (
-            DomainFrechetScorer,
-            builtin_split,
-            reconstruction_mse,
-            sample_images,
-        )
+        from hf_dualmcmc.evaluation import DomainFrechetScorer, builtin_split, reconstruction_mse, sample_images
     except ImportError as err:
-        print(f"{args.suite} evaluation needs hf_dualmcmc.evaluation (the evaluation suite, issue #4), which is not "
-              f"importable here ({err}); the trained pipeline is at {pipeline_dir}", file=sys.stderr)
+        print(
+            f"{args.suite} evaluation needs hf_dualmcmc.evaluation (the evaluation suite, issue #4), which is not "
+            f"importable here ({err}); the trained pipeline is at {pipeline_dir}",
+            file=sys.stderr,
+        )
         return {"error": "hf_dualmcmc.evaluation not importable"}, {}
     from hf_dualmcmc import DualMCMCPipeline
 
@@ -353,8 +430,10 @@ def image_plot(args, records: list[dict]) -> Path | None:
             panels = {k: f[k] for k in f.files}
         some = next(iter(panels.values()))
         blank = np.full_like(some, 255)
-        grids = [make_image_grid([grid_tile(im) for im in panels.get(kind, blank)], 8, 8)
-                 for kind in ("revised", "proposals")]
+        grids = [
+            make_image_grid([grid_tile(im) for im in panels.get(kind, blank)], 8, 8)
+            for kind in ("revised", "proposals")
+        ]
         title = Image.new("L", (grids[0].width * 2 + 4, 14), 255)
         ImageDraw.Draw(title).text((2, 1), f"{name}: revised | G(z)", fill=0)
         body = side_by_side(*grids)
@@ -380,8 +459,12 @@ def image_order(record: dict) -> tuple:
 
 
 def image_table(records: list[dict]) -> str:
-    cols = [("domain FD revised", "domain_fd_revised"), ("domain FD G(z)", "domain_fd_proposals"),
-            ("recon MSE Inf", "mse_inf"), ("recon MSE Inf+L", "mse_inf_plus_l")]
+    cols = [
+        ("domain FD revised", "domain_fd_revised"),
+        ("domain FD G(z)", "domain_fd_proposals"),
+        ("recon MSE Inf", "mse_inf"),
+        ("recon MSE Inf+L", "mse_inf_plus_l"),
+    ]
     head = ["method", "overrides", "seeds", "iterations", "train s"] + [c for c, _ in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     by_run: dict[str, list[dict]] = {}
@@ -390,17 +473,27 @@ def image_table(records: list[dict]) -> str:
     floors, floor_n = [], set()
     for name, rs in by_run.items():
         overrides = ", ".join(f"`{o}`" for o in rs[0].get("overrides") or []) or "-"
-        row = [name, overrides, str(len(rs)), fmt([r["iterations"] for r in rs], digits=4),
-               fmt([r["train_seconds"] for r in rs])]
+        row = [
+            name,
+            overrides,
+            str(len(rs)),
+            fmt([r["iterations"] for r in rs], digits=4),
+            fmt([r["train_seconds"] for r in rs]),
+        ]
         row += [fmt([r["metrics"].get(k) for r in rs]) for _, k in cols]
         lines.append("| " + " | ".join(row) + " |")
         floors += [r["metrics"]["domain_fd_train_data"] for r in rs if "domain_fd_train_data" in r["metrics"]]
-        floor_n |= {r["metrics"].get("domain_fd_train_data_n", r.get("num_samples", 1000)) for r in rs
-                    if "domain_fd_train_data" in r["metrics"]}
+        floor_n |= {
+            r["metrics"].get("domain_fd_train_data_n", r.get("num_samples", 1000))
+            for r in rs
+            if "domain_fd_train_data" in r["metrics"]
+        }
     text = "\n".join(lines) + "\n"
     if floors:
-        text += (f"\nDomain FD of {'/'.join(map(str, sorted(floor_n)))} training images against the "
-                 f"held-out split (the floor): {np.mean(floors):.3g}\n")
+        text += (
+            f"\nDomain FD of {'/'.join(map(str, sorted(floor_n)))} training images against the "
+            f"held-out split (the floor): {np.mean(floors):.3g}\n"
+        )
     return text + gap_table(by_run)
 
 
@@ -410,7 +503,9 @@ def gap_table(by_run: dict[str, list[dict]]) -> str:
     for name, rs in by_run.items():
         trajectories = [r["energy_gap_trajectory"] for r in rs if r.get("energy_gap_trajectory")]
         if len(trajectories) < len(rs):
-            missing.append(f"{name} (seeds {', '.join(str(r['seed']) for r in rs if not r.get('energy_gap_trajectory'))})")
+            missing.append(
+                f"{name} (seeds {', '.join(str(r['seed']) for r in rs if not r.get('energy_gap_trajectory'))})"
+            )
         full = [[g for g, end in zip(t["mean_abs_gap"], t["steps"]) if end % t["window"] == 0] for t in trajectories]
         if any(full):
             rows[name] = (len(full), full)
@@ -418,8 +513,13 @@ def gap_table(by_run: dict[str, list[dict]]) -> str:
         return ""
     n = max(len(f) for _, runs in rows.values() for f in runs)
     head = ["run", "seeds"] + [f"{i * GAP_WINDOW + 1}-{(i + 1) * GAP_WINDOW}" for i in range(n)]
-    lines = ["", f"Energy gap: mean |E(data) - E(samples)| per {GAP_WINDOW}-step window (mean ± std over seeds)", "",
-             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines = [
+        "",
+        f"Energy gap: mean |E(data) - E(samples)| per {GAP_WINDOW}-step window (mean ± std over seeds)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
     for name, (seeds, runs) in rows.items():
         cells = [fmt([f[i] for f in runs if i < len(f)]) for i in range(n)]
         lines.append("| " + " | ".join([name, str(seeds)] + cells) + " |")
@@ -445,21 +545,48 @@ def parse_args(argv=None):
     p.add_argument("--x-steps", type=int, default=30, help="x-chain steps (training and evaluation)")
     p.add_argument("--mnist-steps", type=int, default=400, help="MNIST: training iterations per method")
     p.add_argument("--mnist-batch-size", type=int, default=32, help="MNIST: batch size")
-    p.add_argument("--mnist-x-steps", type=int, default=15,
-                   help="MNIST: x-chain steps in training and sampling (the authors' 30, halved for 2 CPU cores)")
+    p.add_argument(
+        "--mnist-x-steps",
+        type=int,
+        default=15,
+        help="MNIST: x-chain steps in training and sampling (the authors' 30, halved for 2 CPU cores)",
+    )
     p.add_argument("--mnist-width", type=int, default=32, help="MNIST: ngf = ndf (nif = half)")
-    p.add_argument("--samples", "--mnist-samples", dest="samples", type=int, default=1000,
-                   help="MNIST, digits: samples drawn for the FDs (and training images for the floor)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="MNIST, digits: a trainer config override (repeatable, e.g. model.spectral_norm=false); needs --variant")
-    p.add_argument("--config", type=Path, default=None,
-                   help="MNIST, digits: train from this YAML recipe (e.g. configs/mnist.yaml) instead of the suite's "
-                        "settings (--mnist-* are then ignored); cached as METHOD+config-STEM unless --variant names "
-                        "it; digits: default configs/digits.yaml, cached as METHOD (+VARIANT)")
-    p.add_argument("--variant", default=None,
-                   help="MNIST, digits: name of a run with --set overrides; cached as METHOD+VARIANT, its own table row")
-    p.add_argument("--fd-classifier-steps", type=int, default=DEFAULT_TRAIN_STEPS,
-                   help="MNIST, digits: training steps of the domain-FD classifier (hf_dualmcmc.evaluation's default)")
+    p.add_argument(
+        "--samples",
+        "--mnist-samples",
+        dest="samples",
+        type=int,
+        default=1000,
+        help="MNIST, digits: samples drawn for the FDs (and training images for the floor)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="MNIST, digits: a trainer config override (repeatable, e.g. model.spectral_norm=false); needs --variant",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="MNIST, digits: train from this YAML recipe (e.g. configs/mnist.yaml) instead of the suite's "
+        "settings (--mnist-* are then ignored); cached as METHOD+config-STEM unless --variant names "
+        "it; digits: default configs/digits.yaml, cached as METHOD (+VARIANT)",
+    )
+    p.add_argument(
+        "--variant",
+        default=None,
+        help="MNIST, digits: name of a run with --set overrides; cached as METHOD+VARIANT, its own table row",
+    )
+    p.add_argument(
+        "--fd-classifier-steps",
+        type=int,
+        default=DEFAULT_TRAIN_STEPS,
+        help="MNIST, digits: training steps of the domain-FD classifier (hf_dualmcmc.evaluation's default)",
+    )
     p.add_argument("--cache-dir", type=Path, default=REPO / "benchmarks" / "cache")
     p.add_argument("--out-dir", type=Path, default=REPO / "docs" / "results", help="plots and table")
     p.add_argument("--plot-seed", type=int, default=0)

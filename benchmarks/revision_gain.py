@@ -29,8 +29,16 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def revision_trajectory(pipe, num_samples: int, max_steps: int, record: list[int], step_size: float,
-                        noise_scale: float, batch_size: int = 100, seed: int = 0) -> dict:
+def revision_trajectory(
+    pipe,
+    num_samples: int,
+    max_steps: int,
+    record: list[int],
+    step_size: float,
+    noise_scale: float,
+    batch_size: int = 100,
+    seed: int = 0,
+) -> dict:
     """One x-chain per batch from ``G(z)``; returns the ``uint8`` samples at every ``record`` step, the mean energy at
     every step and the RMS pixel displacement from the proposal at every ``record`` step."""
     from hf_dualmcmc.evaluation.images import to_uint8
@@ -47,9 +55,17 @@ def revision_trajectory(pipe, num_samples: int, max_steps: int, record: list[int
                 states[i + 1] = kwargs["sample"].clone()
             return {}
 
-        out = pipe(batch_size=n, num_inference_steps=max_steps, step_size=step_size, noise_scale=noise_scale,
-                   generator=generator, output_type="pt", return_proposals=True, return_energies=True,
-                   callback_on_step_end=keep)
+        out = pipe(
+            batch_size=n,
+            num_inference_steps=max_steps,
+            step_size=step_size,
+            noise_scale=noise_scale,
+            generator=generator,
+            output_type="pt",
+            return_proposals=True,
+            return_energies=True,
+            callback_on_step_end=keep,
+        )
         x0 = out.proposals * 2 - 1
         states[0] = x0
         for k in record:
@@ -57,9 +73,11 @@ def revision_trajectory(pipe, num_samples: int, max_steps: int, record: list[int
             moved[k].append(((states[k] - x0) ** 2).mean(dim=(1, 2, 3)))
         energies.append(out.energies)
     energies = torch.cat(energies, dim=1)
-    return {"images": {k: np.concatenate(v) for k, v in kept.items()},
-            "mean_energy": energies.mean(dim=1).tolist(),
-            "rms_move": {k: float(torch.cat(v).mean().sqrt()) for k, v in moved.items()}}
+    return {
+        "images": {k: np.concatenate(v) for k, v in kept.items()},
+        "mean_energy": energies.mean(dim=1).tolist(),
+        "rms_move": {k: float(torch.cat(v).mean().sqrt()) for k, v in moved.items()},
+    }
 
 
 def fd_from_features(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -88,18 +106,34 @@ def parse_args(argv=None):
     from hf_dualmcmc.evaluation.domain import DOMAIN_DATASETS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pipeline", action="append", required=True, metavar="NAME=DIR",
-                   help="a trained pipeline (repeatable); NAME labels its rows")
-    p.add_argument("--settings", default="0.4:0.001",
-                   help="comma-separated STEP_SIZE:NOISE x-chain settings (default: the authors' sampler, 0.4:0.001)")
+    p.add_argument(
+        "--pipeline",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a trained pipeline (repeatable); NAME labels its rows",
+    )
+    p.add_argument(
+        "--settings",
+        default="0.4:0.001",
+        help="comma-separated STEP_SIZE:NOISE x-chain settings (default: the authors' sampler, 0.4:0.001)",
+    )
     p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--record", default="5,10,15,30,50,70,100,150,200", help="steps at which the chain is scored")
     p.add_argument("--num-samples", type=int, default=2000)
     p.add_argument("--num-boot", type=int, default=300)
-    p.add_argument("--domain", choices=DOMAIN_DATASETS, default="mnist",
-                   help="the pipelines' dataset: its domain classifier, held-out split and training images (floor)")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="domain classifier cache (default: benchmarks/cache/DOMAIN/eval-cache, reproduce.py's)")
+    p.add_argument(
+        "--domain",
+        choices=DOMAIN_DATASETS,
+        default="mnist",
+        help="the pipelines' dataset: its domain classifier, held-out split and training images (floor)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="domain classifier cache (default: benchmarks/cache/DOMAIN/eval-cache, reproduce.py's)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output prefix: OUT.json, OUT.md, OUT.png")
     args = p.parse_args(argv)
     pipelines = {}
@@ -134,8 +168,10 @@ def main(argv=None) -> dict:
     reference = scorer.features(held_out)
     train = builtin_split(args.domain, "train")[0][: args.num_samples]  # all 1,617 digits when fewer
     floor = fd_from_features(scorer.features(train), reference)
-    results, rows = {"domain": args.domain, "floor": floor, "floor_n": len(train), "num_samples": args.num_samples,
-                     "runs": []}, []
+    results, rows = (
+        {"domain": args.domain, "floor": floor, "floor_n": len(train), "num_samples": args.num_samples, "runs": []},
+        [],
+    )
     for name, path in args.pipeline.items():
         pipe = DualMCMCPipeline.from_pretrained(path)
         pipe.set_progress_bar_config(disable=True)
@@ -147,17 +183,38 @@ def main(argv=None) -> dict:
             feats = {k: scorer.features(v) for k, v in traj["images"].items()}
             fds = {k: fd_from_features(f, reference) for k, f in feats.items()}
             ci = bootstrap_gains(feats, reference, args.num_boot)
-            run = {"pipeline": name, "step_size": step_size, "noise_scale": noise, "fd": fds, "gain_ci95": ci,
-                   "mean_energy": traj["mean_energy"], "data_energy": data_energy, "rms_move": traj["rms_move"],
-                   "seconds": time.perf_counter() - started}
+            run = {
+                "pipeline": name,
+                "step_size": step_size,
+                "noise_scale": noise,
+                "fd": fds,
+                "gain_ci95": ci,
+                "mean_energy": traj["mean_energy"],
+                "data_energy": data_energy,
+                "rms_move": traj["rms_move"],
+                "seconds": time.perf_counter() - started,
+            }
             results["runs"].append(run)
             for k in args.record:
-                rows.append({"pipeline": name, "step": step_size, "noise": noise, "steps": k, "FD": fds[k],
-                             "gain": fds[0] - fds[k], "gain 95% CI": "-" if not k else f"[{ci[k][0]:.3f}, {ci[k][1]:.3f}]",
-                             "mean E": traj["mean_energy"][k], "E(held-out)": data_energy,
-                             "RMS move": traj["rms_move"][k]})
-            print(f"{name} step {step_size} noise {noise}: FD {fds[0]:.3f} -> {fds[args.record[-1]]:.3f} "
-                  f"({run['seconds']:.0f} s)", flush=True)
+                rows.append(
+                    {
+                        "pipeline": name,
+                        "step": step_size,
+                        "noise": noise,
+                        "steps": k,
+                        "FD": fds[k],
+                        "gain": fds[0] - fds[k],
+                        "gain 95% CI": "-" if not k else f"[{ci[k][0]:.3f}, {ci[k][1]:.3f}]",
+                        "mean E": traj["mean_energy"][k],
+                        "E(held-out)": data_energy,
+                        "RMS move": traj["rms_move"][k],
+                    }
+                )
+            print(
+                f"{name} step {step_size} noise {noise}: FD {fds[0]:.3f} -> {fds[args.record[-1]]:.3f} "
+                f"({run['seconds']:.0f} s)",
+                flush=True,
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out.with_suffix(".json"), results)
     table = markdown_table(rows) + f"\nFloor ({len(train):,} training images vs the held-out reference): {floor:.3f}\n"
@@ -177,13 +234,18 @@ def plot(results: dict, path: Path) -> None:
     for run in results["runs"]:
         label = f"{run['pipeline']}, step {run['step_size']:g}, noise {run['noise_scale']:g}"
         steps = sorted(run["fd"], key=int)
-        line, = ax_fd.plot([int(k) for k in steps], [run["fd"][k] for k in steps], marker="o", label=label)
-        ax_e.plot(range(len(run["mean_energy"])), [e - run["data_energy"] for e in run["mean_energy"]],
-                  color=line.get_color(), label=label)
+        (line,) = ax_fd.plot([int(k) for k in steps], [run["fd"][k] for k in steps], marker="o", label=label)
+        ax_e.plot(
+            range(len(run["mean_energy"])),
+            [e - run["data_energy"] for e in run["mean_energy"]],
+            color=line.get_color(),
+            label=label,
+        )
     ax_fd.axhline(results["floor"], color="k", linestyle="--", label="floor (real vs real)")
     ax_e.axhline(0.0, color="k", linestyle=":")
-    ax_fd.set(xlabel="revision steps", ylabel=f"domain FD ({results['num_samples']:,} samples)",
-              title="FD of revised samples")
+    ax_fd.set(
+        xlabel="revision steps", ylabel=f"domain FD ({results['num_samples']:,} samples)", title="FD of revised samples"
+    )
     ax_e.set(xlabel="revision steps", ylabel="mean E(x_t) - mean E(held-out data)", title="energy along the chain")
     ax_fd.legend(fontsize=7)
     fig.tight_layout()

@@ -17,20 +17,36 @@ from hf_dualmcmc.convert import convert_official_checkpoint
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="the official .pth checkpoint (keys epoch, netG, netE, netI, optG, optE, "
-                        "optI); read with torch.load(weights_only=True), so a file that would run code is refused")
+    parser.add_argument(
+        "checkpoint",
+        help="the official .pth checkpoint (keys epoch, netG, netE, netI, optG, optE, "
+        "optI); read with torch.load(weights_only=True), so a file that would run code is refused",
+    )
     parser.add_argument("output_dir", help="where to write the pipeline (save_pretrained layout + README.md)")
-    parser.add_argument("--dataset", choices=sorted(OFFICIAL_SETTINGS), default=None,
-                        help="official architecture; inferred from the tensor shapes when omitted")
+    parser.add_argument(
+        "--dataset",
+        choices=sorted(OFFICIAL_SETTINGS),
+        default=None,
+        help="official architecture; inferred from the tensor shapes when omitted",
+    )
     parser.add_argument("--ngf", type=int, default=None, help="generator width, for official-code runs at other widths")
     parser.add_argument("--ndf", type=int, default=None, help="energy width (with --ngf/--nif/--nz; needs --dataset)")
     parser.add_argument("--nif", type=int, default=None, help="encoder width")
     parser.add_argument("--nz", type=int, default=None, help="latent size")
     parser.add_argument("--hub-model-id", default=None, help="repository id for the model card's usage snippet")
-    parser.add_argument("--base-model", "--base_model", dest="base_model", default=None,
-                        help="Hub id of the original weights, when they are on the Hub (the card's base_model)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory, if it is a "
-                        "pipeline folder this project wrote (anything else in it is named and refused)")
+    parser.add_argument(
+        "--base-model",
+        "--base_model",
+        dest="base_model",
+        default=None,
+        help="Hub id of the original weights, when they are on the Hub (the card's base_model)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output directory, if it is a "
+        "pipeline folder this project wrote (anything else in it is named and refused)",
+    )
     parser.add_argument("--no-model-card", action="store_true", help="do not write README.md")
     return parser
 
@@ -49,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         configs = configs_for_image_size(image_size, 3, latent_dim=w["nz"], ngf=w["ngf"], ndf=w["ndf"], nif=w["nif"])
     try:
         out = convert_official_checkpoint(
-            args.checkpoint, args.output_dir, dataset=args.dataset, configs=configs,
-            hub_model_id=args.hub_model_id, overwrite=args.overwrite, model_card=not args.no_model_card,
+            args.checkpoint,
+            args.output_dir,
+            dataset=args.dataset,
+            configs=configs,
+            hub_model_id=args.hub_model_id,
+            overwrite=args.overwrite,
+            model_card=not args.no_model_card,
             base_model=args.base_model,
         )
     except (OSError, ValueError) as err:

@@ -19,9 +19,21 @@ from pathlib import Path
 
 METRICS = ("fid", "is", "domain_fd", "recon", "profile", "interp", "ablation", "ood")
 # what --out may hold: the files an evaluation writes (an existing --out holding anything else is refused)
-OUT_FILES = ("results.json", "recon_mse.json", "recon_mse_curve.png", "recon_examples.png", "energy_profile.json",
-             "energy_profile.png", "revision_strip.png", "interpolation.json", "interpolation_generation.png",
-             "interpolation_reconstruction.png", "ablation.json", "ablation.md", "cache")
+OUT_FILES = (
+    "results.json",
+    "recon_mse.json",
+    "recon_mse_curve.png",
+    "recon_examples.png",
+    "energy_profile.json",
+    "energy_profile.png",
+    "revision_strip.png",
+    "interpolation.json",
+    "interpolation_generation.png",
+    "interpolation_reconstruction.png",
+    "ablation.json",
+    "ablation.md",
+    "cache",
+)
 # metric -> the pipeline component it cannot do without (baselines lack some: docs/BASELINES.md)
 NEEDS = {"recon": "encoder", "profile": "energy_model", "interp": "generator_model", "ablation": "energy_model"}
 
@@ -34,31 +46,56 @@ def _int_list(text: str) -> list[int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--pipeline", required=True, help="a DualMCMCPipeline.save_pretrained directory (or Hub id)")
-    p.add_argument("--metrics", default="fid,is,recon,profile,interp",
-                   help=f"comma-separated subset of {','.join(METRICS)} (default: %(default)s)")
+    p.add_argument(
+        "--metrics",
+        default="fid,is,recon,profile,interp",
+        help=f"comma-separated subset of {','.join(METRICS)} (default: %(default)s)",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--num-samples", type=int, default=1000, help="samples for FID/IS/domain FD (paper: 50000)")
     p.add_argument("--batch-size", type=int, default=100, help="sampling batch size (BN batch statistics; paper: 100)")
-    p.add_argument("--reference", default=None,
-                   help="FID reference: a statistics .npz (mu, sigma), or an image source as for training "
-                        "(data.source: sklearn:digits, mnist[:DIR], an images .npz, a directory, a parquet file or "
-                        "glob, a save_to_disk directory, a Hub name); also the held-out images for recon/interp")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="FID reference: a statistics .npz (mu, sigma), or an image source as for training "
+        "(data.source: sklearn:digits, mnist[:DIR], an images .npz, a directory, a parquet file or "
+        "glob, a save_to_disk directory, a Hub name); also the held-out images for recon/interp",
+    )
     p.add_argument("--reference-split", default="test", help="split of the reference / held-out source (default test)")
     p.add_argument("--max-reference", type=int, default=None, help="use at most this many reference images")
-    p.add_argument("--inception-weights", default=None,
-                   help="path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (needed offline)")
-    p.add_argument("--inception-weights-sha256", default=None,
-                   help="SHA-256 the Inception weights file must have (default: the published file's "
-                        "6726825d0af5...; pass it for another weights file you trust)")
-    p.add_argument("--fid-feature-layer", default="2048", choices=("64", "192", "768", "2048"),
-                   help="Inception feature layer for FID (2048 = standard)")
-    p.add_argument("--domain", default=None, choices=("mnist", "digits"),
-                   help="dataset of the domain classifier for domain_fd (and default held-out images)")
+    p.add_argument(
+        "--inception-weights",
+        default=None,
+        help="path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (needed offline)",
+    )
+    p.add_argument(
+        "--inception-weights-sha256",
+        default=None,
+        help="SHA-256 the Inception weights file must have (default: the published file's "
+        "6726825d0af5...; pass it for another weights file you trust)",
+    )
+    p.add_argument(
+        "--fid-feature-layer",
+        default="2048",
+        choices=("64", "192", "768", "2048"),
+        help="Inception feature layer for FID (2048 = standard)",
+    )
+    p.add_argument(
+        "--domain",
+        default=None,
+        choices=("mnist", "digits"),
+        help="dataset of the domain classifier for domain_fd (and default held-out images)",
+    )
     p.add_argument("--domain-train-steps", type=int, default=600, help="domain classifier training steps")
-    p.add_argument("--recon-data", default=None,
-                   help="held-out image source for recon/interp (default: --reference, else the --domain test split)")
+    p.add_argument(
+        "--recon-data",
+        default=None,
+        help="held-out image source for recon/interp (default: --reference, else the --domain test split)",
+    )
     p.add_argument("--num-recon", type=int, default=500, help="held-out images for reconstruction MSE")
     p.add_argument("--steps", type=int, default=None, help="x-chain revision steps (default: the pipeline's, 70)")
     p.add_argument("--step-size", type=float, default=None, help="x-chain step size (default: the pipeline's, 0.4)")
@@ -67,22 +104,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--latent-steps", type=int, default=None, help="z-chain steps L for recon (default: the pipeline's)")
     p.add_argument("--ablation-x-steps", type=_int_list, default=[0, 10, 30, 70])
     p.add_argument("--ablation-z-steps", type=_int_list, default=[0, 5, 10, 20])
-    p.add_argument("--ablation-samples", type=int, default=None, help="samples per ablation row (default --num-samples)")
+    p.add_argument(
+        "--ablation-samples", type=int, default=None, help="samples per ablation row (default --num-samples)"
+    )
     p.add_argument("--cache-dir", default=None, help="cache for reference statistics / classifiers (default OUT/cache)")
-    p.add_argument("--model-card", default=None, help="also write the numbers into the model-index of this README.md "
-                   "(a new .md file or an existing model card; any other file is refused)")
+    p.add_argument(
+        "--model-card",
+        default=None,
+        help="also write the numbers into the model-index of this README.md "
+        "(a new .md file or an existing model card; any other file is refused)",
+    )
     p.add_argument("--dataset-name", default=None, help="dataset name for --model-card (e.g. CIFAR-10)")
     p.add_argument("--dataset-type", default=None, help="dataset id for --model-card (e.g. cifar10)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ood-other", default=None,
-                   help="ood: another image source as an OOD set (e.g. mnist for a digits model), at the model's size")
+    p.add_argument(
+        "--ood-other",
+        default=None,
+        help="ood: another image source as an OOD set (e.g. mnist for a digits model), at the model's size",
+    )
     p.add_argument("--num-ood", type=int, default=1000, help="ood: images per set (and held-out images)")
     p.add_argument("--no-progress", action="store_true", help="disable tqdm bars")
     args = p.parse_args(argv)
-    for name, low in (("num_samples", 1), ("batch_size", 1), ("num_recon", 1), ("max_reference", 1),
-                      ("domain_train_steps", 1), ("ablation_samples", 1), ("num_ood", 1), ("steps", 0),
-                      ("latent_steps", 0)):
+    for name, low in (
+        ("num_samples", 1),
+        ("batch_size", 1),
+        ("num_recon", 1),
+        ("max_reference", 1),
+        ("domain_train_steps", 1),
+        ("ablation_samples", 1),
+        ("num_ood", 1),
+        ("steps", 0),
+        ("latent_steps", 0),
+    ):
         value = getattr(args, name)
         if value is not None and value < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
@@ -100,8 +154,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--metrics domain_fd needs --domain mnist|digits")
     if args.model_card and not (args.dataset_name and args.dataset_type):
         p.error("--model-card needs --dataset-name and --dataset-type")
-    if "ood" in args.metrics and args.recon_data is None and args.domain is None and (
-            args.reference is None or _is_stats(args.reference)):
+    if (
+        "ood" in args.metrics
+        and args.recon_data is None
+        and args.domain is None
+        and (args.reference is None or _is_stats(args.reference))
+    ):
         p.error("--metrics ood needs held-out images: --recon-data, --domain or an image source as --reference")
     return args
 
@@ -115,7 +173,9 @@ def _held_out(args, pipe, max_images: int):
     if source is None:
         source = args.domain
     if source is None:
-        raise ValueError("recon/interp/ablation z-steps need held-out images: pass --recon-data, --reference or --domain")
+        raise ValueError(
+            "recon/interp/ablation z-steps need held-out images: pass --recon-data, --reference or --domain"
+        )
     c, h, _ = pipe.image_shape
     images = load_images(source, image_size=h, num_channels=c, max_images=max_images, split=args.reference_split)
     return images, source
@@ -137,8 +197,11 @@ def check_outputs(args) -> None:
     from hf_dualmcmc.evaluation.model_index import check_model_card_path
     from hf_dualmcmc.hub import check_apart
 
-    inputs = [v for v in (args.pipeline, args.reference, args.recon_data, args.ood_other, args.inception_weights)
-              if v is not None and Path(v).exists()]
+    inputs = [
+        v
+        for v in (args.pipeline, args.reference, args.recon_data, args.ood_other, args.inception_weights)
+        if v is not None and Path(v).exists()
+    ]
     out = check_apart(args.out, inputs, "--out")
     if args.cache_dir is not None:
         check_apart(args.cache_dir, inputs, "--cache-dir")
@@ -146,8 +209,10 @@ def check_outputs(args) -> None:
         raise ValueError(f"--out {str(out)!r} exists and is not a folder")
     foreign = sorted(p.name for p in out.iterdir() if p.name not in OUT_FILES) if out.is_dir() else []
     if foreign:
-        raise ValueError(f"--out {str(out)!r} holds files an evaluation does not write ({', '.join(foreign[:8])}"
-                         f"{', ...' if len(foreign) > 8 else ''}); choose a new folder or a previous evaluation's")
+        raise ValueError(
+            f"--out {str(out)!r} holds files an evaluation does not write ({', '.join(foreign[:8])}"
+            f"{', ...' if len(foreign) > 8 else ''}); choose a new folder or a previous evaluation's"
+        )
     if args.model_card:
         check_model_card_path(args.model_card)
 
@@ -205,34 +270,50 @@ def evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "cache"
     progress = not args.no_progress
-    sampler_kwargs = {"num_inference_steps": args.steps, "step_size": args.step_size, "noise_scale": args.noise_scale,
-                      "bn_stats": args.bn_stats}
+    sampler_kwargs = {
+        "num_inference_steps": args.steps,
+        "step_size": args.step_size,
+        "noise_scale": args.noise_scale,
+        "bn_stats": args.bn_stats,
+    }
     results: dict = {
         "pipeline": str(args.pipeline),
         "metrics_requested": args.metrics,
         "device": args.device,
         "seed": args.seed,
         "versions": {"hf_dualmcmc": hf_dualmcmc.__version__, "torch": torch.__version__},
-        "pipeline_config": {k: v for k, v in pipe.config.items() if not k.startswith("_") and not isinstance(v, list | tuple)},
+        "pipeline_config": {
+            k: v for k, v in pipe.config.items() if not k.startswith("_") and not isinstance(v, list | tuple)
+        },
     }
     summary: dict = {}
 
     need_samples = {"fid", "is", "domain_fd"} & set(args.metrics)
     if {"fid", "is"} & set(args.metrics):
         # before any sampling: a missing Inception file must fail in seconds, not after 50k samples
-        scorer = InceptionScorer(args.inception_weights, expected_sha256=args.inception_weights_sha256,
-                                 fid_feature_layer=args.fid_feature_layer,
-                                 device=args.device, compute_is="is" in args.metrics, progress=progress)
+        scorer = InceptionScorer(
+            args.inception_weights,
+            expected_sha256=args.inception_weights_sha256,
+            fid_feature_layer=args.fid_feature_layer,
+            device=args.device,
+            compute_is="is" in args.metrics,
+            progress=progress,
+        )
     if need_samples:
-        proposals, revised, sampler = sample_images(pipe, args.num_samples, batch_size=args.batch_size, seed=args.seed,
-                                                    progress=progress, **sampler_kwargs)
+        proposals, revised, sampler = sample_images(
+            pipe, args.num_samples, batch_size=args.batch_size, seed=args.seed, progress=progress, **sampler_kwargs
+        )
         results["sampler"] = {**sampler, "num_samples": args.num_samples}
         if {"fid", "is"} & set(args.metrics):
             results["inception_options"] = scorer.options
             if "fid" in args.metrics:
                 ref_stats, ref_info = reference_statistics(
-                    args.reference, scorer, cache_dir=cache_dir, image_size=pipe.image_shape[1],
-                    max_images=args.max_reference, split=args.reference_split,
+                    args.reference,
+                    scorer,
+                    cache_dir=cache_dir,
+                    image_size=pipe.image_shape[1],
+                    max_images=args.max_reference,
+                    split=args.reference_split,
                 )
                 results["fid_reference"] = ref_info
                 fid = fid_and_is(proposals, revised, ref_stats, scorer, compute_is="is" in args.metrics)
@@ -265,20 +346,39 @@ def evaluate(args: argparse.Namespace) -> int:
             print(f"note: no held-out images ({err}); reconstruction parts skipped", file=sys.stderr)
 
     if "recon" in args.metrics:
-        rec = reconstruction_mse(pipe, held_out, num_latent_steps=args.latent_steps, batch_size=args.batch_size,
-                                 seed=args.seed, bn_stats=args.bn_stats, out_dir=out, progress=progress)
+        rec = reconstruction_mse(
+            pipe,
+            held_out,
+            num_latent_steps=args.latent_steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            bn_stats=args.bn_stats,
+            out_dir=out,
+            progress=progress,
+        )
         results["recon"] = rec
         summary["mse_inf"], summary["mse_inf_plus_l"] = rec["mse_inf"], rec["mse_inf_plus_l"]
 
     if "profile" in args.metrics:
-        prof = energy_profile(pipe, batch_size=min(args.batch_size, 64), seed=args.seed, out_dir=out,
-                              **{k: v for k, v in sampler_kwargs.items()})
+        prof = energy_profile(
+            pipe,
+            batch_size=min(args.batch_size, 64),
+            seed=args.seed,
+            out_dir=out,
+            **{k: v for k, v in sampler_kwargs.items()},
+        )
         results["profile"] = prof
         summary["energy_change"] = prof["energy_change"]
 
     if "interp" in args.metrics:
-        interp = interpolation_grids(pipe, images=held_out, num_inference_steps=args.steps,
-                                     num_latent_steps=args.latent_steps, seed=args.seed, out_dir=out)
+        interp = interpolation_grids(
+            pipe,
+            images=held_out,
+            num_inference_steps=args.steps,
+            num_latent_steps=args.latent_steps,
+            seed=args.seed,
+            out_dir=out,
+        )
         results["interp"] = {k: v for k, v in interp.items() if k != "grids"}
 
     if "ablation" in args.metrics:
@@ -287,9 +387,18 @@ def evaluate(args: argparse.Namespace) -> int:
             metric_fn = lambda s: {"domain_fd": frechet_distance(domain.statistics(s), ref)}  # noqa: E731
         elif "fid" in args.metrics:
             metric_fn = lambda s: {"fid": frechet_distance(scorer.statistics(s), ref_stats)}  # noqa: E731
-        abl = ablation_sweep(pipe, x_steps=args.ablation_x_steps, z_steps=args.ablation_z_steps,
-                             num_samples=args.ablation_samples or args.num_samples, batch_size=args.batch_size,
-                             images=held_out, sample_metric=metric_fn, seed=args.seed, out_dir=out, progress=progress)
+        abl = ablation_sweep(
+            pipe,
+            x_steps=args.ablation_x_steps,
+            z_steps=args.ablation_z_steps,
+            num_samples=args.ablation_samples or args.num_samples,
+            batch_size=args.batch_size,
+            images=held_out,
+            sample_metric=metric_fn,
+            seed=args.seed,
+            out_dir=out,
+            progress=progress,
+        )
         results["ablation"] = abl
 
     if "ood" in args.metrics:
@@ -298,11 +407,25 @@ def evaluate(args: argparse.Namespace) -> int:
 
         in_images, source = _held_out(args, pipe, args.num_ood)
         c, h, _ = pipe.image_shape
-        other = None if args.ood_other is None else load_images(
-            args.ood_other, image_size=h, num_channels=c, max_images=args.num_ood, split=args.reference_split,
-            resize="resize")
-        ood = ood_evaluation(pipe, in_images, synthetic_ood_sets(in_images, other=other, seed=args.seed),
-                             num_latent_steps=args.latent_steps, seed=args.seed)
+        other = (
+            None
+            if args.ood_other is None
+            else load_images(
+                args.ood_other,
+                image_size=h,
+                num_channels=c,
+                max_images=args.num_ood,
+                split=args.reference_split,
+                resize="resize",
+            )
+        )
+        ood = ood_evaluation(
+            pipe,
+            in_images,
+            synthetic_ood_sets(in_images, other=other, seed=args.seed),
+            num_latent_steps=args.latent_steps,
+            seed=args.seed,
+        )
         results["ood"] = {"in_distribution": source, "other": args.ood_other, **ood}
         summary.update({f"ood_auroc_{r['score']}_{r['ood_set']}": r["auroc"] for r in ood["rows"]})
 

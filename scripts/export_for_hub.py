@@ -19,8 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pipeline_dir", help="a DualMCMCPipeline.save_pretrained directory")
     parser.add_argument("output_dir", help="where to write the remote-code layout")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory, if it is a "
-                        "pipeline folder this project wrote (anything else in it is named and refused)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output directory, if it is a "
+        "pipeline folder this project wrote (anything else in it is named and refused)",
+    )
     parser.add_argument("--push", metavar="REPO_ID", default=None, help="also upload the result to this Hub repository")
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
     return parser

@@ -36,7 +36,9 @@ def check_out(out: Path, pipeline: str, overwrite: bool) -> str:
     """The image format to write ``out`` in; refuses what would replace a file this script did not write."""
     fmt = Image.registered_extensions().get(out.suffix.lower())
     if fmt not in Image.SAVE:
-        raise ValueError(f"--out {str(out)!r}: expected an image file name (.png, .jpg, ...), got suffix {out.suffix!r}")
+        raise ValueError(
+            f"--out {str(out)!r}: expected an image file name (.png, .jpg, ...), got suffix {out.suffix!r}"
+        )
     if Path(pipeline).exists():
         check_apart(out, [pipeline], "--out")
     if not out.parent.is_dir():
@@ -50,8 +52,10 @@ def check_out(out: Path, pipeline: str, overwrite: bool) -> str:
             with Image.open(out) as image:
                 image.verify()
         except Exception:
-            raise ValueError(f"--out {str(out)!r} exists and is not an image; --overwrite replaces only an image, "
-                             "this file was not changed") from None
+            raise ValueError(
+                f"--out {str(out)!r} exists and is not an image; --overwrite replaces only an image, "
+                "this file was not changed"
+            ) from None
     return fmt
 
 
@@ -86,9 +90,16 @@ def sample(args) -> int:
     pipe = DualMCMCPipeline.from_pretrained(args.pipeline).to(args.device)
     pipe.set_progress_bar_config(disable=True)
     energies = pipe.energy_model is not None  # an inference-only baseline has none (and samples with 0 steps)
-    out = pipe(batch_size=args.num, num_inference_steps=args.steps, step_size=args.step_size,
-               noise_scale=args.noise_scale, bn_stats=args.bn_stats, generator=torch.Generator().manual_seed(args.seed),
-               return_proposals=True, return_energies=energies)
+    out = pipe(
+        batch_size=args.num,
+        num_inference_steps=args.steps,
+        step_size=args.step_size,
+        noise_scale=args.noise_scale,
+        bn_stats=args.bn_stats,
+        generator=torch.Generator().manual_seed(args.seed),
+        return_proposals=True,
+        return_energies=energies,
+    )
     rows = max(1, int(math.sqrt(args.num)))
     cols = math.ceil(args.num / rows)
     size = out.images[0].width
@@ -98,8 +109,14 @@ def sample(args) -> int:
     side_by_side(left, right, gap=12).save(image, format=fmt)
     atomic_write(args.out, image.getvalue())
     e = out.energies.mean(1) if energies else None
-    print(f"wrote {args.out}: {args.num} samples, proposals (left) vs revised (right); " + (
-        f"mean energy {e[0].item():.4g} -> {e[-1].item():.4g} over {len(e) - 1} steps" if energies else "no energy model"))
+    print(
+        f"wrote {args.out}: {args.num} samples, proposals (left) vs revised (right); "
+        + (
+            f"mean energy {e[0].item():.4g} -> {e[-1].item():.4g} over {len(e) - 1} steps"
+            if energies
+            else "no energy model"
+        )
+    )
     return 0
 
 

@@ -27,8 +27,17 @@ import torch
 from hf_dualmcmc.trainer import USER_ERRORS, DivergenceError, train
 from hf_dualmcmc.training_config import load_config
 
-FLAGS = ("output_dir", "max_steps", "epochs", "batch_size", "seed", "mixed_precision", "report_to", "hub_model_id",
-         "hub_license")
+FLAGS = (
+    "output_dir",
+    "max_steps",
+    "epochs",
+    "batch_size",
+    "seed",
+    "mixed_precision",
+    "report_to",
+    "hub_model_id",
+    "hub_license",
+)
 
 
 def parse_args(argv=None):
@@ -52,8 +61,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        level=logging.INFO)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.INFO
+    )
     overrides = list(args.overrides)
     overrides += [f"run.{flag}={getattr(args, flag)}" for flag in FLAGS if getattr(args, flag) is not None]
     overrides += [f"run.{flag}=true" for flag in ("overwrite_output_dir", "push_to_hub") if getattr(args, flag)]

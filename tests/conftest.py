@@ -35,6 +35,7 @@ def after_fork() -> None:
     TqdmDefaultWriteLock.th_lock = threading.RLock()
     tqdm.set_lock(TqdmDefaultWriteLock())
 
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO_ROOT.parent / "shared"))
 MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
@@ -75,12 +76,7 @@ def tiny_configs():
 
 @pytest.fixture
 def tiny_pipeline(tiny_configs):
-    from hf_dualmcmc import (
-        DualMCMCEncoderModel,
-        DualMCMCEnergyModel,
-        DualMCMCGeneratorModel,
-        DualMCMCPipeline,
-    )
+    from hf_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, DualMCMCPipeline
 
     torch.manual_seed(0)
     e, g, i = tiny_configs
@@ -168,12 +164,19 @@ def online_hub(local_hub, tmp_path, monkeypatch):
     home = tmp_path / "hf_home"
     endpoint = local_hub.endpoint
     settings = {
-        "ENDPOINT": endpoint, "HUGGINGFACE_CO_URL_TEMPLATE": endpoint + "/{repo_id}/resolve/{revision}/{filename}",
-        "HF_HUB_OFFLINE": False, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
-        "HUGGINGFACE_HUB_CACHE": str(home / "hub"), "HF_ASSETS_CACHE": str(home / "assets"),
-        "HF_XET_CACHE": str(home / "xet"), "HF_TOKEN_PATH": str(home / "token"),
-        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"), "HF_HUB_DISABLE_TELEMETRY": True,
-        "HF_HUB_DISABLE_XET": True, "HUGGINGFACE_CO_RESOLVE_ENDPOINT": endpoint,
+        "ENDPOINT": endpoint,
+        "HUGGINGFACE_CO_URL_TEMPLATE": endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HUB_OFFLINE": False,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HUGGINGFACE_HUB_CACHE": str(home / "hub"),
+        "HF_ASSETS_CACHE": str(home / "assets"),
+        "HF_XET_CACHE": str(home / "xet"),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_HUB_DISABLE_XET": True,
+        "HUGGINGFACE_CO_RESOLVE_ENDPOINT": endpoint,
         "HF_MODULES_CACHE": str(home / "modules"),
     }
     modules = [constants]

@@ -24,8 +24,9 @@ from hf_dualmcmc.training_config import ModelSettings, TeachingConfig
 def main(out_dir):
     acc = Accelerator()
     set_seed(0)
-    E, G, I = build_models(DataConfig("sklearn:digits", image_size=8, num_channels=1),
-                           ModelSettings(latent_dim=4, ngf=8, ndf=8, nif=4))
+    E, G, I = build_models(
+        DataConfig("sklearn:digits", image_size=8, num_channels=1), ModelSettings(latent_dim=4, ngf=8, ndf=8, nif=4)
+    )
     cfg = TeachingConfig(num_steps=3, num_latent_steps=2)
     opts = make_optimizers(E, G, I, cfg)
     E, G, I, *opts = acc.prepare(E, G, I, *opts)
@@ -43,8 +44,15 @@ def main(out_dir):
         name: [p.double().sum().item() for p in acc.unwrap_model(m).parameters()]
         for name, m in (("E", E), ("G", G), ("I", I))
     }
-    result = {"rank": acc.process_index, "world": acc.num_processes, "grads": grads, "weights": weights,
-              "data_sum": data.sum().item(), "loss_energy": out.loss_energy, **resume_check(Path(out_dir))}
+    result = {
+        "rank": acc.process_index,
+        "world": acc.num_processes,
+        "grads": grads,
+        "weights": weights,
+        "data_sum": data.sum().item(),
+        "loss_energy": out.loss_energy,
+        **resume_check(Path(out_dir)),
+    }
     with open(f"{out_dir}/rank{acc.process_index}.json", "w") as f:
         json.dump(result, f)
 
@@ -56,8 +64,16 @@ def resume_check(root):
     from hf_dualmcmc.trainer import train
 
     def config(out, steps):  # 48 images / (4 per rank x 2 ranks x 2 micro-batches) = 3 steps per epoch
-        return tiny_config(root / out, batch_size=4, gradient_accumulation_steps=2, epochs=2, max_steps=steps,
-                           checkpoint_every=2, use_ema=True, ema_decay=0.9)
+        return tiny_config(
+            root / out,
+            batch_size=4,
+            gradient_accumulation_steps=2,
+            epochs=2,
+            max_steps=steps,
+            checkpoint_every=2,
+            use_ema=True,
+            ema_decay=0.9,
+        )
 
     full = train(config("full", 4))
     train(config("part", 2))
@@ -67,10 +83,14 @@ def resume_check(root):
         a, b = state_of(full.pipeline_dir), state_of(resumed.pipeline_dir)
         same_weights = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     checkpoint = root / "part" / "checkpoints" / "checkpoint-4"
-    return {"locked_out": locked_out(root / "full", config("full", 5)),
-            "resumed_history_identical": full.history[2:] == resumed.history, "history_steps": len(full.history),
-            "loss_generator_step4": full.history[-1]["loss_generator"], "resumed_weights_identical": same_weights,
-            "checkpoint_files": sorted(p.name for p in checkpoint.iterdir())}
+    return {
+        "locked_out": locked_out(root / "full", config("full", 5)),
+        "resumed_history_identical": full.history[2:] == resumed.history,
+        "history_steps": len(full.history),
+        "loss_generator_step4": full.history[-1]["loss_generator"],
+        "resumed_weights_identical": same_weights,
+        "checkpoint_files": sorted(p.name for p in checkpoint.iterdir()),
+    }
 
 
 def locked_out(out, config):

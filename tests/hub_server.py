@@ -43,8 +43,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-GITATTRIBUTES = b"".join(b"*.%s filter=lfs diff=lfs merge=lfs -text\n" % ext
-                         for ext in (b"bin", b"ckpt", b"h5", b"msgpack", b"onnx", b"pt", b"pth", b"safetensors"))
+GITATTRIBUTES = b"".join(
+    b"*.%s filter=lfs diff=lfs merge=lfs -text\n" % ext
+    for ext in (b"bin", b"ckpt", b"h5", b"msgpack", b"onnx", b"pt", b"pth", b"safetensors")
+)
 _REPO = r"/api/models/(?P<repo>[^/]+/[^/]+)"
 ROUTES = [  # (methods, regex on the raw path, LocalHub method): the first match wins
     ("GET", _REPO + r"(?:/revision/(?P<rev>[^/]+))?", "_repo_info"),
@@ -134,8 +136,11 @@ class LocalHub:
         (files of the repo that are not in ``folder`` stay; ``.git/`` and ``.cache/`` are skipped); returns the sha."""
         self.create_repo(repo_id)
         root = Path(folder)
-        ops = [("add", p.relative_to(root).as_posix(), p.read_bytes()) for p in sorted(root.rglob("*"))
-               if p.is_file() and not {".git", ".cache"} & set(p.relative_to(root).parts)]
+        ops = [
+            ("add", p.relative_to(root).as_posix(), p.read_bytes())
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not {".git", ".cache"} & set(p.relative_to(root).parts)
+        ]
         with self._lock:
             repo = self._repos[repo_id]
             repo.refs.setdefault(branch, repo.refs["main"])
@@ -158,8 +163,9 @@ class LocalHub:
         repo, sha = self._resolve_rev(repo_id, revision, auth=True)
         return dict(repo.snapshots[sha])
 
-    def commit(self, repo_id: str, branch: str, ops, message: str, create_pr: bool = False,
-               parent: str | None = None) -> tuple[str, int | None]:
+    def commit(
+        self, repo_id: str, branch: str, ops, message: str, create_pr: bool = False, parent: str | None = None
+    ) -> tuple[str, int | None]:
         """Apply ``ops`` (``("add", path, bytes)``, ``("delete", path, None)``, ``("delete_folder", path, None)``),
         in order, on top of ``branch`` (or of ``parent``) as a new commit on ``branch``, or on a new ``refs/pr/N``
         with ``create_pr``. Returns ``(commit sha, N or None)``."""
@@ -216,12 +222,28 @@ class LocalHub:
         r, sha = self._resolve_rev(repo, rev, req.auth)
         files = r.snapshots[sha]
         blobs = req.query.get("blobs", ["false"])[0].lower() == "true"
-        siblings = [{"rfilename": p, **({"size": len(d), "blobId": git_blob_sha(d)} if blobs else {})}
-                    for p, d in sorted(files.items())]
-        info = {"_id": hashlib.md5(repo.encode()).hexdigest()[:24], "id": repo, "modelId": repo,
-                "author": repo.split("/")[0], "sha": sha, "lastModified": r.created, "createdAt": r.created,
-                "private": r.private, "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [],
-                "siblings": siblings, "spaces": [], "usedStorage": sum(len(d) for d in files.values())}
+        siblings = [
+            {"rfilename": p, **({"size": len(d), "blobId": git_blob_sha(d)} if blobs else {})}
+            for p, d in sorted(files.items())
+        ]
+        info = {
+            "_id": hashlib.md5(repo.encode()).hexdigest()[:24],
+            "id": repo,
+            "modelId": repo,
+            "author": repo.split("/")[0],
+            "sha": sha,
+            "lastModified": r.created,
+            "createdAt": r.created,
+            "private": r.private,
+            "disabled": False,
+            "gated": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": siblings,
+            "spaces": [],
+            "usedStorage": sum(len(d) for d in files.values()),
+        }
         expand = req.query.get("expand", []) + req.query.get("expand[]", [])
         return 200, {k: v for k, v in info.items() if not expand or k in expand or k in ("_id", "id")}, {}
 
@@ -231,11 +253,15 @@ class LocalHub:
         recursive = req.query.get("recursive", ["false"])[0].lower() in ("true", "1")
         entries = {}
         for p, d in sorted(r.snapshots[sha].items()):
-            parts = p[len(prefix):].split("/") if p.startswith(prefix) else []
+            parts = p[len(prefix) :].split("/") if p.startswith(prefix) else []
             for i in range(1, len(parts) if recursive else min(2, len(parts))):  # the folders on the way
                 folder = prefix + "/".join(parts[:i])
-                entries[folder] = {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(),
-                                   "size": 0, "path": folder}
+                entries[folder] = {
+                    "type": "directory",
+                    "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                    "size": 0,
+                    "path": folder,
+                }
             if len(parts) == 1 or (parts and recursive):
                 entries[p] = {"type": "file", "oid": git_blob_sha(d), "size": len(d), "path": p}
         if prefix and not entries:
@@ -265,8 +291,15 @@ class LocalHub:
         _unauthorized(req)
         r, sha = self._resolve_rev(repo, rev, req.auth)
         have = r.snapshots[sha]
-        files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                  "oid": git_blob_sha(have[f["path"]]) if f["path"] in have else None} for f in req.json()["files"]]
+        files = [
+            {
+                "path": f["path"],
+                "uploadMode": "regular",
+                "shouldIgnore": False,
+                "oid": git_blob_sha(have[f["path"]]) if f["path"] in have else None,
+            }
+            for f in req.json()["files"]
+        ]
         return 200, {"files": files, "commitOid": sha}, {}
 
     def _commit(self, req, repo, rev):
@@ -276,15 +309,17 @@ class LocalHub:
         for key, value in ((item["key"], item["value"]) for item in items):
             if key == "file":
                 raw = value["content"]
-                ops.append(("add", value["path"], base64.b64decode(raw) if value.get("encoding") == "base64"
-                            else raw.encode()))
+                ops.append(
+                    ("add", value["path"], base64.b64decode(raw) if value.get("encoding") == "base64" else raw.encode())
+                )
             elif key in ("deletedFile", "deletedFolder"):
                 ops.append(("delete" if key == "deletedFile" else "delete_folder", value["path"], None))
             else:  # "lfsFile": the client believes it uploaded to LFS, which this server never asks for
                 raise NotImplementedError(f"commit operation {key!r}")
         create_pr = req.query.get("create_pr", ["0"])[0] in ("1", "true")
-        sha, pr = self.commit(repo, unquote(rev), ops, header["value"]["summary"], create_pr,
-                              header["value"].get("parentCommit"))
+        sha, pr = self.commit(
+            repo, unquote(rev), ops, header["value"]["summary"], create_pr, header["value"].get("parentCommit")
+        )
         out = {"success": True, "commitOid": sha, "commitUrl": f"{self.endpoint}/{repo}/commit/{sha}"}
         if pr is not None:
             out["pullRequestUrl"] = f"{self.endpoint}/{repo}/discussions/{pr}"
@@ -304,9 +339,23 @@ class LocalHub:
         r = self._repo(repo, req.auth)
         if int(num) not in r.prs:
             raise HubError(404, f"Discussion {num} not found")
-        return 200, {"num": int(num), "title": r.prs[int(num)], "status": "draft", "author": {"name": "user"},
-                     "createdAt": r.created, "repo": {"name": repo, "type": "model"}, "isPullRequest": True,
-                     "events": [], "changes": {"base": "refs/heads/main"}, "filesWithConflicts": [], "diff": ""}, {}
+        return (
+            200,
+            {
+                "num": int(num),
+                "title": r.prs[int(num)],
+                "status": "draft",
+                "author": {"name": "user"},
+                "createdAt": r.created,
+                "repo": {"name": repo, "type": "model"},
+                "isPullRequest": True,
+                "events": [],
+                "changes": {"base": "refs/heads/main"},
+                "filesWithConflicts": [],
+                "diff": "",
+            },
+            {},
+        )
 
     def _validate_yaml(self, req):
         return 200, {"errors": [], "warnings": []}, {}
@@ -327,8 +376,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.auth = self.headers.get("Authorization", "").startswith("Bearer ")
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
-            route = next(((name, m) for methods, pattern, name in ROUTES
-                          if self.command in methods.split() and (m := re.fullmatch(pattern, path))), None)
+            route = next(
+                (
+                    (name, m)
+                    for methods, pattern, name in ROUTES
+                    if self.command in methods.split() and (m := re.fullmatch(pattern, path))
+                ),
+                None,
+            )
             if route is None:
                 raise NotImplementedError("no such endpoint")
             kwargs = {k: v for k, v in route[1].groupdict().items() if v is not None}
@@ -363,10 +418,23 @@ def hub_env(hub: LocalHub, tmp_path) -> dict[str, str | None]:
     overrides the endpoint), ``HUGGINGFACE_HUB_CACHE`` and ``HF_TOKEN_PATH`` unset."""
     home = Path(tmp_path) / "hf_home"
     no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), "127.0.0.1"]))
-    return dict(HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="0", TRANSFORMERS_OFFLINE="0", HF_HOME=str(home),
-                HF_HUB_CACHE=str(home / "hub"), HF_MODULES_CACHE=str(home / "modules"), HF_XET_CACHE=str(home / "xet"),
-                HF_TOKEN="hf_fake", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1", NO_PROXY=no_proxy,
-                no_proxy=no_proxy, HUGGINGFACE_CO_STAGING=None, HUGGINGFACE_HUB_CACHE=None, HF_TOKEN_PATH=None)
+    return dict(
+        HF_ENDPOINT=hub.endpoint,
+        HF_HUB_OFFLINE="0",
+        TRANSFORMERS_OFFLINE="0",
+        HF_HOME=str(home),
+        HF_HUB_CACHE=str(home / "hub"),
+        HF_MODULES_CACHE=str(home / "modules"),
+        HF_XET_CACHE=str(home / "xet"),
+        HF_TOKEN="hf_fake",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_XET="1",
+        NO_PROXY=no_proxy,
+        no_proxy=no_proxy,
+        HUGGINGFACE_CO_STAGING=None,
+        HUGGINGFACE_HUB_CACHE=None,
+        HF_TOKEN_PATH=None,
+    )
 
 
 def hub_subprocess_env(hub: LocalHub, tmp_path) -> dict[str, str]:

@@ -39,8 +39,9 @@ def demo(tmp_path_factory):
         return app.load_demo(os.environ["DEMO_PIPELINE"], max_upload_mb=0.01)
     torch.manual_seed(0)
     e, g, i = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=8)
-    pipe = DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),
-                            num_inference_steps=6)
+    pipe = DualMCMCPipeline(
+        DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i), num_inference_steps=6
+    )
     folder = tmp_path_factory.mktemp("pipeline")
     pipe.save_pretrained(folder)
     (folder / "training_config.yaml").write_text("data: {source: 'sklearn:digits', split: train}\n")
@@ -52,8 +53,10 @@ def test_callbacks(demo, tmp_path):
     assert len(images) == 4 and images[0].size == (96, 96)
     assert "after 6 Langevin steps" in status and "Strip columns: proposal, step 1, step 2, step 3, step 4" in status
     assert strip.size == (7 * 8 * 24, 4 * 8 * 24) and plot is not None  # 4 samples x (proposal + 6 snapshots)
-    assert "proposal, step 20, step 40, step 60, step 80, step 100, step 120, step 140." in demo.sample(
-        0, 2, 140, progress=lambda *a, **k: None)[3]
+    assert (
+        "proposal, step 20, step 40, step 60, step 80, step 100, step 120, step 140."
+        in demo.sample(0, 2, 140, progress=lambda *a, **k: None)[3]
+    )
     assert demo.sample(0, 2, 0, progress=lambda *a, **k: None)[3] == "2 generator proposals (0 Langevin steps)."
     again = demo.sample(3, 4, 6, progress=lambda *a, **k: None)[0]
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, again))
@@ -124,10 +127,18 @@ def test_page_in_a_browser(demo, tmp_path):
         pytest.skip("no Chromium binary (apt-get install chromium, or set CHROMIUM=/path/to/chrome)")
     port = _free_port()
     page_app = app.build_demo(demo, f"Dual-MCMC EBM: {os.environ.get('DEMO_PIPELINE', 'test')}").queue()
-    page_app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    max_file_size="1mb")
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", "--disable-quic"]
+    page_app.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, max_file_size="1mb"
+    )
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ]
     try:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
@@ -179,7 +190,9 @@ def test_space_files_describe_a_gradio_space_that_installs_this_package():
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["license"] == "apache-2.0"
     assert meta["sdk_version"].split(".")[0] == gr.__version__.split(".")[0], (meta["sdk_version"], gr.__version__)
     requirements = (REPO_ROOT / "space" / "requirements.txt").read_text().split()
-    assert install_line() == f'pip install "{" ".join(requirements)}"', "space/requirements.txt: the card's install line"
+    assert install_line() == f'pip install "{" ".join(requirements)}"', (
+        "space/requirements.txt: the card's install line"
+    )
 
 
 def test_space_starts_from_the_environment_on_a_hub_pipeline(online_hub, tmp_path):
@@ -193,8 +206,9 @@ def test_space_starts_from_the_environment_on_a_hub_pipeline(online_hub, tmp_pat
     torch.manual_seed(0)
     e, g, i = configs_for_image_size(8, 1, latent_dim=4, ngf=8, ndf=8, nif=8)
     folder = tmp_path / "pipeline"
-    DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),
-                     num_inference_steps=6).save_pretrained(folder)
+    DualMCMCPipeline(
+        DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i), num_inference_steps=6
+    ).save_pretrained(folder)
     (folder / "training_config.yaml").write_text("data: {source: 'sklearn:digits', split: train}\n")
     push_pipeline_to_hub(folder, "org/space-ebm")
     space = tmp_path / "space-repo"  # what the Space repository holds: space/* and app.py
@@ -205,8 +219,13 @@ def test_space_starts_from_the_environment_on_a_hub_pipeline(online_hub, tmp_pat
 
     port, host = _free_port(), "127.0.0.2"  # not the default 127.0.0.1: the page must come from the environment
     env = hub_subprocess_env(online_hub, tmp_path)
-    env.update(DUALMCMC_PIPELINE="org/space-ebm", GRADIO_SERVER_NAME=host, GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    env.update(
+        DUALMCMC_PIPELINE="org/space-ebm",
+        GRADIO_SERVER_NAME=host,
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONUNBUFFERED="1",
+    )
     log = tmp_path / "space.log"
     with open(log, "w") as out:
         server = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -222,8 +241,15 @@ def test_space_starts_from_the_environment_on_a_hub_pipeline(online_hub, tmp_pat
         playwright = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (dev extra)")
         if CHROMIUM is None:
             pytest.skip("the Space serves; no Chromium binary to drive it (apt-get install chromium)")
-        flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+        flags = [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ]
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
             page = browser.new_page(viewport={"width": 1280, "height": 1100})

@@ -193,8 +193,16 @@ def test_teaching_config_validates_method():
 def test_train_and_evaluate_toy_runs_end_to_end(tmp_path):
     panels = {}
     for method in METHODS:
-        run = train_toy("8gaussians", method, seed=0, iterations=3, batch_size=32, hidden_dim=16, num_layers=2,
-                        teaching=toy_teaching())
+        run = train_toy(
+            "8gaussians",
+            method,
+            seed=0,
+            iterations=3,
+            batch_size=32,
+            hidden_dim=16,
+            num_layers=2,
+            teaching=toy_teaching(),
+        )
         assert run.iterations == 3 and run.seconds > 0 and run.teaching.method == method
         metrics, arrays = evaluate_toy(run, num_samples=200, resolution=32, num_data_hist=20000, num_test=300)
         has_energy = "energy" in METHOD_NETWORKS[method]
@@ -202,8 +210,12 @@ def test_train_and_evaluate_toy_runs_end_to_end(tmp_path):
         assert ("recon_mse_inf_l" in metrics) == ("encoder" in METHOD_NETWORKS[method])
         assert all(np.isfinite(v) for v in metrics.values())
         panels[method] = arrays
-    assert train_toy("8gaussians", "short_run", iterations=1, batch_size=8, hidden_dim=8, num_layers=1,
-                     teaching=toy_teaching()).teaching.noise_init_range == TOY_BOUNDS["8gaussians"]
+    assert (
+        train_toy(
+            "8gaussians", "short_run", iterations=1, batch_size=8, hidden_dim=8, num_layers=1, teaching=toy_teaching()
+        ).teaching.noise_init_range
+        == TOY_BOUNDS["8gaussians"]
+    )
     plot_toy("8gaussians", panels, tmp_path / "toy.png")
     assert (tmp_path / "toy.png").stat().st_size > 1000
 
@@ -241,7 +253,9 @@ def test_each_baseline_runs_on_tiny_images_and_exports_a_working_pipeline(method
     from hf_dualmcmc.trainer import build_pipeline
     from hf_dualmcmc.training_config import SamplerSettings
 
-    pipe = build_pipeline(used["energy"], used["generator"], used["encoder"], SamplerSettings(num_inference_steps=2), cfg)
+    pipe = build_pipeline(
+        used["energy"], used["generator"], used["encoder"], SamplerSettings(num_inference_steps=2), cfg
+    )
     pipe.save_pretrained(tmp_path)
     pipe = DualMCMCPipeline.from_pretrained(tmp_path)
     pipe.set_progress_bar_config(disable=True)

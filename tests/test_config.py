@@ -20,8 +20,11 @@ from hf_dualmcmc.training_config import (
 
 
 def raw(**run):
-    return {"data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1},
-            "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4}, "run": {"report_to": "none", **run}}
+    return {
+        "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1},
+        "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
+        "run": {"report_to": "none", **run},
+    }
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -39,14 +42,23 @@ def test_mixed_precision_no_as_yaml_reads_it(tmp_path):
 
 
 def test_settings_at_the_edges_are_accepted():
-    for run in ({"seed": 0}, {"seed": 2**31 - 1}, {"report_to": "tensorboard"}, {"report_to": "all"},
-                {"max_steps": 2**63 - 1}):
+    for run in (
+        {"seed": 0},
+        {"seed": 2**31 - 1},
+        {"report_to": "tensorboard"},
+        {"report_to": "all"},
+        {"max_steps": 2**63 - 1},
+    ):
         TrainConfig.from_dict(raw(**run))
     cifar = {"source": "uoft-cs/cifar10", "image_size": 32, "num_channels": 3}  # a paper template, its image shape
     TrainConfig.from_dict({**raw(card_template="cifar10", dataset_name="uoft-cs/cifar10"), "data": cifar})
     for size in (4, 8, 16, 32, 64, 128):
-        TrainConfig.from_dict({"data": {"source": "digits", "image_size": size, "num_channels": 1},
-                               "model": {"latent_dim": 4, "ngf": 32, "ndf": 32, "nif": 4}})
+        TrainConfig.from_dict(
+            {
+                "data": {"source": "digits", "image_size": size, "num_channels": 1},
+                "model": {"latent_dim": 4, "ngf": 32, "ndf": 32, "nif": 4},
+            }
+        )
     config = TrainConfig.from_dict({**raw(), "teaching": {"noise_scale": 0, "use_temp": False}})
     assert config.teaching.temperature == 1.0
 
@@ -57,8 +69,15 @@ def test_network_configs_are_what_the_trainer_builds():
         assert cfg.to_dict() == model.config.to_dict()
 
 
-@pytest.mark.parametrize("key, suggestion", [("run.max_step", "max_steps"), ("run.sed", "seed"),
-                                             ("teaching.stepsize", "step_size"), ("sampler.bnstats", "bn_stats")])
+@pytest.mark.parametrize(
+    "key, suggestion",
+    [
+        ("run.max_step", "max_steps"),
+        ("run.sed", "seed"),
+        ("teaching.stepsize", "step_size"),
+        ("sampler.bnstats", "bn_stats"),
+    ],
+)
 def test_did_you_mean(key, suggestion):
     section, name = key.split(".")
     with pytest.raises(ConfigError, match=f"^{key}: unknown key; did you mean '{suggestion}'\\? expected one of"):

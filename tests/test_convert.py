@@ -88,7 +88,9 @@ def ref_energy(sd: dict, x: torch.Tensor) -> torch.Tensor:
     h = F.avg_pool2d(h, 2) + F.conv2d(F.avg_pool2d(x, 2), sn(sd, "conv_1.sc"))
     b = 2
     while f"block{b}.conv1.weight_orig" in sd:
-        r = F.conv2d(F.relu(F.conv2d(F.relu(h), sn(sd, f"block{b}.conv1"), padding=1)), sn(sd, f"block{b}.conv2"), padding=1)
+        r = F.conv2d(
+            F.relu(F.conv2d(F.relu(h), sn(sd, f"block{b}.conv1"), padding=1)), sn(sd, f"block{b}.conv2"), padding=1
+        )
         if f"block{b}.sc.weight_orig" in sd:  # the official blocks with a shortcut conv are the downsampling ones
             h = F.avg_pool2d(r, 2) + F.avg_pool2d(F.conv2d(h, sn(sd, f"block{b}.sc")), 2)
         else:
@@ -190,8 +192,9 @@ def test_convert_file_to_pipeline_directory_and_reload(tmp_path):
     ckpt = random_checkpoint(layout_of(configs), seed=3)
     path = tmp_path / "ckpt.pth"
     torch.save(ckpt, path)
-    out = convert_official_checkpoint(path, tmp_path / "pipe", dataset="cifar10", configs=configs,
-                                      hub_model_id="someone/dualmcmc-cifar10")
+    out = convert_official_checkpoint(
+        path, tmp_path / "pipe", dataset="cifar10", configs=configs, hub_model_id="someone/dualmcmc-cifar10"
+    )
     index = json.loads((out / "model_index.json").read_text())
     assert index["num_inference_steps"] == 70 and index["step_size"] == 0.4
     assert index["noise_scale"] == 0.001 and index["bn_stats"] == "batch"
@@ -219,8 +222,20 @@ def test_cli(tmp_path):
     cli = load_module("scripts/convert_official_checkpoint.py", "convert_cli")
     configs = tiny_configs()
     torch.save(random_checkpoint(layout_of(configs)), tmp_path / "c.pth")
-    args = [str(tmp_path / "c.pth"), str(tmp_path / "out"), "--dataset", "cifar10", "--ngf", "8", "--ndf", "8",
-            "--nif", "4", "--nz", "6"]
+    args = [
+        str(tmp_path / "c.pth"),
+        str(tmp_path / "out"),
+        "--dataset",
+        "cifar10",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--nif",
+        "4",
+        "--nz",
+        "6",
+    ]
     assert cli.main(args) == 0
     assert (tmp_path / "out" / "model_index.json").is_file()
     assert cli.main(args) == 2  # exists, no --overwrite
@@ -269,8 +284,11 @@ def test_top_level_structure_errors(tmp_path):
     with pytest.raises(ValueError, match="not an official Dual-MCMC checkpoint: expected a dict"):
         load_official_checkpoint(tmp_path / "list.pth")
     (tmp_path / "junk.pth").write_bytes(b"this is not a pickle at all")
-    with pytest.raises(ValueError, match=r"official checkpoint '.*junk\.pth' is not a torch.save file \(neither a "
-                                         r"zip archive nor a pickle\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"official checkpoint '.*junk\.pth' is not a torch.save file \(neither a "
+        r"zip archive nor a pickle\)",
+    ):
         load_official_checkpoint(tmp_path / "junk.pth")
     with pytest.raises(ValueError, match="does not exist"):
         load_official_checkpoint(tmp_path / "missing.pth")
@@ -320,14 +338,20 @@ def test_file_errors_name_the_file(tmp_path, capsys):
         convert_official_checkpoint(path, tmp_path / "out", dataset="cifar10", configs=configs)
     msg = str(err.value)
     assert msg.startswith(f"official checkpoint {str(path)!r}: the checkpoint does not match the given configs' layout")
-    assert "netG missing keys: ['lin_1.bias']" in msg and "conv51.weight: expected [6, 32, 4, 4], got [6, 32, 3, 3]" in msg
+    assert (
+        "netG missing keys: ['lin_1.bias']" in msg and "conv51.weight: expected [6, 32, 4, 4], got [6, 32, 3, 3]" in msg
+    )
     assert not (tmp_path / "out").exists()
 
     cli = load_module("scripts/convert_official_checkpoint.py", "convert_cli")
     assert cli.main([str(path), str(tmp_path / "out"), "--dataset", "cifar10"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: official checkpoint {str(path)!r}: the checkpoint does not match the official "
-                          "cifar10 layout") and "netG missing keys: ['lin_1.bias']" in err
+    assert (
+        err.startswith(
+            f"error: official checkpoint {str(path)!r}: the checkpoint does not match the official cifar10 layout"
+        )
+        and "netG missing keys: ['lin_1.bias']" in err
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -340,12 +364,21 @@ def test_cli_replaces_only_its_own_output(tmp_path, capsys):
     (ck / "notes.txt").write_text("my notes\n")
     (ck / "other.pth").write_bytes(b"another checkpoint")
     torch.save(random_checkpoint(layout_of(tiny_configs())), ck / "x.pth")
-    widths = ["--dataset", "cifar10", *(f"--{k}={v}" for k, v in (("ngf", 8), ("ndf", 8), ("nif", 4), ("nz", 6))),
-              "--no-model-card", "--overwrite"]
+    widths = [
+        "--dataset",
+        "cifar10",
+        *(f"--{k}={v}" for k, v in (("ngf", 8), ("ndf", 8), ("nif", 4), ("nz", 6))),
+        "--no-model-card",
+        "--overwrite",
+    ]
     snapshot = lambda: {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}  # noqa: E731
     before = snapshot()
-    for out, why in ((ck, "contains the input"), (ck / "x.pth", "is the input"), (tmp_path, "contains the input"),
-                     (ck / ".git", "holds files hf-dualmcmc did not write (HEAD)")):
+    for out, why in (
+        (ck, "contains the input"),
+        (ck / "x.pth", "is the input"),
+        (tmp_path, "contains the input"),
+        (ck / ".git", "holds files hf-dualmcmc did not write (HEAD)"),
+    ):
         assert cli.main([str(ck / "x.pth"), str(out), *widths]) == 2
         assert why in capsys.readouterr().err
         assert snapshot() == before

@@ -156,12 +156,7 @@ def test_hub_name_goes_through_load_dataset(monkeypatch, cache):
 
 
 def test_missing_local_sources_raise(tmp_path):
-    for source in (
-        str(tmp_path / "nope"),
-        str(tmp_path / "nope.parquet"),
-        "./nope",
-        str(tmp_path / "*.parquet"),
-    ):
+    for source in (str(tmp_path / "nope"), str(tmp_path / "nope.parquet"), "./nope", str(tmp_path / "*.parquet")):
         with pytest.raises(FileNotFoundError):
             load_image_dataset(DataConfig(source))
     (tmp_path / "notes.txt").write_text("x")  # a text file is a datasets source too, but has no image column
@@ -192,9 +187,7 @@ def test_pad_28_to_32(tmp_path, cache):
     path = tmp_path / "mnistlike.parquet"
     image_dataset([PIL.Image.fromarray(d, "L") for d in digits], extra=False).to_parquet(str(path))
     ds = in_memory(
-        load_image_dataset(
-            DataConfig(str(path), image_size=32, num_channels=1, resize="pad", cache_dir=cache)
-        )
+        load_image_dataset(DataConfig(str(path), image_size=32, num_channels=1, resize="pad", cache_dir=cache))
     )
     assert ds.images.shape == (3, 1, 32, 32)
     assert torch.equal(ds.images[:, 0, 2:30, 2:30], torch.from_numpy(digits))
@@ -273,12 +266,10 @@ def test_memory_budget_threshold(parquet_file, cache):
     exact = 5 * 3 * 8 * 8
     kwargs = dict(image_size=8, cache_dir=cache)
     assert isinstance(
-        load_image_dataset(DataConfig(str(parquet_file), max_in_memory_bytes=exact, **kwargs)),
-        InMemoryImageDataset,
+        load_image_dataset(DataConfig(str(parquet_file), max_in_memory_bytes=exact, **kwargs)), InMemoryImageDataset
     )
     assert isinstance(
-        load_image_dataset(DataConfig(str(parquet_file), max_in_memory_bytes=exact - 1, **kwargs)),
-        LazyImageDataset,
+        load_image_dataset(DataConfig(str(parquet_file), max_in_memory_bytes=exact - 1, **kwargs)), LazyImageDataset
     )
 
 
@@ -345,14 +336,10 @@ def test_sklearn_digits():
     assert np.array_equal(load_digits_images("test"), test)  # deterministic
     ds = in_memory(load_image_dataset(DataConfig("sklearn:digits", image_size=8, num_channels=1)))
     assert torch.equal(ds.images[:, 0], torch.from_numpy(train))
-    big = load_image_dataset(
-        DataConfig("sklearn:digits", split="test", image_size=16, num_channels=3, max_images=7)
-    )
+    big = load_image_dataset(DataConfig("sklearn:digits", split="test", image_size=16, num_channels=3, max_images=7))
     assert len(big) == 7 and big[0].shape == (3, 16, 16)
     lazy = load_image_dataset(
-        DataConfig(
-            "sklearn:digits", split="test", image_size=16, num_channels=3, max_images=7, max_in_memory_bytes=0
-        )
+        DataConfig("sklearn:digits", split="test", image_size=16, num_channels=3, max_images=7, max_in_memory_bytes=0)
     )
     assert isinstance(lazy, LazyImageDataset)
     assert all(torch.equal(big[i], lazy[i]) for i in range(7))
@@ -372,26 +359,18 @@ def test_idx_reader_and_mnist_partitions(tmp_path):
     rng = np.random.default_rng(1)
     t10k = rng.integers(0, 256, size=(10000, 28, 28), dtype=np.uint8)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", t10k, 2051)
-    write_idx(
-        tmp_path / "t10k-labels-idx1-ubyte", rng.integers(0, 10, size=10000, dtype=np.uint8), 2049, False
-    )
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", rng.integers(0, 10, size=10000, dtype=np.uint8), 2049, False)
     assert np.array_equal(read_idx(tmp_path / "t10k-images-idx3-ubyte.gz", 2051), t10k)
     assert read_idx(tmp_path / "t10k-labels-idx1-ubyte", 2049).shape == (10000,)
     assert np.array_equal(load_mnist_images(tmp_path, "train"), t10k[:9000])
     assert np.array_equal(load_mnist_images(tmp_path, "test"), t10k[9000:])
-    ds = load_image_dataset(
-        DataConfig(f"mnist:{tmp_path}", split="test", image_size=32, num_channels=1, resize="pad")
-    )
-    assert len(ds) == 1000 and torch.equal(
-        in_memory(ds).images[:, 0, 2:30, 2:30], torch.from_numpy(t10k[9000:])
-    )
+    ds = load_image_dataset(DataConfig(f"mnist:{tmp_path}", split="test", image_size=32, num_channels=1, resize="pad"))
+    assert len(ds) == 1000 and torch.equal(in_memory(ds).images[:, 0, 2:30, 2:30], torch.from_numpy(t10k[9000:]))
     with pytest.raises(ValueError, match="magic number 2051, expected 2049"):
         read_idx(tmp_path / "t10k-images-idx3-ubyte.gz", 2049)
     truncated = tmp_path / "bad" / "t10k-images-idx3-ubyte"
     truncated.parent.mkdir()
-    truncated.write_bytes(
-        (2051).to_bytes(4, "big") + b"".join(s.to_bytes(4, "big") for s in (2, 28, 28)) + b"\0" * 100
-    )
+    truncated.write_bytes((2051).to_bytes(4, "big") + b"".join(s.to_bytes(4, "big") for s in (2, 28, 28)) + b"\0" * 100)
     with pytest.raises(ValueError, match="header says shape"):
         load_mnist_images(truncated.parent)
     with pytest.raises(FileNotFoundError, match="no MNIST IDX images"):
@@ -410,9 +389,7 @@ def test_idx_reader_and_mnist_partitions(tmp_path):
 def mnist_dir():
     directory = SHARED / "data" / "mnist"
     if not (directory / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(
-            f"shared MNIST is absent (looked for {directory}); set HF_DUALMCMC_SHARED to run this test"
-        )
+        pytest.skip(f"shared MNIST is absent (looked for {directory}); set HF_DUALMCMC_SHARED to run this test")
     return directory
 
 
@@ -471,8 +448,11 @@ def test_missing_directory_and_parquet_without_image_column(tmp_path, cache):
 
 def test_pad_with_an_image_larger_than_image_size_names_the_file(tmp_path, cache):
     root = write_imagefolder(tmp_path / "large", [10, 20], size=(40, 30))
-    with pytest.raises(ValueError, match=r"image file .*large/img_0\.png.*resize='pad' needs images no larger than "
-                                         r"image_size=32, got 40x30"):
+    with pytest.raises(
+        ValueError,
+        match=r"image file .*large/img_0\.png.*resize='pad' needs images no larger than "
+        r"image_size=32, got 40x30",
+    ):
         load_image_dataset(DataConfig(str(root), image_size=32, resize="pad", cache_dir=cache))
 
 
@@ -517,8 +497,9 @@ def test_npz_arrays_match_the_pil_path(tmp_path):
         assert np.array_equal(eager.images.numpy(), expected), kwargs
         lazy = load_image_dataset(dataclasses.replace(config, max_in_memory_bytes=0))
         assert all(torch.equal(lazy[i], eager[i]) for i in range(6))
-    gray = in_memory(load_image_dataset(DataConfig(str(tmp_path / "images.npz"), image_size=12, num_channels=1,
-                                                   resize="pad")))
+    gray = in_memory(
+        load_image_dataset(DataConfig(str(tmp_path / "images.npz"), image_size=12, num_channels=1, resize="pad"))
+    )
     assert int(gray.images[0, 0, 2:10, 1:11].min()) == 255
     np.savez(tmp_path / "stats.npz", mu=np.zeros(4), sigma=np.eye(4))
     with pytest.raises(ValueError, match=r"stats\.npz: expected uint8 images .* got FID statistics"):
@@ -545,12 +526,17 @@ def test_16_bit_png_decodes_by_its_range(tmp_path, cache):
     (tmp_path / "png16").mkdir()
     PIL.Image.fromarray(values).save(tmp_path / "png16" / "a.png")
     assert PIL.Image.open(tmp_path / "png16" / "a.png").mode in ("I;16", "I")
-    ds = in_memory(load_image_dataset(DataConfig(str(tmp_path / "png16"), image_size=2, num_channels=1,
-                                                 resize="pad", cache_dir=cache)))
+    ds = in_memory(
+        load_image_dataset(
+            DataConfig(str(tmp_path / "png16"), image_size=2, num_channels=1, resize="pad", cache_dir=cache)
+        )
+    )
     assert ds.images[0, 0].tolist() == [[0, 64], [128, 255]]
     big_endian = PIL.Image.fromarray(values.astype(">u2"), "I;16B")
     assert preprocess(big_endian, DataConfig("unused", image_size=2, num_channels=1, resize="pad"))[0].tolist() == [
-        [0, 64], [128, 255]]
+        [0, 64],
+        [128, 255],
+    ]
 
 
 def test_float_and_32_bit_images():
@@ -559,13 +545,20 @@ def test_float_and_32_bit_images():
     assert preprocess(floats, config)[0].tolist() == [[0, 64], [128, 255]]
     ints = PIL.Image.fromarray(np.array([[0, 65535], [257, 0]], np.int32), "I")  # 16-bit range
     assert preprocess(ints, config)[0].tolist() == [[0, 255], [1, 0]]
-    for bad, message in ((200.0, r"'F' pixel values must be in \[0, 1\]"), (np.nan, "non-finite"), (-np.inf, "non-finite")):
+    for bad, message in (
+        (200.0, r"'F' pixel values must be in \[0, 1\]"),
+        (np.nan, "non-finite"),
+        (-np.inf, "non-finite"),
+    ):
         with pytest.raises(ValueError, match=message):
             preprocess(PIL.Image.fromarray(np.full((2, 2), bad, np.float32), "F"), config)
 
 
 def test_alpha_palette_cmyk_and_bilevel_modes():
-    rgb_config, gray = DataConfig("unused", image_size=2, resize="pad"), DataConfig("unused", image_size=2, num_channels=1, resize="pad")
+    rgb_config, gray = (
+        DataConfig("unused", image_size=2, resize="pad"),
+        DataConfig("unused", image_size=2, num_channels=1, resize="pad"),
+    )
     transparent = PIL.Image.new("RGBA", (2, 2), (0, 0, 0, 0))  # composited on white
     assert (preprocess(transparent, rgb_config) == 255).all() and (preprocess(transparent, gray) == 255).all()
     half = PIL.Image.new("RGBA", (2, 2), (100, 50, 0, 128))

@@ -64,16 +64,22 @@ def inception_sha256(inception_weights) -> str:
 @pytest.fixture(scope="module")
 def scorer(inception_weights, inception_sha256) -> InceptionScorer:
     # the real torch-fidelity extractor with injected (random) weights; layer "64" keeps CPU time low
-    return InceptionScorer(inception_weights, expected_sha256=inception_sha256, fid_feature_layer="64",
-                           compute_is=False)
+    return InceptionScorer(
+        inception_weights, expected_sha256=inception_sha256, fid_feature_layer="64", compute_is=False
+    )
 
 
 @pytest.fixture(scope="module")
 def pipe_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     e, g, i = configs_for_image_size(16, 1, latent_dim=8, ngf=16, ndf=16, nif=8)
-    pipe = DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),
-                            num_inference_steps=4, num_latent_steps=2)
+    pipe = DualMCMCPipeline(
+        DualMCMCEnergyModel(e),
+        DualMCMCGeneratorModel(g),
+        DualMCMCEncoderModel(i),
+        num_inference_steps=4,
+        num_latent_steps=2,
+    )
     path = tmp_path_factory.mktemp("pipe") / "tiny"
     pipe.save_pretrained(path)
     return path
@@ -150,8 +156,9 @@ def test_inception_weights_hash_mismatch_names_file_and_both_hashes(inception_we
     with pytest.raises(ValueError, match=r"--inception-weights-sha256\) must be 64 hex digits.*'abc'"):
         InceptionScorer(inception_weights, expected_sha256="abc", fid_feature_layer="64")
     # upper case and surrounding spaces are accepted
-    s = InceptionScorer(inception_weights, expected_sha256=f" {inception_sha256.upper()} ", fid_feature_layer="64",
-                        compute_is=False)
+    s = InceptionScorer(
+        inception_weights, expected_sha256=f" {inception_sha256.upper()} ", fid_feature_layer="64", compute_is=False
+    )
     assert s.weights_sha256 == inception_sha256
 
 
@@ -201,7 +208,11 @@ def test_reference_statistics_cached_npz_and_precomputed(scorer, tmp_path):
     stats, info = reference_statistics(tmp_path / "ref.npz", scorer, cache_dir=tmp_path / "cache")
     assert info["cached"] is False and info["num_images"] == 10 and Path(info["cache"]).is_file()
     again, info2 = reference_statistics(tmp_path / "ref.npz", scorer, cache_dir=tmp_path / "cache")
-    assert info2["cached"] is True and np.allclose(again["mu"], stats["mu"]) and np.allclose(again["sigma"], stats["sigma"])
+    assert (
+        info2["cached"] is True
+        and np.allclose(again["mu"], stats["mu"])
+        and np.allclose(again["sigma"], stats["sigma"])
+    )
     save_statistics(tmp_path / "stats.npz", stats)
     pre, pinfo = reference_statistics(tmp_path / "stats.npz", scorer)
     assert pinfo["kind"] == "precomputed statistics" and np.allclose(pre["mu"], stats["mu"])
@@ -309,8 +320,9 @@ def test_builtin_mnist_split_is_padded_and_labelled():
 
 def test_reconstruction_mse_writes_json_and_pngs(pipe, tmp_path):
     images = _random_images(12)
-    res = reconstruction_mse(pipe, images, num_latent_steps=2, curve_steps=[0, 1, 3], batch_size=6, out_dir=tmp_path,
-                             progress=False)
+    res = reconstruction_mse(
+        pipe, images, num_latent_steps=2, curve_steps=[0, 1, 3], batch_size=6, out_dir=tmp_path, progress=False
+    )
     steps = [c["num_latent_steps"] for c in res["curve"]]
     assert steps == [0, 1, 2, 3]
     curve = {c["num_latent_steps"]: c["mse"] for c in res["curve"]}
@@ -340,8 +352,9 @@ def test_energy_profile_matches_pipeline_energies(pipe, tmp_path):
 
 
 def test_interpolation_grids(pipe, tmp_path):
-    res = interpolation_grids(pipe, num_rows=2, num_points=4, images=_random_images(4), num_inference_steps=1,
-                              out_dir=tmp_path)
+    res = interpolation_grids(
+        pipe, num_rows=2, num_points=4, images=_random_images(4), num_inference_steps=1, out_dir=tmp_path
+    )
     assert res["kinds"] == ["generation", "reconstruction"]
     assert res["grids"]["generation"].size == (4 * 16, 2 * 16)
     for kind in res["kinds"]:
@@ -356,8 +369,17 @@ def test_ablation_sweep_table_and_json(pipe, tmp_path):
         calls.append(samples.shape)
         return {"mean_pixel": float(samples.mean())}
 
-    res = ablation_sweep(pipe, x_steps=(0, 2), z_steps=(0, 2), num_samples=6, batch_size=6, images=_random_images(6),
-                         sample_metric=metric, out_dir=tmp_path, progress=False)
+    res = ablation_sweep(
+        pipe,
+        x_steps=(0, 2),
+        z_steps=(0, 2),
+        num_samples=6,
+        batch_size=6,
+        images=_random_images(6),
+        sample_metric=metric,
+        out_dir=tmp_path,
+        progress=False,
+    )
     assert [r["x_steps"] for r in res["x_steps"]] == [0, 2] and calls == [(6, 16, 16, 1)] * 2
     assert [r["z_steps"] for r in res["z_steps"]] == ["encoder only (Inf)", 0, 2]
     assert "| x_steps |" in res["markdown"] and "mean_pixel" in res["markdown"]
@@ -375,13 +397,17 @@ def test_write_model_index_round_trip(tmp_path):
 
     card = tmp_path / "README.md"
     card.write_text("---\nlicense: apache-2.0\ntags:\n- ebm\n---\n# My EBM\n\nSome text.\n")
-    write_model_index(card, {"fid": 9.26, "is": 8.55, "note": "skipped"}, dataset_name="CIFAR-10", dataset_type="cifar10")
+    write_model_index(
+        card, {"fid": 9.26, "is": 8.55, "note": "skipped"}, dataset_name="CIFAR-10", dataset_type="cifar10"
+    )
     write_model_index(card, {"fid": 9.0, "mse_inf": 0.02}, dataset_name="CIFAR-10", dataset_type="cifar10")
     loaded = ModelCard.load(card)
     got = {r.metric_type: r.metric_value for r in loaded.data.eval_results}
     assert got == {"fid": 9.0, "inception-score": 8.55, "mse-encoder-only": 0.02}
-    assert all(r.task_type == "unconditional-image-generation" and r.dataset_type == "cifar10"
-               for r in loaded.data.eval_results)
+    assert all(
+        r.task_type == "unconditional-image-generation" and r.dataset_type == "cifar10"
+        for r in loaded.data.eval_results
+    )
     assert loaded.data.license == "apache-2.0" and "Some text." in loaded.text
 
     new = tmp_path / "new"
@@ -395,8 +421,12 @@ def test_write_model_index_round_trip(tmp_path):
     (tmp_path / "bare.md").write_text("# No front matter\n")
     (tmp_path / "model_index.json").write_text("{}")
     (tmp_path / "link.md").symlink_to(card)
-    for path, why in (("bare.md", "is not a model card"), ("model_index.json", "expected a README.md"),
-                      ("link.md", "not a regular file"), ("no/README.md", "does not exist")):
+    for path, why in (
+        ("bare.md", "is not a model card"),
+        ("model_index.json", "expected a README.md"),
+        ("link.md", "not a regular file"),
+        ("no/README.md", "does not exist"),
+    ):
         before = (tmp_path / path).read_bytes() if (tmp_path / path).exists() else None
         with pytest.raises(ValueError, match=why):
             write_model_index(tmp_path / path, {"fid": 1.0}, dataset_name="MNIST", dataset_type="mnist")
@@ -408,15 +438,46 @@ def test_cli_smoke(pipe_dir, inception_weights, inception_sha256, tmp_path):
     np.savez(ref, images=_random_images(12))
     out = tmp_path / "out"
     cmd = [
-        sys.executable, str(REPO_ROOT / "scripts" / "evaluate.py"), "--pipeline", str(pipe_dir), "--out", str(out),
-        "--metrics", "fid,recon,profile,interp,ablation", "--num-samples", "8", "--batch-size", "8",
-        "--reference", str(ref), "--inception-weights", inception_weights,
-        "--inception-weights-sha256", inception_sha256, "--fid-feature-layer", "64",
-        "--num-recon", "8", "--steps", "2", "--latent-steps", "1", "--ablation-x-steps", "0,2",
-        "--ablation-z-steps", "0,1", "--ablation-samples", "4", "--no-progress",
+        sys.executable,
+        str(REPO_ROOT / "scripts" / "evaluate.py"),
+        "--pipeline",
+        str(pipe_dir),
+        "--out",
+        str(out),
+        "--metrics",
+        "fid,recon,profile,interp,ablation",
+        "--num-samples",
+        "8",
+        "--batch-size",
+        "8",
+        "--reference",
+        str(ref),
+        "--inception-weights",
+        inception_weights,
+        "--inception-weights-sha256",
+        inception_sha256,
+        "--fid-feature-layer",
+        "64",
+        "--num-recon",
+        "8",
+        "--steps",
+        "2",
+        "--latent-steps",
+        "1",
+        "--ablation-x-steps",
+        "0,2",
+        "--ablation-z-steps",
+        "0,1",
+        "--ablation-samples",
+        "4",
+        "--no-progress",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
@@ -429,13 +490,25 @@ def test_cli_smoke(pipe_dir, inception_weights, inception_sha256, tmp_path):
     assert "fid_revised" in proc.stdout
 
 
-
 def test_cli_offline_without_weights_names_flag_and_file(pipe_dir, tmp_path, monkeypatch):
     cli = load_module("scripts/evaluate.py", "evaluate_cli")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    argv = ["--pipeline", str(pipe_dir), "--out", str(tmp_path / "out"), "--metrics", "is", "--num-samples", "2",
-            "--batch-size", "2", "--steps", "0", "--no-progress"]
+    argv = [
+        "--pipeline",
+        str(pipe_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--metrics",
+        "is",
+        "--num-samples",
+        "2",
+        "--batch-size",
+        "2",
+        "--steps",
+        "0",
+        "--no-progress",
+    ]
     with pytest.raises(InceptionWeightsNotFoundError) as err:
         cli.evaluate(cli.parse_args(argv))
     assert "--inception-weights" in str(err.value) and INCEPTION_WEIGHTS_FILENAME in str(err.value)
@@ -461,13 +534,17 @@ def test_cli_writes_only_its_own_files(pipe_dir, tmp_path, capsys):
     before = _files(tmp_path)
     base = ["--pipeline", str(pipeline), "--metrics", "profile", "--batch-size", "2", "--steps", "1", "--no-progress"]
     card = ["--dataset-name", "Tiny", "--dataset-type", "tiny"]
-    for argv, why in ((["--out", str(pipeline)], "is the input"), (["--out", str(tmp_path / "run")], "contains the input"),
-                      (["--out", str(tmp_path)], "contains the input"),
-                      (["--out", str(tmp_path / "notes.txt")], "exists and is not a folder"),
-                      (["--out", str(tmp_path / "e"), "--model-card", str(pipeline / "model_index.json"), *card],
-                       "expected a README.md"),
-                      (["--out", str(tmp_path / "e"), "--model-card", str(tmp_path / "README.md"), *card],
-                       "is not a model card")):
+    for argv, why in (
+        (["--out", str(pipeline)], "is the input"),
+        (["--out", str(tmp_path / "run")], "contains the input"),
+        (["--out", str(tmp_path)], "contains the input"),
+        (["--out", str(tmp_path / "notes.txt")], "exists and is not a folder"),
+        (
+            ["--out", str(tmp_path / "e"), "--model-card", str(pipeline / "model_index.json"), *card],
+            "expected a README.md",
+        ),
+        (["--out", str(tmp_path / "e"), "--model-card", str(tmp_path / "README.md"), *card], "is not a model card"),
+    ):
         assert cli.main([*base, *argv]) == 2
         assert why in capsys.readouterr().err.splitlines()[-1]
         assert _files(tmp_path) == before and not (tmp_path / "e").exists()
@@ -487,11 +564,32 @@ def test_cli_on_baseline_pipelines(method, tmp_path, capsys):
     cli = load_module("scripts/evaluate.py", "evaluate_cli")
     pipeline = save_baseline(method, tmp_path / "pipe")
     needs = {"recon": "encoder", "profile": "energy_model", "interp": "generator_model", "ablation": "energy_model"}
-    have = {"short_run": {"energy_model"}, "cooperative": {"energy_model", "generator_model"},
-            "inference_only": {"generator_model", "encoder"}}[method]
-    base = ["--pipeline", str(pipeline), "--batch-size", "2", "--no-progress", "--recon-data", "sklearn:digits",
-            "--num-recon", "4", "--num-ood", "4", "--ablation-x-steps", "0,1", "--ablation-z-steps", "0,1",
-            "--ablation-samples", "2", "--latent-steps", "1"]
+    have = {
+        "short_run": {"energy_model"},
+        "cooperative": {"energy_model", "generator_model"},
+        "inference_only": {"generator_model", "encoder"},
+    }[method]
+    base = [
+        "--pipeline",
+        str(pipeline),
+        "--batch-size",
+        "2",
+        "--no-progress",
+        "--recon-data",
+        "sklearn:digits",
+        "--num-recon",
+        "4",
+        "--num-ood",
+        "4",
+        "--ablation-x-steps",
+        "0,1",
+        "--ablation-z-steps",
+        "0,1",
+        "--ablation-samples",
+        "2",
+        "--latent-steps",
+        "1",
+    ]
     for metric in ("recon", "profile", "interp", "ablation", "ood"):
         out = tmp_path / metric
         code = cli.main([*base, "--metrics", metric, "--out", str(out)])

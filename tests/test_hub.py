@@ -31,21 +31,18 @@ from hf_dualmcmc import (  # noqa: E402
     DualMCMCPipeline,
     configs_for_image_size,
 )
-from hf_dualmcmc.hub import (  # noqa: E402
-    TEMPLATES,
-    export_for_hub,
-    push_pipeline_to_hub,
-    self_contained_source,
-    write_model_card,
-)
+from hf_dualmcmc.hub import TEMPLATES, export_for_hub, push_pipeline_to_hub, self_contained_source, write_model_card  # noqa: E402
 
 
 def tiny_pipeline(encoder: bool = True, seed: int = 0) -> DualMCMCPipeline:
     torch.manual_seed(seed)
     e, g, i = configs_for_image_size(8, 3, latent_dim=8, ngf=8, ndf=8, nif=8)
     return DualMCMCPipeline(
-        DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i) if encoder else None,
-        num_inference_steps=3, step_size=0.3,
+        DualMCMCEnergyModel(e),
+        DualMCMCGeneratorModel(g),
+        DualMCMCEncoderModel(i) if encoder else None,
+        num_inference_steps=3,
+        step_size=0.3,
     )
 
 
@@ -77,8 +74,12 @@ def test_run_card_metadata_and_content(saved):
 
     Image.new("RGB", (16, 16)).save(path / "samples.png")
     readme = write_model_card(
-        path, dataset="mnist", training_config={"lr_energy": 1e-4, "epochs": 3, "out": path},
-        metrics={"FID": 123.456, "IS": 2.5}, sample_grid="samples.png", hub_model_id="someone/dualmcmc-mnist",
+        path,
+        dataset="mnist",
+        training_config={"lr_energy": 1e-4, "epochs": 3, "out": path},
+        metrics={"FID": 123.456, "IS": 2.5},
+        sample_grid="samples.png",
+        hub_model_id="someone/dualmcmc-mnist",
         extra_tags=["my-run"],
     )
     assert readme == path / "README.md"
@@ -111,8 +112,13 @@ def test_run_card_metadata_and_content(saved):
 
 
 @pytest.mark.parametrize(
-    "template, fid, hub_id", [("cifar10", "9.26", "uoft-cs/cifar10"), ("celeba64", "5.15", None),
-                              ("celebahq256", "15.89", None), ("church64", "4.56", None)]
+    "template, fid, hub_id",
+    [
+        ("cifar10", "9.26", "uoft-cs/cifar10"),
+        ("celeba64", "5.15", None),
+        ("celebahq256", "15.89", None),
+        ("church64", "4.56", None),
+    ],
 )
 def test_paper_dataset_templates_render(saved, template, fid, hub_id):
     _, path = saved
@@ -153,8 +159,9 @@ def test_card_license_base_model_and_hub_dataset(saved):
     from hf_dualmcmc.training_config import TrainConfig
 
     _, path = saved
-    card = ModelCard.load(write_model_card(path, license="cc-by-nc-4.0", base_model="authors/dualmcmc-cifar10",
-                                           dataset="someone/pixels"))
+    card = ModelCard.load(
+        write_model_card(path, license="cc-by-nc-4.0", base_model="authors/dualmcmc-cifar10", dataset="someone/pixels")
+    )
     assert card.data.license == "cc-by-nc-4.0" and card.data.base_model == "authors/dualmcmc-cifar10"
     assert card.data.datasets == ["someone/pixels"]
     assert ModelCard.load(write_model_card(path, dataset="sklearn:digits")).data.datasets is None  # not a Hub dataset
@@ -185,8 +192,10 @@ def test_self_contained_source_inlines_relative_imports_in_dependency_order(tmp_
     pkg.mkdir()
     (pkg / "c.py").write_text('"""c."""\nfrom __future__ import annotations\n\nC = 1\n')
     (pkg / "b.py").write_text("from __future__ import annotations\n\nfrom .c import C\n\nB = C + 1\n")
-    (pkg / "a.py").write_text('"""a."""\nfrom __future__ import annotations\n\nimport math\n\nfrom .b import B\n'
-                              "from .c import C\n\nA = B + C + math.floor(0.5)\n")
+    (pkg / "a.py").write_text(
+        '"""a."""\nfrom __future__ import annotations\n\nimport math\n\nfrom .b import B\n'
+        "from .c import C\n\nA = B + C + math.floor(0.5)\n"
+    )
     code = self_contained_source(pkg / "a.py")
     assert code.startswith('"""a."""\nfrom __future__ import annotations\n')
     assert code.count("from __future__") == 1 and code.count("C = 1") == 1
@@ -299,9 +308,17 @@ def test_every_upload_path_loads_back_with_every_loader(online_hub, tmp_path):
 
     for repo in pinned:
         files = hub.files(repo)
-        assert {"model_index.json", "README.md", "pipeline_dualmcmc.py", "langevin.py", "modeling_dualmcmc.py",
-                "energy_model/model.safetensors", "energy_model/config.json", "energy_model/modeling_dualmcmc.py",
-                "encoder/modeling_dualmcmc.py"} <= set(files), sorted(files)
+        assert {
+            "model_index.json",
+            "README.md",
+            "pipeline_dualmcmc.py",
+            "langevin.py",
+            "modeling_dualmcmc.py",
+            "energy_model/model.safetensors",
+            "energy_model/config.json",
+            "energy_model/modeling_dualmcmc.py",
+            "encoder/modeling_dualmcmc.py",
+        } <= set(files), sorted(files)
         assert json.loads(files["model_index.json"])["_class_name"] == ["pipeline_dualmcmc", "DualMCMCPipeline"]
         card = ModelCard(files["README.md"].decode())
         assert card.text.lstrip().startswith(f"# Dual-MCMC EBM: {repo}\n"), card.text[:200]
@@ -315,8 +332,9 @@ def test_every_upload_path_loads_back_with_every_loader(online_hub, tmp_path):
         with pytest.raises(ValueError, match="trust_remote_code=True"):
             DiffusionPipeline.from_pretrained(repo)
     assert ModelCard(hub.files("org/pushed")["README.md"].decode()).data.license == "mit"
-    np.testing.assert_array_equal(sample(DualMCMCPipeline.from_pretrained("org/pushed", revision=pinned["org/pushed"])),
-                                  expected_first)
+    np.testing.assert_array_equal(
+        sample(DualMCMCPipeline.from_pretrained("org/pushed", revision=pinned["org/pushed"])), expected_first
+    )
 
     env = hub_subprocess_env(hub, tmp_path)
     for package in (True, False):
@@ -325,7 +343,9 @@ def test_every_upload_path_loads_back_with_every_loader(online_hub, tmp_path):
         remote, errors = np.load(out), json.loads(Path(f"{out}.json").read_text())
         for repo in pinned:
             np.testing.assert_array_equal(remote[f"{repo}@main"], expected)
-            np.testing.assert_array_equal(remote[f"{repo}@pinned"], expected_first if repo == "org/pushed" else expected)
+            np.testing.assert_array_equal(
+                remote[f"{repo}@pinned"], expected_first if repo == "org/pushed" else expected
+            )
             assert str(remote[f"{repo}@module"]).startswith("diffusers_modules.")  # the repository's own code ran
         assert str(remote["auto_model"]) == "DualMCMCEnergyModel"
         assert "Pass `trust_remote_code=True`" in errors["no_flag"], errors
@@ -339,16 +359,31 @@ def test_every_upload_path_loads_back_with_every_loader(online_hub, tmp_path):
 def test_train_push_to_hub_loads_back(online_hub, tmp_path):
     train_cli = load_module("scripts/train.py", "train_cli_push")
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1, "max_images": 16},
-        "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
-        "teaching": {"num_steps": 2, "num_latent_steps": 2},
-        "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
-        "run": {"batch_size": 8, "max_steps": 2, "sample_every": 0, "checkpoint_every": 0, "report_to": "none",
-                "num_sample_images": 4, "output_dir": str(tmp_path / "run")},
-    }))
-    assert train_cli.main(["--config", str(config), "--push_to_hub", "--hub_model_id", "org/trained",
-                           "--hub_license", "cc-by-4.0"]) == 0
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1, "max_images": 16},
+                "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
+                "teaching": {"num_steps": 2, "num_latent_steps": 2},
+                "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
+                "run": {
+                    "batch_size": 8,
+                    "max_steps": 2,
+                    "sample_every": 0,
+                    "checkpoint_every": 0,
+                    "report_to": "none",
+                    "num_sample_images": 4,
+                    "output_dir": str(tmp_path / "run"),
+                },
+            }
+        )
+    )
+    assert (
+        train_cli.main(
+            ["--config", str(config), "--push_to_hub", "--hub_model_id", "org/trained", "--hub_license", "cc-by-4.0"]
+        )
+        == 0
+    )
     local = DualMCMCPipeline.from_pretrained(tmp_path / "run" / "pipeline")
     hub_pipe = DualMCMCPipeline.from_pretrained("org/trained")
     np.testing.assert_array_equal(sample(hub_pipe), sample(local))
@@ -363,7 +398,9 @@ def test_train_push_to_hub_loads_back(online_hub, tmp_path):
     assert card.text.lstrip().startswith("# Dual-MCMC EBM: org/trained\n")
     assert 'DualMCMCPipeline.from_pretrained("org/trained")' in card.text
     # the local card names the repository too (it was rendered for the destination)
-    assert 'DualMCMCPipeline.from_pretrained("org/trained")' in (tmp_path / "run" / "pipeline" / "README.md").read_text()
+    assert (
+        'DualMCMCPipeline.from_pretrained("org/trained")' in (tmp_path / "run" / "pipeline" / "README.md").read_text()
+    )
     assert online_hub.unhandled == []
 
 
@@ -382,8 +419,9 @@ def test_card_snippets_run_as_printed(online_hub, tmp_path):
     assert remote.startswith("# pip install torch diffusers transformers safetensors\n")
     env = hub_subprocess_env(online_hub, tmp_path)
     check = "\nassert len(images) == 16 and images[0].size == (8, 8)\n"
-    run_python(usage + reconstruct + check + "assert len(recon) == 4 and len(path) == 8\n", env=env, cwd=tmp_path,
-               package=True)
+    run_python(
+        usage + reconstruct + check + "assert len(recon) == 4 and len(path) == 8\n", env=env, cwd=tmp_path, package=True
+    )
     assert (tmp_path / "sample.png").is_file()  # the snippet saves it
     run_python(remote + check, env=env, cwd=tmp_path, package=False)
     assert online_hub.unhandled == []
@@ -395,7 +433,9 @@ def test_load_errors_name_what_is_missing(online_hub):
     online_hub.delete_file("org/broken", "energy_model/model.safetensors")
     with pytest.raises(OSError, match="model.safetensors"):
         DualMCMCPipeline.from_pretrained("org/broken")
-    np.testing.assert_array_equal(sample(DualMCMCPipeline.from_pretrained("org/broken", revision=complete)), sample(pipe))
+    np.testing.assert_array_equal(
+        sample(DualMCMCPipeline.from_pretrained("org/broken", revision=complete)), sample(pipe)
+    )
     with pytest.raises(OSError, match="'org/nope' is not a local folder and the Hub .* has no repository of that name"):
         DualMCMCPipeline.from_pretrained("org/nope")
     with pytest.raises(OSError, match="the Hub repository 'org/broken' has no revision 'v9'"):
@@ -431,15 +471,22 @@ def test_written_files_get_the_users_normal_modes(tmp_path, umask):
         write_model_card(tmp_path / "saved")
         export_for_hub(tmp_path / "saved", tmp_path / "exported")
         export_for_hub(pipe, tmp_path / "from-object", hub_model_id="org/x")
-        config = TrainConfig.from_dict({"data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 3},
-                                        "run": {"output_dir": str(tmp_path / "run")}})
+        config = TrainConfig.from_dict(
+            {
+                "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 3},
+                "run": {"output_dir": str(tmp_path / "run")},
+            }
+        )
         export_pipeline(pipe, tmp_path / "run" / "pipeline", config, grid=None)
     finally:
         os.umask(previous)
     entries = [p for p in tmp_path.rglob("*")]
     assert len(entries) > 40
-    wrong = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in entries
-             if stat.S_IMODE(p.stat().st_mode) != (0o777 if p.is_dir() else 0o666) & ~umask}
+    wrong = {
+        str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode))
+        for p in entries
+        if stat.S_IMODE(p.stat().st_mode) != (0o777 if p.is_dir() else 0o666) & ~umask
+    }
     assert wrong == {}
 
 
@@ -518,9 +565,9 @@ def test_retarget_card_keeps_a_readme_we_did_not_write(saved, tmp_path):
     assert "# Dual-MCMC EBM: org/run\n" in text and 'from_pretrained("org/run")' in text
     assert 'from_pretrained("outputs/run/pipeline")' not in text
     own = tmp_path / "own.md"
-    own.write_text("# My model\n\nfrom_pretrained(\"outputs/run/pipeline\")\n")
+    own.write_text('# My model\n\nfrom_pretrained("outputs/run/pipeline")\n')
     assert hub.retarget_card(own, "org/run") is False
-    assert own.read_text() == "# My model\n\nfrom_pretrained(\"outputs/run/pipeline\")\n"
+    assert own.read_text() == '# My model\n\nfrom_pretrained("outputs/run/pipeline")\n'
 
 
 def test_atomic_directory_keeps_previous_content_on_failure(tmp_path):

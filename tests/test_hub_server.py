@@ -23,7 +23,11 @@ from huggingface_hub.errors import (
 )
 
 REPO = "org/tiny"
-FILES = {"config.json": b'{"version": 1}', "weights/model.safetensors": bytes(range(256)) * 40, "README.md": b"# Tiny\n"}
+FILES = {
+    "config.json": b'{"version": 1}',
+    "weights/model.safetensors": bytes(range(256)) * 40,
+    "README.md": b"# Tiny\n",
+}
 
 
 def write(folder: Path, files: dict[str, bytes]) -> Path:
@@ -55,7 +59,9 @@ def test_publish_then_download(online_hub, tmp_path):
     assert info.sha == sha and {s.rfilename for s in info.siblings} == {".gitattributes", *FILES}
     info = huggingface_hub.model_info(REPO, files_metadata=True)  # the module-level HfApi instance (diffusers')
     assert {s.rfilename: (s.size, s.blob_id) for s in info.siblings}["config.json"] == (
-        len(FILES["config.json"]), git_blob_sha(FILES["config.json"]))
+        len(FILES["config.json"]),
+        git_blob_sha(FILES["config.json"]),
+    )
     assert HfApi().list_repo_files(REPO) == sorted([".gitattributes", *FILES])
     assert {e.path for e in HfApi().list_repo_tree(REPO)} == {".gitattributes", "README.md", "config.json", "weights"}
     assert [e.path for e in HfApi().list_repo_tree(REPO, path_in_repo="weights")] == ["weights/model.safetensors"]
@@ -89,17 +95,23 @@ def test_old_commits_stay_downloadable(online_hub, tmp_path):
 def test_errors_are_the_clients_typed_errors(online_hub, tmp_path):
     hub = online_hub
     before = hub.publish(REPO, write(tmp_path / "src", FILES))
-    for call in (lambda: hf_hub_download("org/missing", "config.json"), lambda: HfApi().model_info("org/missing"),
-                 lambda: snapshot_download("org/missing"), lambda: HfApi().list_repo_files("org/missing")):
+    for call in (
+        lambda: hf_hub_download("org/missing", "config.json"),
+        lambda: HfApi().model_info("org/missing"),
+        lambda: snapshot_download("org/missing"),
+        lambda: HfApi().list_repo_files("org/missing"),
+    ):
         with pytest.raises(RepositoryNotFoundError):
             call()
     with pytest.raises(RemoteEntryNotFoundError):
         hf_hub_download(REPO, "missing.bin")
     with pytest.raises(EntryNotFoundError):
         list(HfApi().list_repo_tree(REPO, path_in_repo="missing"))
-    for call in (lambda: hf_hub_download(REPO, "config.json", revision="no-such-branch"),
-                 lambda: snapshot_download(REPO, revision="no-such-branch"),
-                 lambda: HfApi().model_info(REPO, revision="0" * 40)):
+    for call in (
+        lambda: hf_hub_download(REPO, "config.json", revision="no-such-branch"),
+        lambda: snapshot_download(REPO, revision="no-such-branch"),
+        lambda: HfApi().model_info(REPO, revision="0" * 40),
+    ):
         with pytest.raises(RevisionNotFoundError):
             call()
 
@@ -121,7 +133,10 @@ def test_unimplemented_requests_fail_loudly(online_hub, tmp_path):
     with pytest.raises(LocalEntryNotFoundError):  # the client hides the 501 behind a "not in the cache" error...
         hf_hub_download("org/data", "train.csv", repo_type="dataset")
     # ... which is why every test ends with this assertion
-    assert hub.unhandled == [("GET", f"/api/models/{REPO}/commits/main"), ("HEAD", "/datasets/org/data/resolve/main/train.csv")]
+    assert hub.unhandled == [
+        ("GET", f"/api/models/{REPO}/commits/main"),
+        ("HEAD", "/datasets/org/data/resolve/main/train.csv"),
+    ]
     hub.unhandled.clear()
 
 
@@ -139,8 +154,10 @@ def test_upload_through_the_client(online_hub, tmp_path, monkeypatch, xet):
         api.create_repo(repo)
     assert error.value.response.status_code == 409
 
-    src = write(tmp_path / "src", {"config.json": b'{"v": 1}', "sub/notes.txt": b"notes\n",
-                                   "README.md": b"---\nlicense: mit\n---\n# Card\n"})
+    src = write(
+        tmp_path / "src",
+        {"config.json": b'{"v": 1}', "sub/notes.txt": b"notes\n", "README.md": b"---\nlicense: mit\n---\n# Card\n"},
+    )
     save_file({"w": torch.randn(512, 1024, generator=torch.Generator().manual_seed(0))}, src / "model.safetensors")
     assert (src / "model.safetensors").stat().st_size > 2_000_000
     commit = api.upload_folder(repo_id=repo, folder_path=src, commit_message="Upload weights")
@@ -188,9 +205,16 @@ def ddpm(seed: int):
     from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
     torch.manual_seed(seed)
-    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8), layers_per_block=1,
-                       norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D"))
+    unet = UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
     pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=10))
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -211,8 +235,14 @@ def test_diffusers_from_pretrained_in_a_child_process(local_hub, tmp_path):
     assert (env["HF_ENDPOINT"], env["HF_HUB_OFFLINE"], env["HF_TOKEN"]) == (local_hub.endpoint, "0", "hf_fake")
     assert "127.0.0.1" in env["NO_PROXY"].split(",") and Path(env["HF_HUB_CACHE"]).is_relative_to(tmp_path)
 
-    child = subprocess.run([sys.executable, "-c", CHILD, str(torch.get_num_threads()), sha1, str(tmp_path)],
-                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(torch.get_num_threads()), sha1, str(tmp_path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == 0, child.stderr[-3000:]
     assert child.stdout.split() == ["main", "DDPMPipeline", "pinned", "DDPMPipeline"]
     expected_v1, expected_v2 = sample(v1), sample(v2)

@@ -49,8 +49,9 @@ from safetensors.torch import load_file
 from hf_dualmcmc import DualMCMCPipeline
 from hf_dualmcmc.checkpointing import checkpoint_step, list_checkpoints, read_checkpoint
 
-pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
-                                reason="the kill test forks training processes (POSIX only)")
+pytestmark = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="the kill test forks training processes (POSIX only)"
+)
 
 PHASES = ("setup", "step", "checkpoint", "export", "done")
 SEEDS = (0, 1, 2)
@@ -61,8 +62,17 @@ MAX_STEPS = 8
 def run_config(out, overwrite=False):
     from test_trainer import tiny_config
 
-    return tiny_config(out, epochs=2, max_steps=MAX_STEPS, checkpoint_every=2, checkpoints_total_limit=2,
-                       export_at_checkpoints=True, use_ema=True, ema_decay=0.9, overwrite_output_dir=overwrite)
+    return tiny_config(
+        out,
+        epochs=2,
+        max_steps=MAX_STEPS,
+        checkpoint_every=2,
+        checkpoints_total_limit=2,
+        export_at_checkpoints=True,
+        use_ema=True,
+        ema_decay=0.9,
+        overwrite_output_dir=overwrite,
+    )
 
 
 def _child(out, resume, kill_at, phase, io_count, io_label):
@@ -77,7 +87,9 @@ def _child(out, resume, kill_at, phase, io_count, io_label):
     import hf_dualmcmc.checkpointing as checkpointing
     import hf_dualmcmc.trainer as trainer
 
-    torch.set_num_threads(1)  # every run alike (conftest asks for 2; two spinning OpenMP threads per run crawl on 2 cores)
+    torch.set_num_threads(
+        1
+    )  # every run alike (conftest asks for 2; two spinning OpenMP threads per run crawl on 2 cores)
 
     def io(fn, label):
         def wrapper(*args, **kwargs):
@@ -86,6 +98,7 @@ def _child(out, resume, kill_at, phase, io_count, io_label):
                 io_label.value = f"{PHASES[phase.value]}: {label}".encode()[:63]
                 os.kill(os.getpid(), signal.SIGKILL)
             return fn(*args, **kwargs)
+
         return wrapper
 
     def in_phase(fn, name):
@@ -95,6 +108,7 @@ def _child(out, resume, kill_at, phase, io_count, io_label):
                 return fn(*args, **kwargs)
             finally:
                 phase.value = before
+
         return wrapper
 
     os.replace = io(os.replace, "rename")
@@ -115,8 +129,9 @@ def launch(out, kill_at=None):
     ctx = multiprocessing.get_context("fork")
     shared = {"phase": ctx.Value("i", 0), "io_count": ctx.Value("i", 0), "io_label": ctx.Array("c", 64)}
     resume = bool(list_checkpoints(out))
-    proc = ctx.Process(target=_child, args=(str(out), resume, kill_at, shared["phase"], shared["io_count"],
-                                            shared["io_label"]))
+    proc = ctx.Process(
+        target=_child, args=(str(out), resume, kill_at, shared["phase"], shared["io_count"], shared["io_label"])
+    )
     proc.start()
     return proc, shared, resume
 
@@ -158,7 +173,9 @@ def check_pipeline_files(folder: Path) -> None:
 
 
 def weights(pipeline_dir: Path) -> dict:
-    return {f"{f.parent.name}/{k}": v for f in sorted(pipeline_dir.glob("*/*.safetensors")) for k, v in load_file(f).items()}
+    return {
+        f"{f.parent.name}/{k}": v for f in sorted(pipeline_dir.glob("*/*.safetensors")) for k, v in load_file(f).items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -197,26 +214,45 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(uninterr
             where = shared["io_label"].value.decode() or "(finished first)"
         if mode is None:
             where = "(no kill)"
-        steps = [json.loads(x)["step"] for x in (out / "history.jsonl").read_text().split("\n")[:-1]] \
-            if (out / "history.jsonl").exists() else []
-        log.append((mode or "-", "resume" if resumed else "fresh", where, proc.exitcode, max(steps, default=0),
-                    [c.name.split("-")[1] for c in list_checkpoints(out)]))
+        steps = (
+            [json.loads(x)["step"] for x in (out / "history.jsonl").read_text().split("\n")[:-1]]
+            if (out / "history.jsonl").exists()
+            else []
+        )
+        log.append(
+            (
+                mode or "-",
+                "resume" if resumed else "fresh",
+                where,
+                proc.exitcode,
+                max(steps, default=0),
+                [c.name.split("-")[1] for c in list_checkpoints(out)],
+            )
+        )
         assert proc.exitcode in (0, -signal.SIGKILL), log
         check_integrity(out)
         if proc.exitcode == 0:
             break
     assert proc.exitcode == 0, log  # the last attempt was not killed
-    print(f"\nseed {seed}: {sum(e[3] == -signal.SIGKILL for e in log)} kills, {sum(e[1] == 'resume' for e in log)} "
-          f"resumes ({seconds:.1f} s per uninterrupted run, {io_ops} file operations)")
+    print(
+        f"\nseed {seed}: {sum(e[3] == -signal.SIGKILL for e in log)} kills, {sum(e[1] == 'resume' for e in log)} "
+        f"resumes ({seconds:.1f} s per uninterrupted run, {io_ops} file operations)"
+    )
     for mode, how, where, code, step, checkpoints in log:
-        print(f"  {mode:5s} {how:6s} exit {code:>3}  at {where:45s} history to step {step:2d}, checkpoints {checkpoints}")
+        print(
+            f"  {mode:5s} {how:6s} exit {code:>3}  at {where:45s} history to step {step:2d}, checkpoints {checkpoints}"
+        )
 
     assert any(entry[3] == -signal.SIGKILL for entry in log), log  # the test did kill
     a, b = weights(reference / "pipeline"), weights(out / "pipeline")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (out / "history.jsonl").read_text() == (reference / "history.jsonl").read_text()
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "checkpoints", "history.jsonl", "pipeline", "training_config.yaml"]
+        "checkpoints",
+        "history.jsonl",
+        "pipeline",
+        "training_config.yaml",
+    ]
     assert [c.name for c in list_checkpoints(out)] == ["checkpoint-6", "checkpoint-8"]
 
 
@@ -275,10 +311,13 @@ def test_two_runs_started_together_one_runs_the_other_exits_2(tmp_path):
     errors = _error_lines((tmp_path / f"err{loser}").read_text())
     # refused at the lock while the other runs (or, had the other finished first, as a folder holding another run)
     assert len(errors) == 1 and (
-        errors[0].startswith(f"error: run.output_dir {out} is in use by another training run (pid {procs[winner].pid} "
-                             f"on {socket.gethostname()}, started ") and errors[0].endswith(
-            "): wait for it or choose another run.output_dir")
-        or errors[0].startswith(f"error: run.output_dir {out} holds another run;")), errors
+        errors[0].startswith(
+            f"error: run.output_dir {out} is in use by another training run (pid {procs[winner].pid} "
+            f"on {socket.gethostname()}, started "
+        )
+        and errors[0].endswith("): wait for it or choose another run.output_dir")
+        or errors[0].startswith(f"error: run.output_dir {out} holds another run;")
+    ), errors
     assert _history_steps(out) == [1, 2, 3, 4]  # one run's history, nothing interleaved
     assert [c.name for c in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4"]
     assert not (out / ".hf-dualmcmc.lock.json").exists()  # the holder's name goes with it
@@ -306,14 +345,17 @@ def test_second_run_names_the_holder_and_a_killed_holder_leaves_no_stale_lock(tm
     assert proc.is_alive() and not list(out.glob(".previous-run-*"))
     assert _error_lines(capsys.readouterr().err) == [
         f"error: run.output_dir {out} is in use by another training run (pid {proc.pid} on {socket.gethostname()}, "
-        f"started {holder['started']}): wait for it or choose another run.output_dir"]
+        f"started {holder['started']}): wait for it or choose another run.output_dir"
+    ]
     # SIGKILL the holder: its holder file is left behind, its lock is not (the OS released the flock)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(timeout=60)
     assert proc.exitcode == -signal.SIGKILL and json.loads(holder_file.read_text())["pid"] == proc.pid
     done = checkpoint_step(list_checkpoints(out)[-1])
-    result = train(tiny_config(out, max_steps=done + 1, checkpoint_every=1, checkpoints_total_limit=1),
-                   resume_from_checkpoint="latest")
+    result = train(
+        tiny_config(out, max_steps=done + 1, checkpoint_every=1, checkpoints_total_limit=1),
+        resume_from_checkpoint="latest",
+    )
     assert result.step == done + 1 and _history_steps(out) == list(range(1, done + 2))
     assert not holder_file.exists()
 
@@ -327,13 +369,19 @@ def test_resume_from_an_older_checkpoint_keeps_the_newer_ones_aside(tmp_path, ca
     train(tiny_config(out, max_steps=4, checkpoint_every=2, checkpoints_total_limit=0))
     newer = tree(out / "checkpoints" / "checkpoint-4")
     (out / "checkpoints" / ".git").mkdir()  # (a user's entry of checkpoints/: left alone)
-    resumed = train(tiny_config(out, max_steps=3, checkpoint_every=2, checkpoints_total_limit=0),
-                    resume_from_checkpoint=str(out / "checkpoints" / "checkpoint-2"))
+    resumed = train(
+        tiny_config(out, max_steps=3, checkpoint_every=2, checkpoints_total_limit=0),
+        resume_from_checkpoint=str(out / "checkpoints" / "checkpoint-2"),
+    )
     assert resumed.step == 3 and _history_steps(out) == [1, 2, 3]
     assert [c.name for c in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-3"]
     (aside,) = (out / "checkpoints").glob(".superseded-*")
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [".git", aside.name, "checkpoint-2",
-                                                                        "checkpoint-3"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        ".git",
+        aside.name,
+        "checkpoint-2",
+        "checkpoint-3",
+    ]
     assert tree(aside / "checkpoint-4") == newer  # kept byte for byte, and said so
     assert f"the newer checkpoints checkpoint-4 are kept in {aside}" in caplog.text
     read_checkpoint(aside / "checkpoint-4")  # still a complete checkpoint (resumable from there)

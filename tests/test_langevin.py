@@ -171,7 +171,9 @@ def test_posterior_chain_std_errors_and_numpy_integers():
         posterior_langevin(lambda z: z, torch.zeros(1, 2), torch.zeros(1, 2), 1, 0.1, 0.1, 0.0)
     with pytest.raises(ValueError, match="prior_std must be a finite number > 0, got inf"):
         posterior_langevin(lambda z: z, torch.zeros(1, 2), torch.zeros(1, 2), 1, 0.1, 0.1, 0.3, float("inf"))
-    out = energy_langevin(lambda x: x.pow(2).sum(1), torch.ones(1, 2), np.int64(2), np.float32(0.5), 0, return_energies=True)
+    out = energy_langevin(
+        lambda x: x.pow(2).sum(1), torch.ones(1, 2), np.int64(2), np.float32(0.5), 0, return_energies=True
+    )
     assert out.energies.shape == (3, 1)
 
 
@@ -193,8 +195,9 @@ def test_callback_can_replace_the_chain_state():
     # a callback that mutates in place and returns the state (or None) keeps going from it
     kept = energy_langevin(energy, torch.ones(1, 1), 2, 1.0, 0.0, callback=lambda i, x: x.mul_(2))
     assert torch.allclose(kept.sample, torch.full((1, 1), 1.0))  # (1 * 0.5 * 2) * 0.5 * 2
-    z = posterior_langevin(lambda z: z, torch.ones(1, 2), torch.zeros(1, 2), 1, 0.1, 0.0, 1.0,
-                           callback=lambda i, z: torch.zeros_like(z)).sample
+    z = posterior_langevin(
+        lambda z: z, torch.ones(1, 2), torch.zeros(1, 2), 1, 0.1, 0.0, 1.0, callback=lambda i, z: torch.zeros_like(z)
+    ).sample
     assert torch.equal(z, torch.zeros(1, 2))
     with pytest.raises(ValueError, match=r"callback must return None or a tensor of the chain state's shape \(2, 3\)"):
         energy_langevin(energy, torch.ones(2, 3), 1, 1.0, 0.0, callback=lambda i, x: x[:1])

@@ -172,13 +172,23 @@ def test_generator_rejects_bad_latents(tiny_configs):
 @pytest.mark.parametrize(
     "damage, error, message",
     [
-        (lambda d: (d / "model.safetensors").write_bytes(b""), OSError, "model.safetensors: not a readable safetensors"),
-        (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]), OSError,
-         "model.safetensors: not a readable safetensors file .empty or truncated.."),
+        (
+            lambda d: (d / "model.safetensors").write_bytes(b""),
+            OSError,
+            "model.safetensors: not a readable safetensors",
+        ),
+        (
+            lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]),
+            OSError,
+            "model.safetensors: not a readable safetensors file .empty or truncated..",
+        ),
         (lambda d: (d / "config.json").write_text("{"), OSError, "config.json is not a valid JSON config object"),
         (lambda d: (d / "config.json").write_bytes(b"\xff\xfe"), OSError, "config.json is not a valid JSON config"),
-        (lambda d: (d / "config.json").write_text(json.dumps({"num_channels": 4})), ValueError,
-         "config.json: .*num_channels must be 1"),
+        (
+            lambda d: (d / "config.json").write_text(json.dumps({"num_channels": 4})),
+            ValueError,
+            "config.json: .*num_channels must be 1",
+        ),
         (lambda d: (d / "config.json").unlink(), FileNotFoundError, "config.json is missing"),
     ],
 )

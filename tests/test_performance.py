@@ -89,7 +89,11 @@ def assert_same_iteration(ours, theirs, outs, refs, loss_rel, weight_atol, skip_
     decided by float rounding)."""
     n_iterations = len(outs)
     cfg = TeachingConfig()
-    lrs = {DualMCMCEnergyModel: cfg.lr_energy, DualMCMCGeneratorModel: cfg.lr_generator, DualMCMCEncoderModel: cfg.lr_encoder}
+    lrs = {
+        DualMCMCEnergyModel: cfg.lr_energy,
+        DualMCMCGeneratorModel: cfg.lr_generator,
+        DualMCMCEncoderModel: cfg.lr_encoder,
+    }
     for o, r in zip(outs, refs):
         for key, value in o.as_dict().items():
             assert value == pytest.approx(r.as_dict()[key], rel=loss_rel, abs=1e-6), key
@@ -169,7 +173,9 @@ def test_channels_last_chain_state_and_outputs():
     to_memory_format(E, G, I)
     assert G.conv_out.weight.is_contiguous(memory_format=CL) and E.start.conv1.weight.is_contiguous(memory_format=CL)
     cfg = TeachingConfig(num_steps=2, num_latent_steps=1)
-    out = dual_mcmc_step(data(4, 16, 3), E, G, I, make_optimizers(E, G, I, cfg), cfg, memory_format=CL, keep_tensors=True)
+    out = dual_mcmc_step(
+        data(4, 16, 3), E, G, I, make_optimizers(E, G, I, cfg), cfg, memory_format=CL, keep_tensors=True
+    )
     assert out.extras["revised"].is_contiguous(memory_format=CL) and out.extras["revised"].dtype == torch.float32
     assert out.is_finite()
     with pytest.raises(ValueError, match="memory_format"):
@@ -220,8 +226,14 @@ def test_bf16_autocast_keeps_fp32_state_and_stays_close():
         E, G, I = build(spectral_norm=False, size=16, channels=3)
         torch.manual_seed(7)
         results[precision] = dual_mcmc_step(
-            data(4, 16, 3), E, G, I, make_optimizers(E, G, I, cfg), cfg,
-            autocast=autocast_factory("cpu", precision), keep_tensors=True,
+            data(4, 16, 3),
+            E,
+            G,
+            I,
+            make_optimizers(E, G, I, cfg),
+            cfg,
+            autocast=autocast_factory("cpu", precision),
+            keep_tensors=True,
         )
         assert all(p.dtype == torch.float32 for m in (E, G, I) for p in m.parameters())
     fp32, bf16 = results["fp32"], results["bf16"]
@@ -264,8 +276,15 @@ def test_trainer_channels_last_matches_default_and_exports(tmp_path):
         "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
         "teaching": {"num_steps": 2, "num_latent_steps": 2},
         "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
-        "run": {"output_dir": str(tmp_path / "a"), "batch_size": 8, "max_steps": 2, "sample_every": 0,
-                "checkpoint_every": 2, "report_to": "none", "num_sample_images": 4},
+        "run": {
+            "output_dir": str(tmp_path / "a"),
+            "batch_size": 8,
+            "max_steps": 2,
+            "sample_every": 0,
+            "checkpoint_every": 2,
+            "report_to": "none",
+            "num_sample_images": 4,
+        },
     }
     plain = train(TrainConfig.from_dict(copy.deepcopy(raw)))
     raw["run"].update(output_dir=str(tmp_path / "b"), channels_last=True)
@@ -281,9 +300,29 @@ def test_trainer_channels_last_matches_default_and_exports(tmp_path):
 
 def load_bench():
     bench = load_module("benchmarks/bench_step.py", "bench_step")
-    tiny = ["--config", str(REPO_ROOT / "configs" / "digits.yaml"), "--ngf", "8", "--ndf", "8", "--nif", "4", "--latent-dim",
-            "4", "--batch-size", "4", "--reference", "--channels-last", "--precision", "bf16", "--sample-steps", "3",
-            "--set", "teaching.num_steps=3", "teaching.num_latent_steps=2"]
+    tiny = [
+        "--config",
+        str(REPO_ROOT / "configs" / "digits.yaml"),
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--nif",
+        "4",
+        "--latent-dim",
+        "4",
+        "--batch-size",
+        "4",
+        "--reference",
+        "--channels-last",
+        "--precision",
+        "bf16",
+        "--sample-steps",
+        "3",
+        "--set",
+        "teaching.num_steps=3",
+        "teaching.num_latent_steps=2",
+    ]
     return bench, tiny
 
 
@@ -315,7 +354,9 @@ def test_bench_step_repeat_sets_time_fp32_bf16_and_reference_interleaved(tmp_pat
 
     bench, tiny = load_bench()
     out, profile = tmp_path / "bench.json", tmp_path / "profile.md"
-    assert bench.main(tiny + ["--repeat-sets", "2", "--warmup", "1", "--json", str(out), "--profile", str(profile)]) == 0
+    assert (
+        bench.main(tiny + ["--repeat-sets", "2", "--warmup", "1", "--json", str(out), "--profile", str(profile)]) == 0
+    )
     res = json.loads(out.read_text())
     printed = capsys.readouterr().out
     # the machine: CPU model, the bf16-relevant flags, torch's dispatch ISA, oneDNN, threads; in the JSON and printed
@@ -333,13 +374,17 @@ def test_bench_step_repeat_sets_time_fp32_bf16_and_reference_interleaved(tmp_pat
         assert all(len(v) == 2 for v in entry["runs_s"].values())
         med = entry["median_s"]
         assert med["bf16"] == pytest.approx(sum(entry["runs_s"]["bf16"]) / 2)  # the median of two
-        assert entry["speedup"] == {"bf16 vs fp32": pytest.approx(med["fp32"] / med["bf16"]),
-                                    "fp32 vs reference": pytest.approx(med["reference"] / med["fp32"]),
-                                    "bf16 vs reference": pytest.approx(med["reference"] / med["bf16"])}
+        assert entry["speedup"] == {
+            "bf16 vs fp32": pytest.approx(med["fp32"] / med["bf16"]),
+            "fp32 vs reference": pytest.approx(med["reference"] / med["fp32"]),
+            "bf16 vs reference": pytest.approx(med["reference"] / med["bf16"]),
+        }
     assert res["sample"]["images_per_s"]["bf16"] == pytest.approx(4 / res["sample"]["median_s"]["bf16"])
     assert "train set 3: fp32 " in printed and "train set 4" not in printed and "(warm-up): fp32" in printed
-    header = ("| measure | fp32 | bf16 | reference | speed-up bf16 vs fp32 | speed-up fp32 vs reference | "
-              "speed-up bf16 vs reference |")
+    header = (
+        "| measure | fp32 | bf16 | reference | speed-up bf16 vs fp32 | speed-up fp32 vs reference | "
+        "speed-up bf16 vs reference |"
+    )
     assert header in printed
     ratio = res["train"]["speedup"]["bf16 vs fp32"]
     assert f"| training iteration (s, median) | {res['train']['median_s']['fp32']:.3f} |" in printed
@@ -372,8 +417,14 @@ def test_profile_ops_attributes_time_to_categories():
     step()
     prof = profile_ops(step, E, G, I, top=10_000)
     cats = {c["category"]: c for c in prof["categories"]}
-    for name in ("convolution forward", "convolution backward", "dtype casts", "batch norm",
-                 "spectral-norm power iteration", "Adam"):
+    for name in (
+        "convolution forward",
+        "convolution backward",
+        "dtype casts",
+        "batch norm",
+        "spectral-norm power iteration",
+        "Adam",
+    ):
         assert cats[name]["self_ms"] > 0 and cats[name]["calls"] > 0, name
     assert sum(c["percent"] for c in cats.values()) == pytest.approx(100)
     ops = {r["op"]: r for r in prof["top_ops"]}
@@ -404,7 +455,10 @@ def test_cpu_model_falls_back_to_proc_cpuinfo(monkeypatch):
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
         pytest.skip("no /proc/cpuinfo on this platform")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-    assert performance.cpu_model() == (names[0] if names else performance.platform.processor() or
-                                       performance.platform.machine())
+    names = [
+        line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+    ]
+    assert performance.cpu_model() == (
+        names[0] if names else performance.platform.processor() or performance.platform.machine()
+    )
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?|unavailable", performance.onednn_version())

@@ -39,8 +39,14 @@ def test_sampling_outputs(tiny_pipeline):
     assert len(images) == 2 and isinstance(images[0], PIL.Image.Image)
     images, energies = tiny_pipeline(batch_size=2, generator=seeded(), return_dict=False, return_energies=True)
     assert energies.shape == (5, 2)
-    images, proposals, energies = tiny_pipeline(batch_size=2, generator=seeded(), output_type="pt", return_dict=False,
-                                                return_proposals=True, return_energies=True)
+    images, proposals, energies = tiny_pipeline(
+        batch_size=2,
+        generator=seeded(),
+        output_type="pt",
+        return_dict=False,
+        return_proposals=True,
+        return_energies=True,
+    )
     assert images.shape == proposals.shape == (2, 3, 16, 16) and energies.shape == (5, 2)
     assert torch.equal(images, pt)
 
@@ -53,7 +59,9 @@ def test_latent_output_is_the_unclamped_chain_state(tiny_pipeline):
     assert latent.images.abs().max() > 1  # a large step leaves [-1, 1]: "latent" does not clamp
     assert torch.equal((latent.images / 2 + 0.5).clamp(0, 1), pt.images)
     assert torch.equal((latent.proposals / 2 + 0.5).clamp(0, 1), pt.proposals)
-    recon = tiny_pipeline.reconstruct(pixel_values=latent.proposals, num_latent_steps=1, generator=1, output_type="latent")
+    recon = tiny_pipeline.reconstruct(
+        pixel_values=latent.proposals, num_latent_steps=1, generator=1, output_type="latent"
+    )
     assert recon.images.shape == (3, 3, 16, 16) and recon.images.min() < 0  # model space
 
 
@@ -66,8 +74,9 @@ def test_zero_steps_returns_proposals_and_seed_forms(tiny_pipeline):
     listed_again = tiny_pipeline(batch_size=2, generator=[1, 2], output_type="pt").images
     assert torch.equal(listed, listed_again)
     # numpy integers are integers: batch size, steps and seeds
-    as_numpy = tiny_pipeline(batch_size=np.int64(2), num_inference_steps=np.int32(4), generator=[np.int64(1), 2],
-                             output_type="pt").images
+    as_numpy = tiny_pipeline(
+        batch_size=np.int64(2), num_inference_steps=np.int32(4), generator=[np.int64(1), 2], output_type="pt"
+    ).images
     assert torch.equal(as_numpy, listed)
 
 
@@ -89,8 +98,9 @@ def test_callback_on_step_end_replaces_the_chain_state(tiny_pipeline):
         seen.append(callback_kwargs["sample"].clone())
         return {"sample": torch.zeros_like(callback_kwargs["sample"])} if step == 1 else callback_kwargs
 
-    kwargs = dict(batch_size=2, num_inference_steps=4, step_size=0.5, noise_scale=0.0, output_type="latent",
-                  return_energies=True)
+    kwargs = dict(
+        batch_size=2, num_inference_steps=4, step_size=0.5, noise_scale=0.0, output_type="latent", return_energies=True
+    )
     out = tiny_pipeline(generator=seeded(3), callback_on_step_end=reset_after_step_1, **kwargs)
     assert len(seen) == 4 and seen[1].abs().sum() > 0 and torch.equal(seen[3], out.images)
     # the chain went on from the replaced state: steps 2 and 3 are two descent steps from the zero image
@@ -124,7 +134,9 @@ def test_pipeline_callback_objects_work(tiny_pipeline):
 def test_latents_and_step_overrides(tiny_pipeline):
     z = torch.randn(2, 8)
     a = tiny_pipeline(latents=z, num_inference_steps=3, step_size=0.2, noise_scale=0.0, output_type="pt")
-    b = tiny_pipeline(latents=z.view(2, 8, 1, 1), num_inference_steps=3, step_size=0.2, noise_scale=0.0, output_type="pt")
+    b = tiny_pipeline(
+        latents=z.view(2, 8, 1, 1), num_inference_steps=3, step_size=0.2, noise_scale=0.0, output_type="pt"
+    )
     assert torch.equal(a.images, b.images)
     assert torch.equal(a.latents, z)
 
@@ -133,7 +145,9 @@ def test_bn_stats_choice_changes_samples(tiny_pipeline):
     with torch.no_grad():  # give the generator non-trivial running statistics
         tiny_pipeline.generator_model.train()(torch.randn(16, 8) * 3)
     batch = tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt", num_inference_steps=0).images
-    running = tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt", num_inference_steps=0, bn_stats="running").images
+    running = tiny_pipeline(
+        batch_size=4, generator=seeded(), output_type="pt", num_inference_steps=0, bn_stats="running"
+    ).images
     assert not torch.allclose(batch, running)
     state = {k: v.clone() for k, v in tiny_pipeline.generator_model.state_dict().items()}
     tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt")
@@ -174,8 +188,9 @@ def test_reconstruct(tiny_pipeline):
     x = tiny_pipeline(batch_size=4, generator=seeded(), output_type="pt").images  # [0, 1]
     # an untrained generator is steep in z: a small latent step keeps the chain in its stable regime
     tiny_pipeline.register_to_config(latent_step_size=0.01, latent_noise_scale=0.01)
-    out = tiny_pipeline.reconstruct(images=x, num_latent_steps=5, generator=seeded(), output_type="pt",
-                                    return_proposals=True, return_energies=True)
+    out = tiny_pipeline.reconstruct(
+        images=x, num_latent_steps=5, generator=seeded(), output_type="pt", return_proposals=True, return_energies=True
+    )
     assert out.images.shape == (4, 3, 16, 16) and out.proposals.shape == (4, 3, 16, 16)
     assert out.latents.shape == (4, 8)
     assert out.energies.shape == (6, 4)
@@ -184,7 +199,9 @@ def test_reconstruct(tiny_pipeline):
     ref = tiny_pipeline.reconstruct(images=x, num_latent_steps=2, generator=seeded(), output_type="pt").images
     as_np = x.permute(0, 2, 3, 1).numpy()
     via_np = tiny_pipeline.reconstruct(images=as_np, num_latent_steps=2, generator=seeded(), output_type="pt").images
-    via_pv = tiny_pipeline.reconstruct(pixel_values=x * 2 - 1, num_latent_steps=2, generator=seeded(), output_type="pt").images
+    via_pv = tiny_pipeline.reconstruct(
+        pixel_values=x * 2 - 1, num_latent_steps=2, generator=seeded(), output_type="pt"
+    ).images
     assert torch.equal(ref, via_np) and torch.equal(ref, via_pv)  # one memory layout, whatever the format
     pils = tiny_pipeline.numpy_to_pil(as_np)
     via_pil = tiny_pipeline.reconstruct(images=pils, num_latent_steps=0, output_type="np", sample_posterior=False)
@@ -196,7 +213,9 @@ def test_interpolate(tiny_pipeline):
     grid = tiny_pipeline.interpolate(out.images[0], out.images[1], num_points=5, output_type="pt")
     assert grid.images.shape == (5, 3, 16, 16)
     za, zb = torch.randn(8), torch.randn(8)
-    lat = tiny_pipeline.interpolate(start_latents=za, end_latents=zb, num_points=4, num_inference_steps=0, output_type="pt")
+    lat = tiny_pipeline.interpolate(
+        start_latents=za, end_latents=zb, num_points=4, num_inference_steps=0, output_type="pt"
+    )
     assert torch.allclose(lat.latents[0], za) and torch.allclose(lat.latents[-1], zb)
     assert torch.allclose(lat.latents[1], za + (zb - za) / 3, atol=1e-6)
     with pytest.raises(ValueError, match="one start and one end image or latent vector, got 3"):
@@ -204,8 +223,15 @@ def test_interpolate(tiny_pipeline):
 
 
 def test_zero_steps_and_zero_noise_are_allowed(tiny_pipeline):
-    out = tiny_pipeline(batch_size=2, num_inference_steps=0, noise_scale=0.0, generator=1, output_type="pt",
-                        return_proposals=True, return_energies=True)
+    out = tiny_pipeline(
+        batch_size=2,
+        num_inference_steps=0,
+        noise_scale=0.0,
+        generator=1,
+        output_type="pt",
+        return_proposals=True,
+        return_energies=True,
+    )
     assert torch.equal(out.images, out.proposals) and out.energies.shape == (1, 2)
 
 
@@ -276,8 +302,10 @@ def test_diffusion_pipeline_from_pretrained_finds_the_class(tiny_pipeline, tmp_p
     kwargs = dict(batch_size=2, generator=3, output_type="pt")
     assert torch.equal(loaded(**kwargs).images, tiny_pipeline(**kwargs).images)
     # in a clean interpreter: `import hf_dualmcmc` is all it takes
-    code = ("import sys, hf_dualmcmc\nfrom diffusers import DiffusionPipeline\n"
-            "pipe = DiffusionPipeline.from_pretrained(sys.argv[1])\nprint(type(pipe).__module__, type(pipe).__name__)")
+    code = (
+        "import sys, hf_dualmcmc\nfrom diffusers import DiffusionPipeline\n"
+        "pipe = DiffusionPipeline.from_pretrained(sys.argv[1])\nprint(type(pipe).__module__, type(pipe).__name__)"
+    )
     proc = subprocess.run([sys.executable, "-c", code, str(saved)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-2:] == ["hf_dualmcmc.pipeline_dualmcmc", "DualMCMCPipeline"]

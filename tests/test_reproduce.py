@@ -27,9 +27,30 @@ def test_bad_arguments_are_refused(reproduce, capsys):
 
 @pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not found at {MNIST} (../shared absent)")
 def test_mnist_suite_trains_evaluates_caches_and_rebuilds_the_table(reproduce, tmp_path, capsys):
-    argv = ["--suite", "mnist", "--seeds", "0", "--methods", "short_run,inference_only", "--mnist-steps", "2",
-            "--mnist-width", "8", "--mnist-batch-size", "8", "--mnist-x-steps", "2", "--mnist-samples", "100",
-            "--fd-classifier-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out")]
+    argv = [
+        "--suite",
+        "mnist",
+        "--seeds",
+        "0",
+        "--methods",
+        "short_run,inference_only",
+        "--mnist-steps",
+        "2",
+        "--mnist-width",
+        "8",
+        "--mnist-batch-size",
+        "8",
+        "--mnist-x-steps",
+        "2",
+        "--mnist-samples",
+        "100",
+        "--fd-classifier-steps",
+        "20",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out-dir",
+        str(tmp_path / "out"),
+    ]
     table = reproduce.main(argv)
 
     short = json.loads((tmp_path / "cache/mnist/mnist/short_run/seed0.json").read_text())
@@ -58,8 +79,9 @@ def test_mnist_suite_trains_evaluates_caches_and_rebuilds_the_table(reproduce, t
     with pytest.raises(SystemExit, match="--variant"):
         reproduce.main(argv + ["--mnist-width", "16"])
     # a variant is its own cached run and its own table row, with its overrides
-    variant = reproduce.main(argv + ["--methods", "inference_only", "--variant", "obs05", "--set",
-                                     "model.observation_std=0.5"])
+    variant = reproduce.main(
+        argv + ["--methods", "inference_only", "--variant", "obs05", "--set", "model.observation_std=0.5"]
+    )
     record = json.loads((tmp_path / "cache/mnist/mnist/inference_only+obs05/seed0.json").read_text())
     assert record["config"]["model"]["observation_std"] == 0.5 and record["variant"] == "obs05"
     assert "| inference_only+obs05 | `model.observation_std=0.5` | 1 | 2 |" in variant
@@ -69,13 +91,18 @@ def test_mnist_suite_trains_evaluates_caches_and_rebuilds_the_table(reproduce, t
     # every run records its energy-gap trajectory (from its history.jsonl), its precision and whether it resumed
     history = [json.loads(line) for line in (tmp_path / "cache/mnist/mnist/short_run/seed0/history.jsonl").open()]
     assert short["energy_gap_trajectory"] == {
-        "window": 50, "steps": [2], "mean_abs_gap": [pytest.approx((history[0]["energy_gap"] + history[1]["energy_gap"]) / 2)]}
+        "window": 50,
+        "steps": [2],
+        "mean_abs_gap": [pytest.approx((history[0]["energy_gap"] + history[1]["energy_gap"]) / 2)],
+    }
     assert short["mixed_precision"] == "no" and short["resumed"] is False
     assert "Energy gap: mean |E(data) - E(samples)| per 50-step window" not in variant  # no full window yet
     # equal wall clock: no step limit, the budget decides (0 minutes: one step); its own row. (bf16 is the same with
     # --set run.mixed_precision=bf16, in a process of its own: accelerate's state keeps a process's first precision)
-    wall = reproduce.main(argv + ["--methods", "short_run", "--variant", "wall", "--set", "run.max_minutes=0",
-                                  "--set", "run.max_steps=null"])
+    wall = reproduce.main(
+        argv
+        + ["--methods", "short_run", "--variant", "wall", "--set", "run.max_minutes=0", "--set", "run.max_steps=null"]
+    )
     record = json.loads((tmp_path / "cache/mnist/mnist/short_run+wall/seed0.json").read_text())
     assert record["iterations"] == 1 and record["energy_gap_trajectory"]["steps"] == [1]
     assert record["config"]["run"]["max_steps"] is None and record["config"]["run"]["max_minutes"] == 0
@@ -99,8 +126,9 @@ def test_energy_gap_trajectory_and_its_table(reproduce):
         return {"seed": seed, **({"energy_gap_trajectory": trajectory} if trajectory else {})}
 
     shifted = reproduce.energy_gap_trajectory([{"step": s, "energy_gap": s + 2.0} for s in range(1, 61)])
-    table = reproduce.gap_table({"dual_mcmc": [record(0, None), record(1, None)],
-                                 "dual_mcmc+bf16": [record(0, trajectory), record(1, shifted)]})
+    table = reproduce.gap_table(
+        {"dual_mcmc": [record(0, None), record(1, None)], "dual_mcmc+bf16": [record(0, trajectory), record(1, shifted)]}
+    )
     # full windows only (the partial last window is in the record, not in the table), mean ± std over seeds
     assert "| run | seeds | 1-50 | 51-100 |" in table
     assert "| dual_mcmc+bf16 | 2 | 26.5 ± 1.4 | 75.5 |" in table
@@ -128,10 +156,29 @@ def test_toy_suite_runs_caches_and_rebuilds_the_table(reproduce, tmp_path, monke
 
     real_train, real_eval = toy.train_toy, toy.evaluate_toy
     monkeypatch.setattr(toy, "train_toy", lambda *a, **k: real_train(*a, hidden_dim=16, num_layers=1, **k))
-    monkeypatch.setattr(toy, "evaluate_toy", lambda run: real_eval(run, num_samples=200, resolution=32,
-                                                                   num_data_hist=20000, num_test=300))
-    argv = ["--suite", "toy", "--toys", "8gaussians", "--seeds", "0,1", "--iterations", "2", "--batch-size", "16",
-            "--x-steps", "2", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out")]
+    monkeypatch.setattr(
+        toy,
+        "evaluate_toy",
+        lambda run: real_eval(run, num_samples=200, resolution=32, num_data_hist=20000, num_test=300),
+    )
+    argv = [
+        "--suite",
+        "toy",
+        "--toys",
+        "8gaussians",
+        "--seeds",
+        "0,1",
+        "--iterations",
+        "2",
+        "--batch-size",
+        "16",
+        "--x-steps",
+        "2",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out-dir",
+        str(tmp_path / "out"),
+    ]
     table = reproduce.main(argv)
     for method in reproduce.METHODS:
         for seed in (0, 1):
@@ -150,7 +197,10 @@ def test_mnist_runs_are_sampled_with_their_training_chain(reproduce, tmp_path):
 
     default = config()
     assert (default.sampler.num_inference_steps, default.sampler.step_size, default.sampler.noise_scale) == (
-        7, default.teaching.step_size, default.teaching.noise_scale)
+        7,
+        default.teaching.step_size,
+        default.teaching.noise_scale,
+    )
     changed = config("teaching.step_size=0.3", "teaching.use_noise=false")
     assert (changed.sampler.step_size, changed.sampler.noise_scale) == (0.3, 0.0)
     assert config("teaching.step_size=0.3", "sampler.step_size=0.4").sampler.step_size == 0.4
@@ -164,15 +214,30 @@ def test_a_recipe_file_is_trained_as_written_with_the_suites_bookkeeping(reprodu
     assert config.teaching.method == "cooperative" and config.run.seed == 2
     assert config.run.output_dir == str(tmp_path / "run") and config.run.report_to == "none"
     assert config.teaching.lr_generator == recipe["teaching"]["lr_generator"]
-    assert config.run.max_steps == recipe["run"]["max_steps"] and config.sampler.step_size == recipe["sampler"]["step_size"]
-    changed = reproduce.parse_args(["--suite", "mnist", "--config", str(REPO_ROOT / "configs" / "mnist.yaml"),
-                                    "--variant", "short", "--set", "run.max_steps=7"])
+    assert (
+        config.run.max_steps == recipe["run"]["max_steps"]
+        and config.sampler.step_size == recipe["sampler"]["step_size"]
+    )
+    changed = reproduce.parse_args(
+        [
+            "--suite",
+            "mnist",
+            "--config",
+            str(REPO_ROOT / "configs" / "mnist.yaml"),
+            "--variant",
+            "short",
+            "--set",
+            "run.max_steps=7",
+        ]
+    )
     assert reproduce.image_config(changed, "dual_mcmc", 0, tmp_path).run.max_steps == 7
 
     other = tmp_path / "digits.yaml"
     other.write_text((REPO_ROOT / "configs" / "digits.yaml").read_text())
     with pytest.raises(SystemExit, match="data.source: mnist"):
-        reproduce.image_config(reproduce.parse_args(["--suite", "mnist", "--config", str(other)]), "dual_mcmc", 0, tmp_path)
+        reproduce.image_config(
+            reproduce.parse_args(["--suite", "mnist", "--config", str(other)]), "dual_mcmc", 0, tmp_path
+        )
     with pytest.raises(SystemExit):
         reproduce.parse_args(["--suite", "mnist", "--config", str(tmp_path / "missing.yaml")])
     assert "no such file" in capsys.readouterr().err
@@ -183,20 +248,62 @@ def test_digits_suite_trains_the_embedded_default_and_floors_at_the_training_set
     and its floor uses all 1,617 training digits when more samples are asked for."""
     args = reproduce.parse_args(["--suite", "digits"])
     assert args.config == REPO_ROOT / "configs" / "digits.yaml" and args.variant is None
-    tiny = ["--set", "run.max_steps=2", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.nif=8",
-            "--set", "teaching.num_steps=2", "--set", "teaching.num_latent_steps=2",
-            "--set", "sampler.num_inference_steps=2", "--set", "run.batch_size=8"]
-    argv = ["--suite", "digits", "--seeds", "0", "--methods", "dual_mcmc", "--samples", "1700", "--variant", "tiny",
-            *tiny, "--fd-classifier-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out")]
+    tiny = [
+        "--set",
+        "run.max_steps=2",
+        "--set",
+        "model.ngf=8",
+        "--set",
+        "model.ndf=8",
+        "--set",
+        "model.nif=8",
+        "--set",
+        "teaching.num_steps=2",
+        "--set",
+        "teaching.num_latent_steps=2",
+        "--set",
+        "sampler.num_inference_steps=2",
+        "--set",
+        "run.batch_size=8",
+    ]
+    argv = [
+        "--suite",
+        "digits",
+        "--seeds",
+        "0",
+        "--methods",
+        "dual_mcmc",
+        "--samples",
+        "1700",
+        "--variant",
+        "tiny",
+        *tiny,
+        "--fd-classifier-steps",
+        "20",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out-dir",
+        str(tmp_path / "out"),
+    ]
     table = reproduce.main(argv)
     record = json.loads((tmp_path / "cache/digits/digits/dual_mcmc+tiny/seed0.json").read_text())
-    assert record["suite"] == "digits" and record["iterations"] == 2 and record["config"]["data"]["source"] == "sklearn:digits"
+    assert (
+        record["suite"] == "digits"
+        and record["iterations"] == 2
+        and record["config"]["data"]["source"] == "sklearn:digits"
+    )
     metrics = record["metrics"]
-    assert metrics["domain_fd_train_data_n"] == 1617 and 0 < metrics["domain_fd_train_data"] < metrics["domain_fd_revised"]
+    assert (
+        metrics["domain_fd_train_data_n"] == 1617 and 0 < metrics["domain_fd_train_data"] < metrics["domain_fd_revised"]
+    )
     assert metrics["mse_inf"] > 0 and metrics["domain_fd_proposals"] > 0
     assert "| dual_mcmc+tiny | `run.max_steps=2`" in table and "Domain FD of 1617 training images" in table
     assert (tmp_path / "out" / "digits_table.md").read_text() == table
     assert (tmp_path / "out" / "digits_samples.png").stat().st_size > 500
     with pytest.raises(SystemExit, match="data.source: sklearn:digits"):  # an MNIST recipe is not a digits run
-        reproduce.image_config(reproduce.parse_args(["--suite", "digits", "--config", str(REPO_ROOT / "configs" / "mnist.yaml")]),
-                               "dual_mcmc", 0, tmp_path)
+        reproduce.image_config(
+            reproduce.parse_args(["--suite", "digits", "--config", str(REPO_ROOT / "configs" / "mnist.yaml")]),
+            "dual_mcmc",
+            0,
+            tmp_path,
+        )

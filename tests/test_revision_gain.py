@@ -14,13 +14,25 @@ def revision_gain():
 
 
 def test_the_kept_states_are_the_pipelines_own_samples(revision_gain, tiny_pipeline):
-    traj = revision_gain.revision_trajectory(tiny_pipeline, 6, 4, [0, 2, 4], step_size=0.5, noise_scale=0.01,
-                                             batch_size=4, seed=3)
+    traj = revision_gain.revision_trajectory(
+        tiny_pipeline, 6, 4, [0, 2, 4], step_size=0.5, noise_scale=0.01, batch_size=4, seed=3
+    )
     gen = torch.Generator().manual_seed(3)
-    outs = [tiny_pipeline(batch_size=n, num_inference_steps=4, step_size=0.5, noise_scale=0.01, generator=gen,
-                          output_type="np", return_proposals=True) for n in (4, 2)]
-    as_uint8 = [np.round(np.concatenate([getattr(o, k) for o in outs]) * 255).astype(np.uint8)
-                for k in ("proposals", "images")]
+    outs = [
+        tiny_pipeline(
+            batch_size=n,
+            num_inference_steps=4,
+            step_size=0.5,
+            noise_scale=0.01,
+            generator=gen,
+            output_type="np",
+            return_proposals=True,
+        )
+        for n in (4, 2)
+    ]
+    as_uint8 = [
+        np.round(np.concatenate([getattr(o, k) for o in outs]) * 255).astype(np.uint8) for k in ("proposals", "images")
+    ]
     assert traj["images"][0].shape == (6, 16, 16, 3) and traj["images"][0].dtype == np.uint8
     assert np.abs(traj["images"][0].astype(int) - as_uint8[0]).max() <= 1  # step 0: the proposals G(z)
     assert np.abs(traj["images"][4].astype(int) - as_uint8[1]).max() <= 1  # the last step: the revised samples
@@ -54,9 +66,24 @@ def test_bad_arguments_are_refused(revision_gain, tmp_path, capsys):
 def test_end_to_end_on_an_untrained_mnist_pipeline(revision_gain, tmp_path):
     save_untrained_pipeline(tmp_path / "pipe", 32, latent_dim=8)
     out = tmp_path / "rg" / "gain"
-    results = revision_gain.main(["--pipeline", f"tiny={tmp_path / 'pipe'}", "--settings", "0.4:0.001,1:0",
-                                  "--max-steps", "4", "--record", "2,4", "--num-samples", "100", "--num-boot", "5",
-                                  "--out", str(out)])
+    results = revision_gain.main(
+        [
+            "--pipeline",
+            f"tiny={tmp_path / 'pipe'}",
+            "--settings",
+            "0.4:0.001,1:0",
+            "--max-steps",
+            "4",
+            "--record",
+            "2,4",
+            "--num-samples",
+            "100",
+            "--num-boot",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert [(r["step_size"], r["noise_scale"]) for r in results["runs"]] == [(0.4, 0.001), (1.0, 0.0)]
     assert set(results["runs"][0]["fd"]) == {0, 2, 4} and results["floor"] > 0
     saved = json.loads(out.with_suffix(".json").read_text())
@@ -72,7 +99,27 @@ def test_digits_domain_floors_at_the_whole_training_split(revision_gain, tmp_pat
     samples than the 1,617 training digits, the floor uses all of them (and says so)."""
     save_untrained_pipeline(tmp_path / "pipe", 8)
     out = tmp_path / "gain"
-    results = revision_gain.main(["--pipeline", f"tiny={tmp_path / 'pipe'}", "--domain", "digits", "--max-steps", "2",
-                                  "--record", "2", "--num-samples", "1700", "--num-boot", "3", "--out", str(out)])
-    assert results["domain"] == "digits" and results["floor_n"] == 1617 and 0 < results["floor"] < results["runs"][0]["fd"][0]
+    results = revision_gain.main(
+        [
+            "--pipeline",
+            f"tiny={tmp_path / 'pipe'}",
+            "--domain",
+            "digits",
+            "--max-steps",
+            "2",
+            "--record",
+            "2",
+            "--num-samples",
+            "1700",
+            "--num-boot",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
+    assert (
+        results["domain"] == "digits"
+        and results["floor_n"] == 1617
+        and 0 < results["floor"] < results["runs"][0]["fd"][0]
+    )
     assert "Floor (1,617 training images" in out.with_suffix(".md").read_text()

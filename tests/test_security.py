@@ -158,8 +158,23 @@ def pipe_dir(tmp_path_factory) -> Path:
 
 def test_evaluate_script_refuses_pickled_inception_weights(pipe_dir, tmp_path, marker):
     evil = torch_bomb(tmp_path / INCEPTION_WEIGHTS_FILENAME, marker)
-    argv = ["--pipeline", str(pipe_dir), "--out", str(tmp_path / "out"), "--metrics", "is", "--num-samples", "2",
-            "--batch-size", "2", "--steps", "0", "--no-progress", "--inception-weights", str(evil)]
+    argv = [
+        "--pipeline",
+        str(pipe_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--metrics",
+        "is",
+        "--num-samples",
+        "2",
+        "--batch-size",
+        "2",
+        "--steps",
+        "0",
+        "--no-progress",
+        "--inception-weights",
+        str(evil),
+    ]
     cli = load_script("evaluate.py")
     with pytest.raises(InceptionWeightsError, match="has SHA-256"):
         cli.evaluate(cli.parse_args(argv))  # main() turns these into one line and exit code 2 (checked below)
@@ -168,8 +183,19 @@ def test_evaluate_script_refuses_pickled_inception_weights(pipe_dir, tmp_path, m
     assert not (tmp_path / "out" / "results.json").exists()
     # as a command: exit code 2 and one line naming the file, no traceback
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "evaluate.py"), *argv, "--inception-weights-sha256",
-                           file_sha256(evil)], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "evaluate.py"),
+            *argv,
+            "--inception-weights-sha256",
+            file_sha256(evil),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"error: Inception weights file {str(evil)!r} was refused" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -201,9 +227,29 @@ def test_fid_reference_statistics_refuse_pickles(scorer, tmp_path, marker):
 def test_evaluate_script_refuses_pickled_reference_statistics(pipe_dir, good_weights, tmp_path, marker):
     path, sha = good_weights
     stats = npz_bomb(tmp_path / "stats.npz", marker, sigma=np.eye(64))
-    argv = ["--pipeline", str(pipe_dir), "--out", str(tmp_path / "out"), "--metrics", "fid", "--num-samples", "2",
-            "--batch-size", "2", "--steps", "0", "--no-progress", "--inception-weights", path,
-            "--inception-weights-sha256", sha, "--fid-feature-layer", "64", "--reference", str(stats)]
+    argv = [
+        "--pipeline",
+        str(pipe_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--metrics",
+        "fid",
+        "--num-samples",
+        "2",
+        "--batch-size",
+        "2",
+        "--steps",
+        "0",
+        "--no-progress",
+        "--inception-weights",
+        path,
+        "--inception-weights-sha256",
+        sha,
+        "--fid-feature-layer",
+        "64",
+        "--reference",
+        str(stats),
+    ]
     cli = load_script("evaluate.py")
     with pytest.raises(ValueError, match=r"stats\.npz' was refused"):
         cli.evaluate(cli.parse_args(argv))
@@ -239,8 +285,11 @@ def test_domain_classifier_cache_refuses_pickles(tmp_path, marker):
     (tmp_path / "domain-classifier-digits.json").write_text(
         json.dumps({"dataset": "digits", "steps": 600, "seed": 0, "image_size": 8})
     )
-    with pytest.raises(ValueError, match=rf"domain classifier cache {str(weights)!r} is not a safetensors file.*"
-                                         "delete domain-classifier-digits.safetensors and domain-classifier-digits.json"):
+    with pytest.raises(
+        ValueError,
+        match=rf"domain classifier cache {str(weights)!r} is not a safetensors file.*"
+        "delete domain-classifier-digits.safetensors and domain-classifier-digits.json",
+    ):
         load_or_train_domain_classifier("digits", tmp_path)
     with pytest.raises(ValueError, match="is not a safetensors file"):
         DomainFrechetScorer("digits", tmp_path)
@@ -258,14 +307,24 @@ def test_converter_refuses_pickled_code(tmp_path, marker):
     evil = torch_bomb(tmp_path / "ckpt.pth", marker, epoch=1, netG={}, netE={}, netI={})
     with pytest.raises(UnsafePickleError) as err:
         load_official_checkpoint(evil)
-    assert f"official checkpoint {str(evil)!r} was refused: loading it would import and run Python code" in str(err.value)
+    assert f"official checkpoint {str(evil)!r} was refused: loading it would import and run Python code" in str(
+        err.value
+    )
     with pytest.raises(UnsafePickleError):
         convert_official_checkpoint(evil, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     # a payload hidden deep inside an otherwise plain checkpoint (an optimizer state entry)
     hidden = tmp_path / "hidden.pth"
-    torch.save({"epoch": 1, "netG": {"w": torch.zeros(1)}, "netE": {}, "netI": {},
-                "optG": {"state": {0: {"step": MarkerPayload(marker)}}, "param_groups": []}}, hidden)
+    torch.save(
+        {
+            "epoch": 1,
+            "netG": {"w": torch.zeros(1)},
+            "netE": {},
+            "netI": {},
+            "optG": {"state": {0: {"step": MarkerPayload(marker)}}, "param_groups": []},
+        },
+        hidden,
+    )
     with pytest.raises(UnsafePickleError, match="was refused"):
         load_official_checkpoint(hidden)
 
@@ -283,13 +342,28 @@ def test_converter_script_refuses_pickled_code(tmp_path, marker, capsys):
 # ----------------------------------------------------------------------------------------------------------------
 
 CHECKPOINT_FILES = [  # every file a checkpoint of an EMA run holds
-    "energy.safetensors", "generator.safetensors", "encoder.safetensors", "optimizer_energy.pt",
-    "optimizer_generator.pt", "optimizer_encoder.pt", "ema_energy.safetensors", "ema_generator.safetensors",
-    "random_states_0.safetensors", "training_config.yaml", "trainer_state.json",
+    "energy.safetensors",
+    "generator.safetensors",
+    "encoder.safetensors",
+    "optimizer_energy.pt",
+    "optimizer_generator.pt",
+    "optimizer_encoder.pt",
+    "ema_energy.safetensors",
+    "ema_generator.safetensors",
+    "random_states_0.safetensors",
+    "training_config.yaml",
+    "trainer_state.json",
 ]
 ACCELERATE_FILES = [  # what accelerator.load_state would read, some of it with weights_only=False
-    "custom_checkpoint_0.pkl", "random_states_0.pkl", "scheduler.bin", "optimizer.bin", "pytorch_model.bin",
-    "model.safetensors", "sampler.bin", "scaler.pt", "random_states_1.safetensors",
+    "custom_checkpoint_0.pkl",
+    "random_states_0.pkl",
+    "scheduler.bin",
+    "optimizer.bin",
+    "pytorch_model.bin",
+    "model.safetensors",
+    "sampler.bin",
+    "scaler.pt",
+    "random_states_1.safetensors",
 ]
 
 
@@ -316,8 +390,10 @@ def test_checkpoint_files_hold_no_pickle_that_resume_would_run(ema_run):
     assert not [p.name for p in checkpoint.iterdir() if p.suffix in (".pkl", ".bin")]
 
 
-@pytest.mark.parametrize("name, format", [(n, "torch") for n in CHECKPOINT_FILES + ACCELERATE_FILES]
-                         + [(n, "pickle") for n in CHECKPOINT_FILES])
+@pytest.mark.parametrize(
+    "name, format",
+    [(n, "torch") for n in CHECKPOINT_FILES + ACCELERATE_FILES] + [(n, "pickle") for n in CHECKPOINT_FILES],
+)
 def test_malicious_pickle_in_a_checkpoint_is_refused_without_running(ema_run, tmp_path, name, format):
     from test_trainer import tiny_config
 
@@ -330,8 +406,10 @@ def test_malicious_pickle_in_a_checkpoint_is_refused_without_running(ema_run, tm
         torch.save(MarkerPayload(marker), planted)
     else:
         planted.write_bytes(pickle.dumps(MarkerPayload(marker), protocol=2))
-    expected = (rf"{name}: cannot be read|{name}: not a trainer state|unexpected file\(s\) \['{name}'\] that this "
-                r"trainer did not write")
+    expected = (
+        rf"{name}: cannot be read|{name}: not a trainer state|unexpected file\(s\) \['{name}'\] that this "
+        r"trainer did not write"
+    )
     with pytest.raises(CheckpointError, match=expected):
         train(tiny_config(run, max_steps=3, use_ema=True), resume_from_checkpoint="latest")
     assert not marker.exists()
@@ -345,8 +423,13 @@ def test_yaml_tags_in_a_checkpoint_config_do_not_run(ema_run, tmp_path):
     run = fresh_copy(ema_run, tmp_path)
     marker = tmp_path / "marker"
     config = run / "checkpoints" / "checkpoint-2" / "training_config.yaml"
-    config.write_text(config.read_text() + f"extra: !!python/object/apply:exec [\"open('{marker}', 'w').write('x')\"]\n")
-    with pytest.raises(CheckpointError, match=r"training_config.yaml: cannot be read \(ConfigError: .*could not determine a constructor for the tag"):
+    config.write_text(
+        config.read_text() + f"extra: !!python/object/apply:exec [\"open('{marker}', 'w').write('x')\"]\n"
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"training_config.yaml: cannot be read \(ConfigError: .*could not determine a constructor for the tag",
+    ):
         train(tiny_config(run, max_steps=3, use_ema=True), resume_from_checkpoint="latest")
     assert not marker.exists()
     with pytest.raises(yaml.constructor.ConstructorError):  # (what safe_load refuses, a full loader would run)
@@ -410,8 +493,12 @@ def test_export_replaces_only_its_own_output(tmp_path, capsys):
     pipeline = user_files(tmp_path)
     before, _ = _tree(tmp_path), capsys.readouterr()
     cli = load_script("export_for_hub.py")
-    for out, why in ((tmp_path / "run", "contains the input"), (pipeline / "energy_model", "is inside the input"),
-                     (tmp_path, "contains the input"), (tmp_path / "notes.txt", "exists and is not a folder")):
+    for out, why in (
+        (tmp_path / "run", "contains the input"),
+        (pipeline / "energy_model", "is inside the input"),
+        (tmp_path, "contains the input"),
+        (tmp_path / "notes.txt", "exists and is not a folder"),
+    ):
         assert cli.main([str(pipeline), str(out), "--overwrite"]) == 2
         assert why in capsys.readouterr().err
         assert _tree(tmp_path) == before
@@ -432,8 +519,11 @@ def test_sample_script_writes_only_its_own_image(tmp_path, capsys):
     before, _ = _tree(tmp_path), capsys.readouterr()
     cli = load_script("sample.py")
     base = ["--pipeline", str(pipeline), "--num", "2", "--steps", "1"]
-    for out, why in ((tmp_path / "notes.txt", "expected an image file name"),
-                     (pipeline / "grid.png", "is inside the input"), (tmp_path / "no" / "grid.png", "does not exist")):
+    for out, why in (
+        (tmp_path / "notes.txt", "expected an image file name"),
+        (pipeline / "grid.png", "is inside the input"),
+        (tmp_path / "no" / "grid.png", "does not exist"),
+    ):
         assert cli.main([*base, "--out", str(out), "--overwrite"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: --out") and why in err and _tree(tmp_path) == before

@@ -23,17 +23,29 @@ def tiny_config(output_dir, **run):
         "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
         "teaching": {"num_steps": 2, "num_latent_steps": 2},
         "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
-        "run": {"output_dir": str(output_dir), "batch_size": 8, "epochs": 1, "log_every": 1, "sample_every": 0,
-                "checkpoint_every": 3, "checkpoints_total_limit": 2, "report_to": "none", "num_sample_images": 4,
-                **run},
+        "run": {
+            "output_dir": str(output_dir),
+            "batch_size": 8,
+            "epochs": 1,
+            "log_every": 1,
+            "sample_every": 0,
+            "checkpoint_every": 3,
+            "checkpoints_total_limit": 2,
+            "report_to": "none",
+            "num_sample_images": 4,
+            **run,
+        },
     }
     return TrainConfig.from_dict(raw)
 
 
 def state_of(pipeline_dir):
     pipe = DualMCMCPipeline.from_pretrained(pipeline_dir)
-    return {f"{n}.{k}": v for n in ("energy_model", "generator_model", "encoder")
-            for k, v in getattr(pipe, n).state_dict().items()}
+    return {
+        f"{n}.{k}": v
+        for n in ("energy_model", "generator_model", "encoder")
+        for k, v in getattr(pipe, n).state_dict().items()
+    }
 
 
 def test_resume_is_bit_identical(tmp_path):
@@ -65,17 +77,21 @@ def test_export_and_sample_grids(tmp_path):
     card = (result.pipeline_dir / "README.md").read_text()
     assert f'DualMCMCPipeline.from_pretrained("{result.pipeline_dir}")' in card and ".tmp" not in card
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
-        "step_0000002_data_vs_reconstructions.png", "step_0000002_proposals_vs_revised.png"]
+        "step_0000002_data_vs_reconstructions.png",
+        "step_0000002_proposals_vs_revised.png",
+    ]
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
     # the trackers got the scalars of every step and the two grids (as images) of step 2
     events = EventAccumulator(str(tmp_path / "logs" / "dualmcmc"), size_guidance={"images": 0})
     events.Reload()
     assert [e.step for e in events.Scalars("loss_energy")] == [1, 2]
-    assert [e.value for e in events.Scalars("loss_energy")] == pytest.approx([json.loads(x)["loss_energy"] for x in lines])
+    assert [e.value for e in events.Scalars("loss_energy")] == pytest.approx(
+        [json.loads(x)["loss_energy"] for x in lines]
+    )
     for tag in ("proposals_vs_revised", "data_vs_reconstructions"):
         (image,) = events.Images(f"samples/{tag}")
-        png = (tmp_path / "samples" / f"step_0000002_{tag}.png")
+        png = tmp_path / "samples" / f"step_0000002_{tag}.png"
         from PIL import Image
 
         assert image.step == 2 and (image.width, image.height) == Image.open(png).size
@@ -95,7 +111,9 @@ def test_divergence_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(trainer, "dual_mcmc_step", poisoned)
-    with pytest.raises(DivergenceError, match=r"diverged at step 5: non-finite values \{'loss_energy': nan\}.*checkpoint-3"):
+    with pytest.raises(
+        DivergenceError, match=r"diverged at step 5: non-finite values \{'loss_energy': nan\}.*checkpoint-3"
+    ):
         train(tiny_config(tmp_path, max_steps=6))
     checkpoints = list_checkpoints(tmp_path)
     assert [c.name for c in checkpoints] == ["checkpoint-3"]
@@ -113,9 +131,17 @@ def test_divergence_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 
 def test_energy_gap_guard(tmp_path):
-    with pytest.raises(DivergenceError, match=r"step 1: \|mean E\(data\) - mean E\(samples\)\| = .* > teaching.explode_threshold"):
-        train(TrainConfig.from_dict({**tiny_config(tmp_path).to_dict(), "teaching": {"num_steps": 2, "num_latent_steps": 2,
-                                                                                     "explode_threshold": 1e-12}}))
+    with pytest.raises(
+        DivergenceError, match=r"step 1: \|mean E\(data\) - mean E\(samples\)\| = .* > teaching.explode_threshold"
+    ):
+        train(
+            TrainConfig.from_dict(
+                {
+                    **tiny_config(tmp_path).to_dict(),
+                    "teaching": {"num_steps": 2, "num_latent_steps": 2, "explode_threshold": 1e-12},
+                }
+            )
+        )
 
 
 def test_imagefolder_and_parquet_sources(tmp_path):
@@ -128,8 +154,9 @@ def test_imagefolder_and_parquet_sources(tmp_path):
     arrays = [rng.integers(0, 255, (10, 10, 3), dtype=np.uint8) for _ in range(16)]
     for i, a in enumerate(arrays):
         Image.fromarray(a).save(folder / f"{i}.png")
-    ds = datasets.Dataset.from_dict({"picture": [Image.fromarray(a) for a in arrays]},
-                                    features=datasets.Features({"picture": datasets.Image()}))
+    ds = datasets.Dataset.from_dict(
+        {"picture": [Image.fromarray(a) for a in arrays]}, features=datasets.Features({"picture": datasets.Image()})
+    )
     ds.to_parquet(str(tmp_path / "imgs.parquet"))
     for source in (str(folder), str(tmp_path / "imgs.parquet")):
         cfg = tiny_config(tmp_path / ("out-" + Path(source).name), max_steps=1, checkpoint_every=0)
@@ -154,7 +181,13 @@ def test_shipped_configs_parse(name):
     assert cfg.run.max_steps == 1
     if name == "cifar10":
         t = cfg.teaching
-        assert (t.num_steps, t.step_size, t.noise_scale, t.generator_teaching_weight, t.betas) == (30, 0.5, 0.001, 50.0, (0.0, 0.9))
+        assert (t.num_steps, t.step_size, t.noise_scale, t.generator_teaching_weight, t.betas) == (
+            30,
+            0.5,
+            0.001,
+            50.0,
+            (0.0, 0.9),
+        )
     if name == "celeba64":
         assert cfg.data.crop_box == (15, 40, 163, 188) and cfg.teaching.generator_teaching_weight == 70.0
 
@@ -164,8 +197,13 @@ def test_script_cli(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "train.py"), "--config", str(path), "run.seed=7"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "train.py"), "--config", str(path), "run.seed=7"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pipeline:" in proc.stdout
     assert yaml.safe_load((tmp_path / "out" / "training_config.yaml").read_text())["run"]["seed"] == 7
@@ -228,7 +266,9 @@ def test_kill_during_checkpoint_save_leaves_previous_checkpoint_loadable(tmp_pat
     # only complete checkpoints count; the half-written one is a hidden temporary folder
     assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3"]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == [".tmp-checkpoint-6"]
-    resumed = train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "checkpoints" / "checkpoint-3"))
+    resumed = train(
+        tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "checkpoints" / "checkpoint-3")
+    )
     assert resumed.step == 6 and [r["step"] for r in resumed.history] == [4, 5, 6]
     assert not any(p.name.startswith(".") for p in (tmp_path / "checkpoints").iterdir())
     with pytest.raises(CheckpointError, match="not a complete checkpoint"):
@@ -246,8 +286,11 @@ def test_output_dir_of_another_run_is_refused_or_replaced_without_loss(tmp_path,
 
     train(tiny_config(tmp_path, max_steps=2, checkpoint_every=2, sample_every=2))
     before = tree(tmp_path)
-    with pytest.raises(OutputDirError, match=r"holds another run; continue it with --resume_from_checkpoint latest, "
-                                             r"or replace it with run.overwrite_output_dir=true"):
+    with pytest.raises(
+        OutputDirError,
+        match=r"holds another run; continue it with --resume_from_checkpoint latest, "
+        r"or replace it with run.overwrite_output_dir=true",
+    ):
         train(tiny_config(tmp_path, max_steps=3))
     assert tree(tmp_path) == before
     # overwrite_output_dir, but the new run fails before its first checkpoint: the previous run is back, intact
@@ -263,10 +306,20 @@ def test_output_dir_of_another_run_is_refused_or_replaced_without_loss(tmp_path,
     # overwrite_output_dir and the new run goes through: nothing of the previous run is left, nothing mixed
     monkeypatch.setattr(trainer, "dual_mcmc_step", real_step)
     new = train(tiny_config(tmp_path, max_steps=3, checkpoint_every=3, overwrite_output_dir=True, seed=5))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".hf-dualmcmc-run.json", ".hf-dualmcmc.lock", "checkpoints",
-                                                          "history.jsonl", "pipeline", "training_config.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".hf-dualmcmc-run.json",
+        ".hf-dualmcmc.lock",
+        "checkpoints",
+        "history.jsonl",
+        "pipeline",
+        "training_config.yaml",
+    ]
     assert json.loads((tmp_path / ".hf-dualmcmc-run.json").read_text())["entries"] == [
-        "checkpoints", "history.jsonl", "pipeline", "training_config.yaml"]
+        "checkpoints",
+        "history.jsonl",
+        "pipeline",
+        "training_config.yaml",
+    ]
     assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3"]
     assert [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()] == new.history
     assert yaml.safe_load((tmp_path / "training_config.yaml").read_text())["run"]["seed"] == 5
@@ -284,10 +337,19 @@ def test_user_files_around_runs_stay_byte_identical(tmp_path):
         (run / rel).write_bytes(data)
     train(tiny_config(run, max_steps=2, checkpoint_every=2, checkpoints_total_limit=1, sample_every=2))
     assert json.loads((run / ".hf-dualmcmc-run.json").read_text())["entries"] == [
-        "checkpoints", "history.jsonl", "pipeline", "samples", "training_config.yaml"]
+        "checkpoints",
+        "history.jsonl",
+        "pipeline",
+        "samples",
+        "training_config.yaml",
+    ]
     # the user's entries in checkpoints/: kept by every save and by rotation (only checkpoint-N and our temporaries go)
-    extra = {"checkpoints/.git/config": b"[core]", "checkpoints/.DS_Store": b"x", "checkpoints/README": b"r",
-             "checkpoints/.tmp-notes": b"t"}
+    extra = {
+        "checkpoints/.git/config": b"[core]",
+        "checkpoints/.DS_Store": b"x",
+        "checkpoints/README": b"r",
+        "checkpoints/.tmp-notes": b"t",
+    }
     user.update(extra)
     for rel, data in extra.items():
         (run / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -295,13 +357,21 @@ def test_user_files_around_runs_stay_byte_identical(tmp_path):
     (run / "checkpoints" / ".tmp-checkpoint-9").mkdir()  # leftovers of a killed save and a killed delete: removed
     (run / "checkpoints" / ".checkpoint-1.deleting.abc").mkdir()
     train(tiny_config(run, max_steps=4, checkpoint_every=1, checkpoints_total_limit=1), resume_from_checkpoint="latest")
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [".DS_Store", ".git", ".tmp-notes", "README",
-                                                                        "checkpoint-4"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        ".DS_Store",
+        ".git",
+        ".tmp-notes",
+        "README",
+        "checkpoint-4",
+    ]
     assert {rel: (run / rel).read_bytes() for rel in user} == user
     # overwrite would set aside checkpoints/ with the user's .git in it: refused, naming them
     before = tree(tmp_path)
-    with pytest.raises(OutputDirError, match=r"holds checkpoints/.DS_Store, checkpoints/.git, checkpoints/.tmp-notes, "
-                                             r"checkpoints/README that this trainer did not write"):
+    with pytest.raises(
+        OutputDirError,
+        match=r"holds checkpoints/.DS_Store, checkpoints/.git, checkpoints/.tmp-notes, "
+        r"checkpoints/README that this trainer did not write",
+    ):
         train(tiny_config(run, max_steps=1, overwrite_output_dir=True))
     # a folder of the user's with our names in it: a fresh run, overwrite, a resume into it are all refused
     mine = tmp_path / "mine"
@@ -310,11 +380,17 @@ def test_user_files_around_runs_stay_byte_identical(tmp_path):
         (mine / rel).write_text(rel)
     before = tree(tmp_path)
     names = "history.jsonl, pipeline, samples, logs"
-    for config, resume in ((tiny_config(mine, max_steps=1), None),
-                           (tiny_config(mine, max_steps=1, overwrite_output_dir=True), None),
-                           (tiny_config(mine, max_steps=5, checkpoint_every=1, checkpoints_total_limit=1),
-                            str(run / "checkpoints" / "checkpoint-4"))):
-        with pytest.raises(OutputDirError, match=f"run.output_dir {mine} holds {names} that this trainer did not write"):
+    for config, resume in (
+        (tiny_config(mine, max_steps=1), None),
+        (tiny_config(mine, max_steps=1, overwrite_output_dir=True), None),
+        (
+            tiny_config(mine, max_steps=5, checkpoint_every=1, checkpoints_total_limit=1),
+            str(run / "checkpoints" / "checkpoint-4"),
+        ),
+    ):
+        with pytest.raises(
+            OutputDirError, match=f"run.output_dir {mine} holds {names} that this trainer did not write"
+        ):
             train(config, resume_from_checkpoint=resume)
         assert tree(tmp_path) == before
 
@@ -324,16 +400,26 @@ def test_resume_refuses_changes_that_break_bit_identical_continuation(tmp_path):
 
     train(tiny_config(tmp_path, max_steps=2, checkpoint_every=2))
     before = tree(tmp_path)
-    refused = [({"batch_size": 4}, "run.batch_size"), ({"seed": 3}, "run.seed"),
-               ({"gradient_accumulation_steps": 2}, "run.gradient_accumulation_steps"), ({"use_ema": True}, "run.use_ema")]
+    refused = [
+        ({"batch_size": 4}, "run.batch_size"),
+        ({"seed": 3}, "run.seed"),
+        ({"gradient_accumulation_steps": 2}, "run.gradient_accumulation_steps"),
+        ({"use_ema": True}, "run.use_ema"),
+    ]
     for run, key in refused:
-        with pytest.raises(ConfigError, match=rf"^{key}: cannot change when resuming from .*checkpoint-2: {key} "
-                                              r"\(checkpoint .*, now .*\)\. A resumed run continues bit-identically"):
+        with pytest.raises(
+            ConfigError,
+            match=rf"^{key}: cannot change when resuming from .*checkpoint-2: {key} "
+            r"\(checkpoint .*, now .*\)\. A resumed run continues bit-identically",
+        ):
             train(tiny_config(tmp_path, max_steps=3, **run), resume_from_checkpoint="latest")
     cfg = tiny_config(tmp_path, max_steps=3)
     cfg.teaching.lr_energy, cfg.model.ngf = 1e-3, 16
-    with pytest.raises(ConfigError, match=r"^model.ngf, teaching.lr_energy: cannot change .*model.ngf \(checkpoint 8, "
-                                          r"now 16\); teaching.lr_energy \(checkpoint 0.0001, now 0.001\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^model.ngf, teaching.lr_energy: cannot change .*model.ngf \(checkpoint 8, "
+        r"now 16\); teaching.lr_energy \(checkpoint 0.0001, now 0.001\)",
+    ):
         train(cfg, resume_from_checkpoint="latest")
     assert tree(tmp_path) == before  # refused before anything was touched
     # how long, how often, what is exported may change
@@ -350,10 +436,14 @@ def test_missing_or_damaged_rng_state_is_an_error(tmp_path):
     rng = tmp_path / "checkpoints" / "checkpoint-2" / "random_states_0.safetensors"
     good = rng.read_bytes()
     rng.unlink()
-    with pytest.raises(CheckpointError, match=r"checkpoint-2: incomplete checkpoint, missing \['random_states_0.safetensors'\]"):
+    with pytest.raises(
+        CheckpointError, match=r"checkpoint-2: incomplete checkpoint, missing \['random_states_0.safetensors'\]"
+    ):
         train(tiny_config(tmp_path, max_steps=3), resume_from_checkpoint="latest")
     rng.write_bytes(good[: len(good) // 2])
-    with pytest.raises(CheckpointError, match=r"random_states_0.safetensors: cannot be read \(.*\); the checkpoint is damaged"):
+    with pytest.raises(
+        CheckpointError, match=r"random_states_0.safetensors: cannot be read \(.*\); the checkpoint is damaged"
+    ):
         train(tiny_config(tmp_path, max_steps=3), resume_from_checkpoint="latest")
     rng.write_bytes(good)
     tensors = load_file(rng)
@@ -372,8 +462,9 @@ def test_gradient_accumulation_of_k_micro_batches_is_one_update_of_k_times_the_b
     from safetensors.torch import load_file
 
     def run(out, batch_size, k):
-        cfg = tiny_config(tmp_path / out, batch_size=batch_size, gradient_accumulation_steps=k, max_steps=3,
-                          checkpoint_every=3)
+        cfg = tiny_config(
+            tmp_path / out, batch_size=batch_size, gradient_accumulation_steps=k, max_steps=3, checkpoint_every=3
+        )
         cfg.teaching.method, cfg.teaching.use_noise, cfg.model.spectral_norm = "short_run", False, False
         return train(cfg)
 
@@ -392,8 +483,15 @@ def test_ema_with_accumulation_resumes_bit_identically_and_is_exported(tmp_path)
 
     def cfg(out, steps):
         # 48 images / (8 x 2) = 3 steps per epoch: the lr decays at step 4, the resume point (2) is mid-epoch
-        return tiny_config(tmp_path / out, max_steps=steps, epochs=2, gradient_accumulation_steps=2, checkpoint_every=2,
-                           use_ema=True, ema_decay=0.9)
+        return tiny_config(
+            tmp_path / out,
+            max_steps=steps,
+            epochs=2,
+            gradient_accumulation_steps=2,
+            checkpoint_every=2,
+            use_ema=True,
+            ema_decay=0.9,
+        )
 
     full = train(cfg("full", 4))
     train(cfg("part", 2))
@@ -425,18 +523,24 @@ def load_train_script():
     return load_module("scripts/train.py", "train_script")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run.batch_size=abc"], "error: run.batch_size: expected an integer, got 'abc'"),
-    (["teaching.num_steps=abc"], "error: teaching.num_steps: expected an integer, got 'abc'"),
-    (["teaching.lr_energy=abc"], "error: teaching.lr_energy: expected a number, got 'abc'"),
-    (["run.stepz=1"], "error: run.stepz: unknown key; expected one of ['output_dir', 'batch_size'"),
-    (["run.max_steps=0"], "error: run.max_steps: must be >= 1 (or null: run.epochs decides), got 0"),
-    (["--config", "nowhere.yaml"], "error: nowhere.yaml: cannot read the config file (No such file or directory)"),
-    (["--resume_from_checkpoint", "latest"], "error: --resume_from_checkpoint latest: no checkpoint under"),
-    (["run.batch_size=64"], "error: run.batch_size: dataset has 48 images, fewer than one batch of 64"),
-    (["HOLDS_RUN"], "error: run.output_dir {out} holds another run; continue it with --resume_from_checkpoint latest"),
-    (["FOREIGN"], "error: run.output_dir {out} holds training_config.yaml that this trainer did not write"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run.batch_size=abc"], "error: run.batch_size: expected an integer, got 'abc'"),
+        (["teaching.num_steps=abc"], "error: teaching.num_steps: expected an integer, got 'abc'"),
+        (["teaching.lr_energy=abc"], "error: teaching.lr_energy: expected a number, got 'abc'"),
+        (["run.stepz=1"], "error: run.stepz: unknown key; expected one of ['output_dir', 'batch_size'"),
+        (["run.max_steps=0"], "error: run.max_steps: must be >= 1 (or null: run.epochs decides), got 0"),
+        (["--config", "nowhere.yaml"], "error: nowhere.yaml: cannot read the config file (No such file or directory)"),
+        (["--resume_from_checkpoint", "latest"], "error: --resume_from_checkpoint latest: no checkpoint under"),
+        (["run.batch_size=64"], "error: run.batch_size: dataset has 48 images, fewer than one batch of 64"),
+        (
+            ["HOLDS_RUN"],
+            "error: run.output_dir {out} holds another run; continue it with --resume_from_checkpoint latest",
+        ),
+        (["FOREIGN"], "error: run.output_dir {out} holds training_config.yaml that this trainer did not write"),
+    ],
+)
 def test_script_user_errors_are_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     script = load_train_script()
     config = tmp_path / "c.yaml"
@@ -462,21 +566,50 @@ def test_script_overrides_anywhere_and_resume(tmp_path, capsys):
     config.write_text(yaml.safe_dump(tiny_config(tmp_path / "elsewhere").to_dict()))
     out = str(tmp_path / "out")
     assert script.main(["run.max_steps=2", "--config", str(config), "--output_dir", out, "run.checkpoint_every=2"]) == 0
-    assert script.main(["--config", str(config), "--resume_from_checkpoint", "latest", "run.max_steps=3",
-                        "--output_dir", out, "run.checkpoint_every=2"]) == 0
+    assert (
+        script.main(
+            [
+                "--config",
+                str(config),
+                "--resume_from_checkpoint",
+                "latest",
+                "run.max_steps=3",
+                "--output_dir",
+                out,
+                "run.checkpoint_every=2",
+            ]
+        )
+        == 0
+    )
     assert "pipeline:" in capsys.readouterr().out
     steps = [json.loads(line)["step"] for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3] and [c.name for c in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-3"]
 
 
-@pytest.mark.skipif(not (Path(sys.executable).parent / "accelerate").exists(), reason="the accelerate CLI is not installed")
+@pytest.mark.skipif(
+    not (Path(sys.executable).parent / "accelerate").exists(), reason="the accelerate CLI is not installed"
+)
 def test_script_user_error_under_accelerate_launch(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path / "out").to_dict()))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet", "--num_processes", "1", "--num_machines",
-           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO_ROOT / "scripts" / "train.py"),
-           "--config", str(config), "run.batch_size=abc"]
+    cmd = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--quiet",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(REPO_ROOT / "scripts" / "train.py"),
+        "--config",
+        str(config),
+        "run.batch_size=abc",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     # the script's one line; the launcher turns any failure into exit code 1 (and, without --quiet, adds its own
     # CalledProcessError report naming the script's exit status 2)

@@ -5,12 +5,7 @@ import copy
 import pytest
 import torch
 
-from hf_dualmcmc import (
-    DualMCMCEncoderModel,
-    DualMCMCEnergyModel,
-    DualMCMCGeneratorModel,
-    configs_for_image_size,
-)
+from hf_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, configs_for_image_size
 from hf_dualmcmc.training import (
     TeachingConfig,
     dual_mcmc_step,
@@ -54,16 +49,23 @@ def oracle_iteration(x, E, G, I, cfg):
         grad = torch.autograd.grad(sse / sig**2, zt)[0]
         zt = zt.detach() - 0.5 * s**2 * (grad + zt / 1.0**2) + n * torch.randn_like(zt)
     z_rev = zt.detach()
-    loss_g = cfg.data_weight * ((G(z_rev).sample - x) ** 2).sum() / B + cfg.generator_teaching_weight * ((x0 - x_rev) ** 2).sum() / B
+    loss_g = (
+        cfg.data_weight * ((G(z_rev).sample - x) ** 2).sum() / B
+        + cfg.generator_teaching_weight * ((x0 - x_rev) ** 2).sum() / B
+    )
     opt_g.zero_grad()
     loss_g.backward()
     opt_g.step()
+
     # 3.
     def nll(zz, m, lv):
         return 0.5 * lv.sum(1) + 0.5 * ((zz - m) ** 2 / (1e-6 + torch.exp(lv))).sum(1)
 
     mu_rev, logvar_rev = I(x_rev).to_tuple()
-    loss_i = cfg.data_weight * nll(z_rev, mu, logvar).mean() + cfg.encoder_teaching_weight * nll(z, mu_rev, logvar_rev).mean()
+    loss_i = (
+        cfg.data_weight * nll(z_rev, mu, logvar).mean()
+        + cfg.encoder_teaching_weight * nll(z, mu_rev, logvar_rev).mean()
+    )
     opt_i.zero_grad()
     loss_i.backward()
     opt_i.step()
@@ -129,8 +131,7 @@ def test_objective_functions_match_formulas():
     torch.manual_seed(0)
     rec, x, prop, rev = (torch.randn(3, 1, 4, 4) for _ in range(4))
     assert torch.allclose(
-        generator_loss(rec, x, prop, rev, 1.0, 50.0),
-        ((rec - x) ** 2).sum() / 3 + 50 * ((prop - rev) ** 2).sum() / 3,
+        generator_loss(rec, x, prop, rev, 1.0, 50.0), ((rec - x) ** 2).sum() / 3 + 50 * ((prop - rev) ** 2).sum() / 3
     )
     m, lv, z = torch.randn(3, 5), torch.randn(3, 5), torch.randn(3, 5)
     ref = 0.5 * lv.sum(1) + 0.5 * ((z - m) ** 2 / (1e-6 + lv.exp())).sum(1)
@@ -148,7 +149,11 @@ def test_objective_functions_match_formulas():
 def test_switches_change_the_iteration():
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     results = {}
-    for name, kw in {"base": {}, "no_fine_tune": {"rerun_chain_for_energy": False}, "no_noise": {"use_noise": False}}.items():
+    for name, kw in {
+        "base": {},
+        "no_fine_tune": {"rerun_chain_for_energy": False},
+        "no_noise": {"use_noise": False},
+    }.items():
         E, G, I = build()
         cfg = TeachingConfig(num_steps=3, num_latent_steps=2, noise_scale=0.05, **kw)
         torch.manual_seed(1)
@@ -163,8 +168,14 @@ def test_step_under_bf16_autocast_keeps_fp32_params():
     cfg = TeachingConfig(num_steps=2, num_latent_steps=2)
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     out = dual_mcmc_step(
-        x, E, G, I, make_optimizers(E, G, I, cfg), cfg,
-        autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16), keep_tensors=True,
+        x,
+        E,
+        G,
+        I,
+        make_optimizers(E, G, I, cfg),
+        cfg,
+        autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16),
+        keep_tensors=True,
     )
     assert out.is_finite()
     assert out.extras["revised"].dtype == torch.float32

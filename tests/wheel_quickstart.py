@@ -39,8 +39,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     e, g, i = configs_for_image_size(8, 3, latent_dim=8, ngf=8, ndf=8, nif=8)
-    pipe = DualMCMCPipeline(DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i),
-                            num_inference_steps=3)
+    pipe = DualMCMCPipeline(
+        DualMCMCEnergyModel(e), DualMCMCGeneratorModel(g), DualMCMCEncoderModel(i), num_inference_steps=3
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(tmp) / "tiny"
         pipe.save_pretrained(folder)

@@ -109,9 +109,13 @@ def short_run_step(
     loss_e = energy_loss(e_data, e_samples, cfg.temperature)
     optimizer_step(optimizer, loss_e, backward)
     out = StepOutput(
-        loss_energy=loss_e.item(), loss_generator=0.0, loss_encoder=0.0,
-        energy_data=e_data.float().mean().item(), energy_samples=e_samples.float().mean().item(),
-        recon_sse=0.0, proposal_gap=sum_squared_error(x0, x_rev).item() / batch,
+        loss_energy=loss_e.item(),
+        loss_generator=0.0,
+        loss_encoder=0.0,
+        energy_data=e_data.float().mean().item(),
+        energy_samples=e_samples.float().mean().item(),
+        recon_sse=0.0,
+        proposal_gap=sum_squared_error(x0, x_rev).item() / batch,
     )
     if keep_tensors:
         out.extras = {"proposals": x0, "revised": x_rev, "samples": x_rev}
@@ -156,9 +160,13 @@ def cooperative_step(
         energy, e_raw, g_raw, z, data, opt_e, cfg, energy_fn, backward=backward, autocast=autocast
     )
     out = StepOutput(
-        loss_energy=loss_e.item(), loss_generator=loss_g.item(), loss_encoder=0.0,
-        energy_data=e_data.float().mean().item(), energy_samples=e_samples.float().mean().item(),
-        recon_sse=0.0, proposal_gap=sum_squared_error(x0.detach(), x_rev).item() / batch,
+        loss_energy=loss_e.item(),
+        loss_generator=loss_g.item(),
+        loss_encoder=0.0,
+        energy_data=e_data.float().mean().item(),
+        energy_samples=e_samples.float().mean().item(),
+        recon_sse=0.0,
+        proposal_gap=sum_squared_error(x0.detach(), x_rev).item() / batch,
     )
     if keep_tensors:
         out.extras = {"proposals": x0.detach(), "revised": x_rev, "samples": x1.detach()}
@@ -200,8 +208,13 @@ def inference_only_step(
     loss_i = cfg.data_weight * encoder_data_term(mean, logvar, z_rev)
     optimizer_step(opt_i, loss_i, backward)
     out = StepOutput(
-        loss_energy=0.0, loss_generator=loss_g.item(), loss_encoder=loss_i.item(), energy_data=0.0,
-        energy_samples=0.0, recon_sse=sum_squared_error(recon.detach(), data).item() / batch, proposal_gap=0.0,
+        loss_energy=0.0,
+        loss_generator=loss_g.item(),
+        loss_encoder=loss_i.item(),
+        energy_data=0.0,
+        energy_samples=0.0,
+        recon_sse=sum_squared_error(recon.detach(), data).item() / batch,
+        proposal_gap=0.0,
     )
     if keep_tensors:
         out.extras = {"reconstructions": recon.detach(), "latents": z_rev}

@@ -59,9 +59,13 @@ class CheckpointError(ValueError):
 
 def checkpoint_files(networks, optimizers, emas, num_processes: int, scaler: bool) -> set[str]:
     """The files a checkpoint of this setup holds (besides ``trainer_state.json`` and ``pipeline/``)."""
-    files = {CONFIG_FILE, *(f"{name}.safetensors" for name in networks), *(f"optimizer_{name}.pt" for name in optimizers),
-             *(f"ema_{name}.safetensors" for name in emas),
-             *(f"random_states_{r}.safetensors" for r in range(num_processes))}
+    files = {
+        CONFIG_FILE,
+        *(f"{name}.safetensors" for name in networks),
+        *(f"optimizer_{name}.pt" for name in optimizers),
+        *(f"ema_{name}.safetensors" for name in emas),
+        *(f"random_states_{r}.safetensors" for r in range(num_processes)),
+    }
     return files | {SCALER_FILE} if scaler else files
 
 
@@ -94,13 +98,16 @@ def resolve_checkpoint(output_dir: str | os.PathLike, which: str) -> Path:
     if which == "latest":
         checkpoints = list_checkpoints(output_dir)
         if not checkpoints:
-            raise CheckpointError(f"--resume_from_checkpoint latest: no checkpoint under "
-                                  f"{Path(output_dir) / 'checkpoints'} (start a fresh run without it)")
+            raise CheckpointError(
+                f"--resume_from_checkpoint latest: no checkpoint under "
+                f"{Path(output_dir) / 'checkpoints'} (start a fresh run without it)"
+            )
         return checkpoints[-1]
     path = Path(which)
     if not (path / STATE_FILE).is_file():
-        raise CheckpointError(f"--resume_from_checkpoint {which}: not a complete checkpoint "
-                              f"(expected {path / STATE_FILE})")
+        raise CheckpointError(
+            f"--resume_from_checkpoint {which}: not a complete checkpoint (expected {path / STATE_FILE})"
+        )
     return path
 
 
@@ -116,8 +123,20 @@ def delete_folder(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, *, networks: dict, optimizers: dict,
-                    emas: dict, schedulers: dict, state: dict, config: dict, keep: int, write_pipeline=None) -> Path:
+def save_checkpoint(
+    accelerator,
+    output_dir: str | os.PathLike,
+    step: int,
+    *,
+    networks: dict,
+    optimizers: dict,
+    emas: dict,
+    schedulers: dict,
+    state: dict,
+    config: dict,
+    keep: int,
+    write_pipeline=None,
+) -> Path:
     """Write ``output_dir/checkpoints/checkpoint-{step}`` (all processes call this) and keep the newest ``keep``
     (0: all).
 
@@ -153,10 +172,14 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, *, ne
             write_pipeline(tmp / PIPELINE_DIR)
     accelerator.wait_for_everyone()
     if main:
-        state = {"format": FORMAT, **state, "num_processes": accelerator.num_processes,
-                 "mixed_precision": str(accelerator.mixed_precision),
-                 "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
-                 "files": sorted(p.name for p in tmp.iterdir() if p.is_file())}
+        state = {
+            "format": FORMAT,
+            **state,
+            "num_processes": accelerator.num_processes,
+            "mixed_precision": str(accelerator.mixed_precision),
+            "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+            "files": sorted(p.name for p in tmp.iterdir() if p.is_file()),
+        }
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")  # last: marks it complete
         default_modes(tmp)  # safetensors writes the weights 0600
         if final.exists():
@@ -185,8 +208,14 @@ def save_rng_state(path: Path) -> None:
     tensors["python"] = torch.tensor(internal, dtype=torch.int64)
     kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
     tensors["numpy"] = torch.from_numpy(keys.astype(np.int64))
-    meta = {"python_version": version, "python_gauss_next": gauss_next, "numpy_kind": kind, "numpy_pos": int(pos),
-            "numpy_has_gauss": int(has_gauss), "numpy_cached_gaussian": float(cached_gaussian)}
+    meta = {
+        "python_version": version,
+        "python_gauss_next": gauss_next,
+        "numpy_kind": kind,
+        "numpy_pos": int(pos),
+        "numpy_has_gauss": int(has_gauss),
+        "numpy_cached_gaussian": float(cached_gaussian),
+    }
     save_file(tensors, str(path), metadata={"format": "pt", "rng": json.dumps(meta)})
 
 
@@ -197,8 +226,10 @@ def save_rng_state(path: Path) -> None:
 
 def _damaged(path: Path, err: BaseException) -> CheckpointError:
     detail = " ".join(str(err).split())[:300] or type(err).__name__
-    return CheckpointError(f"{path}: cannot be read ({type(err).__name__}: {detail}); the checkpoint is damaged or "
-                           "was not written by this trainer (resume from another checkpoint)")
+    return CheckpointError(
+        f"{path}: cannot be read ({type(err).__name__}: {detail}); the checkpoint is damaged or "
+        "was not written by this trainer (resume from another checkpoint)"
+    )
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -206,32 +237,46 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     folder holds exactly the files its state lists."""
     path = Path(path)
     state, config = (_read_text(path / STATE_FILE, json.loads), _read_text(path / CONFIG_FILE, safe_load_yaml))
-    valid = (isinstance(state, dict) and state.get("format") == FORMAT and type(state.get("step")) is int
-             and isinstance(state.get("epoch"), int) and isinstance(state.get("num_processes"), int)
-             and isinstance(state.get("schedulers"), dict) and isinstance(state.get("files"), list))
+    valid = (
+        isinstance(state, dict)
+        and state.get("format") == FORMAT
+        and type(state.get("step")) is int
+        and isinstance(state.get("epoch"), int)
+        and isinstance(state.get("num_processes"), int)
+        and isinstance(state.get("schedulers"), dict)
+        and isinstance(state.get("files"), list)
+    )
     if not valid:
-        raise CheckpointError(f"{path / STATE_FILE}: not a trainer state of format {FORMAT!r} (step, epoch, "
-                              "num_processes, schedulers, files); the checkpoint is damaged, not from this trainer, or "
-                              "from a version that used accelerator.save_state (those cannot be resumed)")
+        raise CheckpointError(
+            f"{path / STATE_FILE}: not a trainer state of format {FORMAT!r} (step, epoch, "
+            "num_processes, schedulers, files); the checkpoint is damaged, not from this trainer, or "
+            "from a version that used accelerator.save_state (those cannot be resumed)"
+        )
     named = checkpoint_step(path)
     if named is not None and named != state["step"]:
-        raise CheckpointError(f"{path / STATE_FILE}: step {state['step']}, but the folder is {path.name} (step {named}); "
-                              "the checkpoint was renamed or tampered with (resume from another checkpoint)")
+        raise CheckpointError(
+            f"{path / STATE_FILE}: step {state['step']}, but the folder is {path.name} (step {named}); "
+            "the checkpoint was renamed or tampered with (resume from another checkpoint)"
+        )
     if not isinstance(config, dict):
-        raise CheckpointError(f"{path / CONFIG_FILE}: expected a mapping of config sections, "
-                              f"got {type(config).__name__}")
+        raise CheckpointError(
+            f"{path / CONFIG_FILE}: expected a mapping of config sections, got {type(config).__name__}"
+        )
     present = {p.name for p in path.iterdir()} - {STATE_FILE, PIPELINE_DIR}
     listed = set(state["files"])
     if listed - present:
         raise CheckpointError(f"{path}: incomplete checkpoint, missing {sorted(listed - present)}")
     if present - listed:
-        raise CheckpointError(f"{path}: unexpected file(s) {sorted(present - listed)} that this trainer did not write "
-                              "(refusing to load a tampered checkpoint; remove them or resume from another checkpoint)")
+        raise CheckpointError(
+            f"{path}: unexpected file(s) {sorted(present - listed)} that this trainer did not write "
+            "(refusing to load a tampered checkpoint; remove them or resume from another checkpoint)"
+        )
     return state, config
 
 
-def load_checkpoint(accelerator, path: str | os.PathLike, *, networks: dict, optimizers: dict, emas: dict,
-                    schedulers: dict) -> dict:
+def load_checkpoint(
+    accelerator, path: str | os.PathLike, *, networks: dict, optimizers: dict, emas: dict, schedulers: dict
+) -> dict:
     """Restore what :func:`save_checkpoint` wrote into the given objects (same dicts) and the RNG states of this
     process; returns the trainer state. Raises :class:`CheckpointError` naming the first file that is missing,
     unexpected or unreadable."""
@@ -239,8 +284,10 @@ def load_checkpoint(accelerator, path: str | os.PathLike, *, networks: dict, opt
     state, _ = read_checkpoint(path)
     expected = checkpoint_files(networks, optimizers, emas, accelerator.num_processes, accelerator.scaler is not None)
     if set(state["files"]) != expected:
-        raise CheckpointError(f"{path}: holds {sorted(state['files'])}, but this run expects {sorted(expected)} "
-                              "(another method, run.use_ema, precision or number of processes)")
+        raise CheckpointError(
+            f"{path}: holds {sorted(state['files'])}, but this run expects {sorted(expected)} "
+            "(another method, run.use_ema, precision or number of processes)"
+        )
     for name, model in networks.items():
         file = path / f"{name}.safetensors"
         try:
@@ -305,9 +352,12 @@ def load_scheduler_state(scheduler, saved, where: Path) -> None:
             return isinstance(b, list) and len(a) == len(b) and all(same_kind(x, y) for x, y in zip(a, b))
         return (a is None and b is None) or (type(a) is type(b)) or (isinstance(a, float) and type(b) is int)
 
-    if not (isinstance(saved, dict) and saved.keys() == fresh.keys() and all(same_kind(fresh[k], saved[k]) for k in fresh)):
-        raise CheckpointError(f"{where}: the saved learning-rate scheduler state does not match "
-                              f"{type(scheduler).__name__}")
+    if not (
+        isinstance(saved, dict) and saved.keys() == fresh.keys() and all(same_kind(fresh[k], saved[k]) for k in fresh)
+    ):
+        raise CheckpointError(
+            f"{where}: the saved learning-rate scheduler state does not match {type(scheduler).__name__}"
+        )
     scheduler.load_state_dict(saved)
 
 
@@ -321,18 +371,32 @@ def load_rng_state(file: Path) -> None:
         m = json.loads(meta["rng"])
         cpu, python, keys = tensors["torch"], tensors["python"], tensors["numpy"]
         cuda = [tensors[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in tensors))]
-        ok = (cpu.dtype == torch.uint8 and cpu.shape == torch.get_rng_state().shape and python.shape == (625,)
-              and keys.shape == (624,) and int(keys.min()) >= 0 and int(keys.max()) < 2**32
-              and int(python.min()) >= 0 and int(python.max()) <= 2**32)
+        ok = (
+            cpu.dtype == torch.uint8
+            and cpu.shape == torch.get_rng_state().shape
+            and python.shape == (625,)
+            and keys.shape == (624,)
+            and int(keys.min()) >= 0
+            and int(keys.max()) < 2**32
+            and int(python.min()) >= 0
+            and int(python.max()) <= 2**32
+        )
         if not ok:
             raise ValueError("unexpected tensor shapes, dtypes or ranges")
         here = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if len(cuda) != here:
-            raise CheckpointError(f"{file}: RNG states of {len(cuda)} CUDA device(s), this process sees {here}; "
-                                  "resume on the same kind of machine")
+            raise CheckpointError(
+                f"{file}: RNG states of {len(cuda)} CUDA device(s), this process sees {here}; "
+                "resume on the same kind of machine"
+            )
         python_state = (int(m["python_version"]), tuple(int(v) for v in python.tolist()), m["python_gauss_next"])
-        numpy_state = (str(m["numpy_kind"]), keys.numpy().astype(np.uint32), int(m["numpy_pos"]),
-                       int(m["numpy_has_gauss"]), float(m["numpy_cached_gaussian"]))
+        numpy_state = (
+            str(m["numpy_kind"]),
+            keys.numpy().astype(np.uint32),
+            int(m["numpy_pos"]),
+            int(m["numpy_has_gauss"]),
+            float(m["numpy_cached_gaussian"]),
+        )
         random.setstate(python_state)
         np.random.set_state(numpy_state)
         torch.set_rng_state(cpu.contiguous())

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .configuration_dualmcmc import OFFICIAL_SETTINGS, official_configs
+from .configuration_dualmcmc import OFFICIAL_SAMPLER, OFFICIAL_SETTINGS, official_configs
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
 from .pipeline_dualmcmc import DualMCMCPipeline
 from .serialization import load_torch_file
@@ -38,37 +38,62 @@ from .serialization import load_torch_file
 NETWORK_KEYS = ("netG", "netE", "netI")
 OPTIONAL_KEYS = ("epoch", "optG", "optE", "optI")
 
-# The authors' FID sampler (official-algorithm.md): 70 x-steps of size 0.4, noise 0.001, generator BatchNorm on
-# batch statistics; their z-chain: 10 steps of size 0.1, noise 0.1.
-OFFICIAL_SAMPLER = dict(
-    num_inference_steps=70,
-    step_size=0.4,
-    noise_scale=0.001,
-    bn_stats="batch",
-    num_latent_steps=10,
-    latent_step_size=0.1,
-    latent_noise_scale=0.1,
-)
 
 # The official training configuration (config.py of the authors' repository), recorded in the model card.
 OFFICIAL_TRAINING = {
     "cifar10": {
-        "epochs": 301, "batch_size": 100, "data_weight": 1.0, "generator_teaching_weight": 50.0, "encoder_teaching_weight": 0.1,
-        "num_steps": 30, "step_size": 0.5, "noise_scale": 0.001,
-        "num_latent_steps": 10, "latent_step_size": 0.1, "latent_noise_scale": 0.1,
-        "ngf": 512, "ndf": 512, "nif": 128, "nz": 128, "observation_std": 0.3,
-        "lr_energy": 1e-4, "lr_generator": 3e-4, "lr_encoder": 1e-4, "adam_betas": [0.0, 0.9],
-        "weight_decay_energy": 0.0, "weight_decay_generator": 5e-4, "weight_decay_encoder": 5e-4,
-        "lr_decay_per_epoch": 0.998, "seed": 1234,
+        "epochs": 301,
+        "batch_size": 100,
+        "data_weight": 1.0,
+        "generator_teaching_weight": 50.0,
+        "encoder_teaching_weight": 0.1,
+        "num_steps": 30,
+        "step_size": 0.5,
+        "noise_scale": 0.001,
+        "num_latent_steps": 10,
+        "latent_step_size": 0.1,
+        "latent_noise_scale": 0.1,
+        "ngf": 512,
+        "ndf": 512,
+        "nif": 128,
+        "nz": 128,
+        "observation_std": 0.3,
+        "lr_energy": 1e-4,
+        "lr_generator": 3e-4,
+        "lr_encoder": 1e-4,
+        "adam_betas": [0.0, 0.9],
+        "weight_decay_energy": 0.0,
+        "weight_decay_generator": 5e-4,
+        "weight_decay_encoder": 5e-4,
+        "lr_decay_per_epoch": 0.998,
+        "seed": 1234,
     },
     "celeba64": {
-        "epochs": 301, "batch_size": 100, "data_weight": 1.0, "generator_teaching_weight": 70.0, "encoder_teaching_weight": 0.1,
-        "num_steps": 30, "step_size": 0.3, "noise_scale": 0.001,
-        "num_latent_steps": 10, "latent_step_size": 0.1, "latent_noise_scale": 0.1,
-        "ngf": 1024, "ndf": 1024, "nif": 128, "nz": 128, "observation_std": 0.3,
-        "lr_energy": 1e-4, "lr_generator": 3e-4, "lr_encoder": 1e-4, "adam_betas": [0.0, 0.9],
-        "weight_decay_energy": 0.0, "weight_decay_generator": 5e-4, "weight_decay_encoder": 5e-4,
-        "lr_decay_per_epoch": 0.998, "seed": 1234,
+        "epochs": 301,
+        "batch_size": 100,
+        "data_weight": 1.0,
+        "generator_teaching_weight": 70.0,
+        "encoder_teaching_weight": 0.1,
+        "num_steps": 30,
+        "step_size": 0.3,
+        "noise_scale": 0.001,
+        "num_latent_steps": 10,
+        "latent_step_size": 0.1,
+        "latent_noise_scale": 0.1,
+        "ngf": 1024,
+        "ndf": 1024,
+        "nif": 128,
+        "nz": 128,
+        "observation_std": 0.3,
+        "lr_energy": 1e-4,
+        "lr_generator": 3e-4,
+        "lr_encoder": 1e-4,
+        "adam_betas": [0.0, 0.9],
+        "weight_decay_energy": 0.0,
+        "weight_decay_generator": 5e-4,
+        "weight_decay_encoder": 5e-4,
+        "lr_decay_per_epoch": 0.998,
+        "seed": 1234,
     },
 }
 
@@ -112,11 +137,11 @@ def official_key(net: str, key: str, num_blocks: int) -> str:
     last = num_blocks + 2
     if net == "netG":
         if key.startswith("input_proj."):
-            return "lin_1." + key[len("input_proj."):]
+            return "lin_1." + key[len("input_proj.") :]
         if key.startswith("norm_out."):
-            return f"bn_{last}." + key[len("norm_out."):]
+            return f"bn_{last}." + key[len("norm_out.") :]
         if key.startswith("conv_out."):
-            return f"conv{last}." + key[len("conv_out."):]
+            return f"conv{last}." + key[len("conv_out.") :]
         m = re.fullmatch(r"blocks\.(\d+)\.(.+)", key)
         if m:
             return _official_block_key(f"block{int(m.group(1)) + 2}", m.group(2))
@@ -132,11 +157,11 @@ def official_key(net: str, key: str, num_blocks: int) -> str:
             return _official_block_key(f"block{int(m.group(1)) + 2}", f"{m.group(2)}.{_sn_leaf(m.group(3))}")
     elif net == "netI":
         if key.startswith("features."):
-            return "main." + key[len("features."):]
+            return "main." + key[len("features.") :]
         if key.startswith("mean_head."):
-            return "conv51." + key[len("mean_head."):]
+            return "conv51." + key[len("mean_head.") :]
         if key.startswith("logvar_head."):
-            return "conv52." + key[len("logvar_head."):]
+            return "conv52." + key[len("logvar_head.") :]
     raise KeyError(f"{net}: no official name for {key!r}")
 
 
@@ -147,7 +172,9 @@ def _resolve_configs(dataset: str | Configs) -> Configs:
     if isinstance(dataset, str):
         return official_configs(dataset)
     if not (isinstance(dataset, tuple) and len(dataset) == 3):
-        raise ValueError(f"expected an official dataset name or an (energy, generator, encoder) config triple, got {dataset!r}")
+        raise ValueError(
+            f"expected an official dataset name or an (energy, generator, encoder) config triple, got {dataset!r}"
+        )
     return dataset
 
 
@@ -239,7 +266,7 @@ def check_checkpoint_structure(checkpoint, what: str = "checkpoint") -> None:
 
 def _strip_data_parallel(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if sd and all(k.startswith("module.") for k in sd):
-        return {k[len("module."):]: v for k, v in sd.items()}
+        return {k[len("module.") :]: v for k, v in sd.items()}
     return dict(sd)
 
 
@@ -410,15 +437,26 @@ def convert_official_checkpoint(
             training = dict(OFFICIAL_TRAINING[dataset])
             if configs is not None:
                 energy_cfg, generator_cfg, encoder_cfg = configs
-                training.update(ngf=generator_cfg.base_channels, ndf=energy_cfg.base_channels,
-                                nif=encoder_cfg.base_channels, nz=generator_cfg.latent_dim)
+                training.update(
+                    ngf=generator_cfg.base_channels,
+                    ndf=energy_cfg.base_channels,
+                    nif=encoder_cfg.base_channels,
+                    nz=generator_cfg.latent_dim,
+                )
             training["source"] = f"official checkpoint {pathlib.Path(checkpoint_path).name}"
             epoch = checkpoint.get("epoch")
             if isinstance(epoch, (int, float)) or (isinstance(epoch, torch.Tensor) and epoch.numel() == 1):
                 training["checkpoint_epoch"] = int(epoch)
-            readme = write_model_card(tmp, template=dataset, dataset=dataset, training_config=training,
-                                      hub_model_id=hub_model_id, extra_tags=["converted-checkpoint"],
-                                      license="other", base_model=base_model)
+            readme = write_model_card(
+                tmp,
+                template=dataset,
+                dataset=dataset,
+                training_config=training,
+                hub_model_id=hub_model_id,
+                extra_tags=["converted-checkpoint"],
+                license="other",
+                base_model=base_model,
+            )
             _mark_upstream_license(readme)
     return output_dir
 

@@ -97,8 +97,10 @@ def to_mode(image: Any, mode: str) -> Any:
 def _check_fits(image: Any, size: int) -> Any:
     height, width = F.get_size(image)
     if width > size or height > size:
-        raise ValueError(f"resize='pad' needs images no larger than image_size={size}, got {width}x{height} (WxH); "
-                         "use resize='resize' or 'center_crop', or a larger image_size")
+        raise ValueError(
+            f"resize='pad' needs images no larger than image_size={size}, got {width}x{height} (WxH); "
+            "use resize='resize' or 'center_crop', or a larger image_size"
+        )
     return image
 
 
@@ -205,7 +207,8 @@ def find_image_column(dataset: datasets.Dataset, image_column: str | None = None
         found = f"is {features[image_column]}" if image_column in features else "not found"
         raise ValueError(f"image_column {image_column!r} {found} in {source} ({expected}); columns: {columns}")
     candidates = [n for n, f in features.items() if isinstance(f, datasets.Image)] or [
-        n for n, f in features.items() if _is_image(f)]
+        n for n, f in features.items() if _is_image(f)
+    ]
     if not candidates:
         raise ValueError(f"no image column in {source} ({expected}); columns: {columns}")
     return image_column or next((n for n in ("image", "img", "pixel_values") if n in candidates), candidates[0])
@@ -244,8 +247,10 @@ def load_mnist_images(directory: str | os.PathLike | None = None, split: str = "
 
     files = {stem: find(f"{stem}-images-idx3-ubyte") for stem in ("train", "t10k")}
     if not any(files.values()):
-        raise FileNotFoundError(f"no MNIST IDX images in {directory} (expected t10k-images-idx3-ubyte.gz and/or "
-                                "train-images-idx3-ubyte.gz); pass source='mnist:<dir>' or set HF_DUALMCMC_SHARED")
+        raise FileNotFoundError(
+            f"no MNIST IDX images in {directory} (expected t10k-images-idx3-ubyte.gz and/or "
+            "train-images-idx3-ubyte.gz); pass source='mnist:<dir>' or set HF_DUALMCMC_SHARED"
+        )
     stems, index = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}[split], slice(None)
     if files["train"] is None:  # only the 10k test set: a fixed 9,000 / 1,000 partition of it
         stems = ["t10k"]
@@ -291,8 +296,11 @@ def load_npz_images(path: str | os.PathLike) -> np.ndarray:
             index = int(np.argwhere(~np.isfinite(images))[0][0])
             raise ValueError(f"{path}: image {index} under {key!r} has non-finite values (NaN or inf)")
         if images is None or images.dtype != np.uint8 or images.ndim not in (3, 4) or channels not in (1, 3, 4):
-            got = f"{images.dtype} {images.shape} under {key!r}" if images is not None else (
-                "FID statistics (a FID reference only)" if "mu" in data else f"arrays {list(data)}")
+            got = (
+                f"{images.dtype} {images.shape} under {key!r}"
+                if images is not None
+                else ("FID statistics (a FID reference only)" if "mu" in data else f"arrays {list(data)}")
+            )
             raise ValueError(f"{path}: expected uint8 images [N, H, W(, C)] under 'images', 'x' or 'arr_0', got {got}")
     return images
 
@@ -342,8 +350,10 @@ def load_source(source: str, split: str = "train", cache_dir: str | None = None)
     if files:  # a data file or a glob: datasets infers the builder from the files, under any split name
         args, kwargs = (os.path.commonpath([os.path.dirname(f) for f in files]),), {"data_files": {split: files}}
     elif not path.is_dir() and (source.startswith(("/", ".", "~")) or source.count("/") > 1 or "*" in source):
-        raise FileNotFoundError(f"data source {source!r} does not exist (expected a directory, a data file or glob, "
-                                "'sklearn:digits', 'mnist[:DIR]', an images .npz or a Hub dataset name)")
+        raise FileNotFoundError(
+            f"data source {source!r} does not exist (expected a directory, a data file or glob, "
+            "'sklearn:digits', 'mnist[:DIR]', an images .npz or a Hub dataset name)"
+        )
     try:
         return datasets.load_dataset(*args, split=split, cache_dir=cache_dir, **kwargs)
     except ValueError as err:  # an unknown split, a split with no data
@@ -384,8 +394,10 @@ def check_dataset_size(dataset: Any, batch_size: int) -> None:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if len(dataset) < batch_size:
-        raise ValueError(f"dataset has {len(dataset)} images, fewer than one batch of {batch_size}; "
-                         "lower the batch size or use more images")
+        raise ValueError(
+            f"dataset has {len(dataset)} images, fewer than one batch of {batch_size}; "
+            "lower the batch size or use more images"
+        )
 
 
 def describe(dataset: Any) -> str:
@@ -393,9 +405,13 @@ def describe(dataset: Any) -> str:
     name, lazy = type(dataset).__name__, isinstance(dataset, LazyImageDataset)
     if not (lazy or isinstance(dataset, InMemoryImageDataset)):
         return f"{name}: {len(dataset)} items"
-    storage = f"uint8 in memory ({dataset.images.numel() / 2**20:.1f} MiB)" if not lazy else (
-        f"decoded on the fly from column {dataset.image_column!r} of {dataset.config.source!r} "
-        f"(split {dataset.config.split!r})")
+    storage = (
+        f"uint8 in memory ({dataset.images.numel() / 2**20:.1f} MiB)"
+        if not lazy
+        else (
+            f"decoded on the fly from column {dataset.image_column!r} of {dataset.config.source!r} "
+            f"(split {dataset.config.split!r})"
+        )
+    )
     size = f"{dataset.num_channels}x{dataset.image_size}x{dataset.image_size}"
     return f"{name}: {len(dataset)} images, {size} {storage}, random_flip={dataset.random_flip}"
-

@@ -105,8 +105,10 @@ def _read_json(path: pathlib.Path, what: str) -> dict:
 def check_license(license: str) -> str:
     """``license`` when it has the form of a Hub license identifier (``apache-2.0``, ``mit``, ``cc-by-4.0``, ``other``)."""
     if not isinstance(license, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", license):
-        raise ValueError(f"license must be a Hub license identifier such as 'apache-2.0', 'mit', 'cc-by-nc-4.0' or "
-                         f"'other' (lower case), got {license!r}")
+        raise ValueError(
+            f"license must be a Hub license identifier such as 'apache-2.0', 'mit', 'cc-by-nc-4.0' or "
+            f"'other' (lower case), got {license!r}"
+        )
     return license
 
 
@@ -140,7 +142,9 @@ def _check_card_inputs(output_dir, metrics, sample_grid, extra_tags) -> str | No
             raise ValueError(f"metric {name!r}: expected a number or a string, got {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"metric {name!r}: expected a finite number, got {value}")
-    if extra_tags is not None and (isinstance(extra_tags, str) or not all(isinstance(t, str) and t for t in extra_tags)):
+    if extra_tags is not None and (
+        isinstance(extra_tags, str) or not all(isinstance(t, str) and t for t in extra_tags)
+    ):
         raise ValueError(f"extra_tags must be a list of non-empty strings, got {extra_tags!r}")
     if sample_grid is None:
         return None
@@ -152,11 +156,20 @@ def _check_card_inputs(output_dir, metrics, sample_grid, extra_tags) -> str | No
     return str(rel)
 
 
-def write_model_card(output_dir, *, template: str = "run", dataset: str | None = None,
-                     training_config: dict | None = None, metrics: dict | None = None,
-                     sample_grid: str | None = None, hub_model_id: str | None = None,
-                     extra_tags: list[str] | None = None, model_id: str | None = None,
-                     license: str = DEFAULT_LICENSE, base_model: str | None = None) -> pathlib.Path:
+def write_model_card(
+    output_dir,
+    *,
+    template: str = "run",
+    dataset: str | None = None,
+    training_config: dict | None = None,
+    metrics: dict | None = None,
+    sample_grid: str | None = None,
+    hub_model_id: str | None = None,
+    extra_tags: list[str] | None = None,
+    model_id: str | None = None,
+    license: str = DEFAULT_LICENSE,
+    base_model: str | None = None,
+) -> pathlib.Path:
     """Render ``model_cards/model_card.md`` for the pipeline saved in ``output_dir`` into ``output_dir/README.md``
     (atomically) and return its path. The sampler settings come from ``model_index.json`` (what the pipeline
     registered: no deprecated aliases), the architecture and parameter counts from the component folders.
@@ -197,18 +210,27 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
     model_index = _read_json(output_dir / "model_index.json", "write_model_card")
     sampler = {k: v for k, v in model_index.items() if not k.startswith("_") and k not in COMPONENT_NAMES}
     if "num_inference_steps" not in sampler:
-        raise ValueError(f"{str(output_dir / 'model_index.json')!r} has no 'num_inference_steps' (saved by an older "
-                         "hf-dualmcmc? load it with DualMCMCPipeline.from_pretrained and save it again)")
+        raise ValueError(
+            f"{str(output_dir / 'model_index.json')!r} has no 'num_inference_steps' (saved by an older "
+            "hf-dualmcmc? load it with DualMCMCPipeline.from_pretrained and save it again)"
+        )
     components = [
-        dict(name=name, class_name=model_index[name][1], parameters=_count_parameters(output_dir / name),
-             config=_read_json(output_dir / name / "config.json", f"component {name}"))
-        for name in COMPONENT_NAMES if isinstance(model_index.get(name), list) and model_index[name][1] is not None
+        dict(
+            name=name,
+            class_name=model_index[name][1],
+            parameters=_count_parameters(output_dir / name),
+            config=_read_json(output_dir / name / "config.json", f"component {name}"),
+        )
+        for name in COMPONENT_NAMES
+        if isinstance(model_index.get(name), list) and model_index[name][1] is not None
     ]
     configs = {c["name"]: c["config"] for c in components}
     shapes = configs.get("generator_model") or configs.get("energy_model")  # baselines export one of the two
     if shapes is None:
-        raise ValueError(f"{str(output_dir)!r}: model_index.json must name an energy_model or a generator_model "
-                         f"component, got {sorted(k for k in model_index if not k.startswith('_'))}")
+        raise ValueError(
+            f"{str(output_dir)!r}: model_index.json must name an energy_model or a generator_model "
+            f"component, got {sorted(k for k in model_index if not k.startswith('_'))}"
+        )
     model_id = hub_model_id or model_id or output_dir.resolve().name
     dataset_name, dataset_id = KNOWN_DATASETS.get(dataset, (dataset, None)) if dataset else (None, None)
     if dataset and dataset not in KNOWN_DATASETS:
@@ -217,17 +239,27 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
         dataset_id = hub_dataset_id(dataset)  # a data.source that is a Hub dataset repository
     measured = list((metrics or {}).items())
     eval_results = [
-        EvalResult(task_type="unconditional-image-generation", task_name="Unconditional Image Generation",
-                   dataset_type=dataset_id or dataset or "unknown", dataset_name=dataset_name or "unknown",
-                   metric_type=name.lower(), metric_name=name, metric_value=value)
+        EvalResult(
+            task_type="unconditional-image-generation",
+            task_name="Unconditional Image Generation",
+            dataset_type=dataset_id or dataset or "unknown",
+            dataset_name=dataset_name or "unknown",
+            metric_type=name.lower(),
+            metric_name=name,
+            metric_value=value,
+        )
         for name, value in measured
     ]
     card_data = ModelCardData(
-        library_name="diffusers", pipeline_tag="unconditional-image-generation", license=license,
+        library_name="diffusers",
+        pipeline_tag="unconditional-image-generation",
+        license=license,
         base_model=base_model,
         tags=BASE_TAGS + ([dataset] if dataset else []) + list(extra_tags or []),
-        datasets=[dataset_id] if dataset_id else None, metrics=[name.lower() for name, _ in measured] or None,
-        model_name=model_id if eval_results else None, eval_results=eval_results or None,
+        datasets=[dataset_id] if dataset_id else None,
+        metrics=[name.lower() for name, _ in measured] or None,
+        model_name=model_id if eval_results else None,
+        eval_results=eval_results or None,
     )
     training_yaml = None
     if training_config:
@@ -235,11 +267,21 @@ def write_model_card(output_dir, *, template: str = "run", dataset: str | None =
         training_yaml = yaml.safe_dump(plain, sort_keys=False).rstrip()
     remote_code = isinstance(model_index.get("_class_name"), list)
     card = ModelCard.from_template(
-        card_data, template_path=str(TEMPLATE_PATH), template=template, model_id=model_id, dataset_name=dataset_name,
-        image_size=shapes.get("image_size"), num_channels=shapes.get("num_channels"), latent_dim=shapes.get("latent_dim"),
-        components=components, has_encoder="encoder" in configs, sampler=sampler,
+        card_data,
+        template_path=str(TEMPLATE_PATH),
+        template=template,
+        model_id=model_id,
+        dataset_name=dataset_name,
+        image_size=shapes.get("image_size"),
+        num_channels=shapes.get("num_channels"),
+        latent_dim=shapes.get("latent_dim"),
+        components=components,
+        has_encoder="encoder" in configs,
+        sampler=sampler,
         remote_code_section=REMOTE_CODE_SECTION.format(model_id=model_id) if remote_code else None,
-        training_config_yaml=training_yaml, sample_grid=grid, install_line=install_line(),
+        training_config_yaml=training_yaml,
+        sample_grid=grid,
+        install_line=install_line(),
         measured=[dict(name=n, value=f"{v:.6g}" if isinstance(v, float) else v) for n, v in measured],
     )
     path = output_dir / "README.md"
@@ -269,11 +311,13 @@ def self_contained_source(path: str | os.PathLike) -> str:
             elif isinstance(node, ast.ImportFrom) and node.level:
                 dep = path.with_name(f"{node.module}.py")
                 if node.level != 1 or any(a.asname for a in node.names) or not dep.is_file():
-                    raise ValueError(f"{path.name} line {node.lineno}: only `from .module import name` of a module "
-                                     f"in {str(path.parent)!r} can be inlined")
+                    raise ValueError(
+                        f"{path.name} line {node.lineno}: only `from .module import name` of a module "
+                        f"in {str(path.parent)!r} can be inlined"
+                    )
                 replacements.append((node, "" if dep in seen else inline(dep, seen, top=False)))
         for node, text in reversed(replacements):
-            lines[node.lineno - 1:node.end_lineno] = [text]
+            lines[node.lineno - 1 : node.end_lineno] = [text]
         return "".join(lines)
 
     return inline(pathlib.Path(path), set(), top=True)
@@ -343,7 +387,9 @@ def foreign_files(folder: str | os.PathLike) -> list[str]:
         if not ours(path, top, False):
             foreign.append(path.name + "/" * path.is_dir())
         elif path.is_dir() and path.name != "__pycache__":
-            foreign += [f"{path.name}/{p.name}" + "/" * p.is_dir() for p in sorted(path.iterdir()) if not ours(p, (), True)]
+            foreign += [
+                f"{path.name}/{p.name}" + "/" * p.is_dir() for p in sorted(path.iterdir()) if not ours(p, (), True)
+            ]
     try:
         class_name = json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name")
     except (OSError, ValueError, AttributeError):
@@ -361,13 +407,16 @@ def check_apart(output: str | os.PathLike, inputs, what: str = "output") -> path
         src = pathlib.Path(source).resolve()
         if resolved == src or resolved in src.parents or src in resolved.parents:
             relation = "is" if resolved == src else "contains" if resolved in src.parents else "is inside"
-            raise ValueError(f"{what} {str(output)!r} {relation} the input {str(source)!r}; nothing was written: "
-                             "choose an output outside the input")
+            raise ValueError(
+                f"{what} {str(output)!r} {relation} the input {str(source)!r}; nothing was written: "
+                "choose an output outside the input"
+            )
     return output
 
 
-def check_output_dir(output_dir: str | os.PathLike, *, overwrite: bool, inputs=(), what: str = "output directory"
-                     ) -> pathlib.Path:
+def check_output_dir(
+    output_dir: str | os.PathLike, *, overwrite: bool, inputs=(), what: str = "output directory"
+) -> pathlib.Path:
     """Refuse, before anything is written, an ``output_dir`` whose replacement would lose what this project did not
     write: one that is, contains or lies inside one of ``inputs``; an existing file; an existing folder without
     ``overwrite``; and (even with it) a non-empty folder with :func:`foreign_files`, which are named."""
@@ -380,13 +429,16 @@ def check_output_dir(output_dir: str | os.PathLike, *, overwrite: bool, inputs=(
         foreign = foreign_files(output_dir)
         if foreign:
             shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
-            raise ValueError(f"{what} {str(output_dir)!r} holds files hf-dualmcmc did not write ({shown}); overwrite "
-                             "replaces only a pipeline folder this project wrote: move them or choose another folder")
+            raise ValueError(
+                f"{what} {str(output_dir)!r} holds files hf-dualmcmc did not write ({shown}); overwrite "
+                "replaces only a pipeline folder this project wrote: move them or choose another folder"
+            )
     return output_dir
 
 
-def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False,
-                   hub_model_id: str | None = None) -> pathlib.Path:
+def export_for_hub(
+    pipeline_or_dir, output_dir, *, overwrite: bool = False, hub_model_id: str | None = None
+) -> pathlib.Path:
     """Write ``pipeline_or_dir`` (a ``DualMCMCPipeline`` or its ``save_pretrained`` / exported directory) to
     ``output_dir`` (atomically) in the layout that is uploaded to the Hub. ``overwrite`` replaces only a pipeline
     folder this project wrote (:func:`check_output_dir`), the source itself included (an in-place re-export); an
@@ -417,8 +469,10 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False,
     if hub_model_id is not None:
         _check_repo_id(hub_model_id, "hub_model_id")
     if not isinstance(pipeline_or_dir, (hf_dualmcmc.DualMCMCPipeline, str, os.PathLike)):
-        raise ValueError(f"export_for_hub needs a DualMCMCPipeline or a saved pipeline directory, "
-                         f"got {type(pipeline_or_dir).__name__}")
+        raise ValueError(
+            f"export_for_hub needs a DualMCMCPipeline or a saved pipeline directory, "
+            f"got {type(pipeline_or_dir).__name__}"
+        )
     if not isinstance(pipeline_or_dir, hf_dualmcmc.DualMCMCPipeline):
         source = pathlib.Path(pipeline_or_dir)
         if not (source / "model_index.json").is_file():
@@ -432,7 +486,9 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False,
         index = _read_json(tmp / "model_index.json", "export_for_hub")
         class_name = index.get("_class_name")
         if (class_name[-1] if isinstance(class_name, list) else class_name) != "DualMCMCPipeline":
-            raise ValueError(f"export_for_hub: model_index.json _class_name must be 'DualMCMCPipeline', got {class_name!r}")
+            raise ValueError(
+                f"export_for_hub: model_index.json _class_name must be 'DualMCMCPipeline', got {class_name!r}"
+            )
         pipeline_file = pathlib.Path(inspect.getfile(hf_dualmcmc.DualMCMCPipeline))
         shutil.copyfile(pipeline_file, tmp / pipeline_file.name)
         for module in get_relative_imports(pipeline_file):  # what diffusers copies along; each must stand alone
@@ -447,8 +503,10 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False,
             code_file = pathlib.Path(inspect.getfile(cls))
             atomic_write(tmp / name / code_file.name, self_contained_source(code_file))
             config = _read_json(tmp / name / "config.json", f"component {name}")
-            config["auto_map"] = {"AutoConfig": f"{code_file.stem}.{cls.config_class.__name__}",
-                                  "AutoModel": f"{code_file.stem}.{cls.__name__}"}
+            config["auto_map"] = {
+                "AutoConfig": f"{code_file.stem}.{cls.config_class.__name__}",
+                "AutoModel": f"{code_file.stem}.{cls.__name__}",
+            }
             atomic_write(tmp / name / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
             index[name] = [code_file.stem, cls.__name__]
         atomic_write(tmp / "model_index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
@@ -463,8 +521,16 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False,
     return output_dir
 
 
-def push_pipeline_to_hub(output_dir, repo_id: str, *, private: bool | None = None, token: str | None = None,
-                         commit_message: str | None = None, create_pr: bool = False, revision: str | None = None):
+def push_pipeline_to_hub(
+    output_dir,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
+    revision: str | None = None,
+):
     """Create (or reuse) the model repository ``repo_id`` and upload ``output_dir`` (a saved or exported pipeline
     directory) in the uploaded layout of :func:`export_for_hub`, its card pointed at ``repo_id``. ``private``
     applies to a new repository only; ``revision``: the branch to commit to (default ``main``).
@@ -482,13 +548,26 @@ def push_pipeline_to_hub(output_dir, repo_id: str, *, private: bool | None = Non
         api = HfApi(token=token)
         repo = api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
         return api.upload_folder(
-            repo_id=repo.repo_id, folder_path=str(staged), repo_type="model", create_pr=create_pr, revision=revision,
+            repo_id=repo.repo_id,
+            folder_path=str(staged),
+            repo_type="model",
+            create_pr=create_pr,
+            revision=revision,
             commit_message=commit_message or "Upload Dual-MCMC pipeline",
         )
 
 
-def push_to_hub(pipeline, repo_id: str, *, commit_message: str | None = None, private: bool | None = None,
-                token: str | None = None, create_pr: bool = False, revision: str | None = None, **card_kwargs):
+def push_to_hub(
+    pipeline,
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    create_pr: bool = False,
+    revision: str | None = None,
+    **card_kwargs,
+):
     """Save ``pipeline`` to a temporary folder, write its model card for ``repo_id`` (``card_kwargs``: ``template``,
     ``dataset``, ``training_config``, ``metrics``, ``extra_tags``, ``license``, ``base_model`` of
     :func:`write_model_card`) and upload both with :func:`push_pipeline_to_hub`. The other arguments are those of
@@ -498,9 +577,29 @@ def push_to_hub(pipeline, repo_id: str, *, commit_message: str | None = None, pr
     with tempfile.TemporaryDirectory() as tmp:
         pipeline.save_pretrained(tmp)
         write_model_card(tmp, hub_model_id=repo_id, **card_kwargs)
-        return push_pipeline_to_hub(tmp, repo_id, private=private, token=token, commit_message=commit_message,
-                                    create_pr=create_pr, revision=revision)
+        return push_pipeline_to_hub(
+            tmp,
+            repo_id,
+            private=private,
+            token=token,
+            commit_message=commit_message,
+            create_pr=create_pr,
+            revision=revision,
+        )
 
 
-__all__ = ["DEFAULT_LICENSE", "TEMPLATES", "check_apart", "check_license", "check_output_dir", "export_for_hub", "foreign_files",
-           "install_line", "push_pipeline_to_hub", "push_to_hub", "retarget_card", "self_contained_source", "write_model_card"]
+__all__ = [
+    "DEFAULT_LICENSE",
+    "TEMPLATES",
+    "check_apart",
+    "check_license",
+    "check_output_dir",
+    "export_for_hub",
+    "foreign_files",
+    "install_line",
+    "push_pipeline_to_hub",
+    "push_to_hub",
+    "retarget_card",
+    "self_contained_source",
+    "write_model_card",
+]

@@ -91,7 +91,11 @@ def _decode_fn(decoder: nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> C
 # the rules for the chains' and the pipeline's settings, by argument name (errors name the argument)
 MIN_INT = {"num_steps": 0, "num_inference_steps": 0, "num_latent_steps": 0, "batch_size": 1, "num_points": 2}
 POSITIVE = ("step_size", "latent_step_size", "noise_init_range", "observation_std", "prior_std")  # else >= 0
-CHOICES = {"output_type": ("pil", "np", "pt", "latent"), "proposal": ("generator", "noise"), "bn_stats": ("batch", "running")}
+CHOICES = {
+    "output_type": ("pil", "np", "pt", "latent"),
+    "proposal": ("generator", "noise"),
+    "bn_stats": ("batch", "running"),
+}
 
 
 def _check_int(value, name: str, minimum: int = 0) -> int:
@@ -114,8 +118,12 @@ def _checked(defaults=None, /, **settings) -> list:
                 raise ValueError(f"{name} must be one of {CHOICES[name]}, got {value!r}")
         elif name in MIN_INT:
             value = _check_int(value, name, MIN_INT[name])
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and (
-                value > 0 if positive else value >= 0):
+        elif (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > 0 if positive else value >= 0)
+        ):
             value = float(value)
         else:
             raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
@@ -138,8 +146,10 @@ def _generators(generator, batch_size: int) -> GeneratorLike:
     if many and len(generator) != batch_size:
         raise ValueError(f"generator: a list needs one per sample: expected {batch_size}, got {len(generator)}")
     what = "generator (a torch.Generator, an integer seed, or a list of them)"
-    gens = [g if isinstance(g, torch.Generator) else torch.Generator().manual_seed(_check_int(g, what, -2**63))
-            for g in (generator if many else [] if generator is None else [generator])]
+    gens = [
+        g if isinstance(g, torch.Generator) else torch.Generator().manual_seed(_check_int(g, what, -(2**63)))
+        for g in (generator if many else [] if generator is None else [generator])
+    ]
     return gens if many else (gens or [None])[0]
 
 
@@ -150,7 +160,9 @@ def _after_step(callback: Callable | None, step: int, state: torch.Tensor) -> to
         return state
     if not isinstance(new, torch.Tensor) or new.shape != state.shape:
         got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
-        raise ValueError(f"callback must return None or a tensor of the chain state's shape {tuple(state.shape)}, got {got}")
+        raise ValueError(
+            f"callback must return None or a tensor of the chain state's shape {tuple(state.shape)}, got {got}"
+        )
     return new.detach().to(device=state.device, dtype=torch.float32).clone()
 
 
@@ -198,7 +210,9 @@ def energy_langevin(
                 trajectory.append(e.detach().float())
             x.add_(grad.to(torch.float32), alpha=coef)
             if noise_scale > 0:
-                x.add_(randn_tensor(x.shape, generator=generator, device=x.device, dtype=torch.float32), alpha=noise_scale)
+                x.add_(
+                    randn_tensor(x.shape, generator=generator, device=x.device, dtype=torch.float32), alpha=noise_scale
+                )
             x = _after_step(callback, step, x)
         if return_energies:
             with torch.no_grad():
@@ -252,8 +266,12 @@ def posterior_langevin(
         callback: as for :func:`energy_langevin`, with the latents ``z``.
     """
     num_steps, step_size, noise_scale, observation_std, prior_std = _checked(
-        num_steps=num_steps, step_size=step_size, noise_scale=noise_scale, observation_std=observation_std,
-        prior_std=prior_std)
+        num_steps=num_steps,
+        step_size=step_size,
+        noise_scale=noise_scale,
+        observation_std=observation_std,
+        prior_std=prior_std,
+    )
     fn = _decode_fn(decoder)
     modules = [decoder] if isinstance(decoder, nn.Module) else []
     z = z.detach().to(torch.float32).clone()
@@ -272,7 +290,9 @@ def posterior_langevin(
                 errors.append(sse.detach())
             z.add_(grad.to(torch.float32), alpha=coef)
             if noise_scale > 0:
-                z.add_(randn_tensor(z.shape, generator=generator, device=z.device, dtype=torch.float32), alpha=noise_scale)
+                z.add_(
+                    randn_tensor(z.shape, generator=generator, device=z.device, dtype=torch.float32), alpha=noise_scale
+                )
             z = _after_step(callback, step, z)
         if return_energies or return_errors:
             with torch.no_grad():

@@ -110,13 +110,22 @@ def _readable_safetensors(path: Path) -> bool:
 
 def _check_loaded(model: nn.Module, info: dict, folder: Path) -> None:
     """Strict loading: every tensor of the model came from the weights file, with its shape, and is finite."""
-    problems = [f"{what} {sorted(str(k[0]) if isinstance(k, tuple) else str(k) for k in info[key])[:5]}"
-                for key, what in (("missing_keys", "missing tensors"), ("unexpected_keys", "unexpected tensors"),
-                                  ("mismatched_keys", "tensors of another shape")) if info.get(key)]
+    problems = [
+        f"{what} {sorted(str(k[0]) if isinstance(k, tuple) else str(k) for k in info[key])[:5]}"
+        for key, what in (
+            ("missing_keys", "missing tensors"),
+            ("unexpected_keys", "unexpected tensors"),
+            ("mismatched_keys", "tensors of another shape"),
+        )
+        if info.get(key)
+    ]
     if problems:
         raise ValueError(f"{folder}: the weights do not match {type(model).__name__}'s config: {'; '.join(problems)}")
-    bad = [name for name, t in (*model.named_parameters(), *model.named_buffers())
-           if t.is_floating_point() and not torch.isfinite(t).all()]
+    bad = [
+        name
+        for name, t in (*model.named_parameters(), *model.named_buffers())
+        if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
     if bad:
         raise ValueError(f"{folder}: the weights hold NaN or inf in {bad[:5]}{' ...' if len(bad) > 5 else ''}")
 
@@ -195,12 +204,14 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
         if strict:
             kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below, by name
         try:
-            model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True,
-                                                  **kwargs)
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         except SafetensorError as err:
             broken = [f for f in sorted(folder.glob("*.safetensors")) if not _readable_safetensors(f)]
-            raise OSError(f"{', '.join(map(str, broken)) or folder}: not a readable safetensors file (empty or "
-                          f"truncated?): {err}") from err
+            raise OSError(
+                f"{', '.join(map(str, broken)) or folder}: not a readable safetensors file (empty or truncated?): {err}"
+            ) from err
         if strict:
             _check_loaded(model, info, folder)
         loaded = (model, info) if wants_info else model

@@ -25,7 +25,9 @@ def _check_mlp(what: str, data_dim: int, hidden_dim: int, num_layers: int, activ
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{what}: {name} must be an integer >= 1, got {value!r}")
     if activation not in ACT2FN:
-        raise ValueError(f"{what}: activation must be a transformers ACT2FN name (e.g. 'silu', 'relu'), got {activation!r}")
+        raise ValueError(
+            f"{what}: activation must be a transformers ACT2FN name (e.g. 'silu', 'relu'), got {activation!r}"
+        )
 
 
 class DualMCMCToyEnergyConfig(PretrainedConfig):
@@ -40,8 +42,15 @@ class DualMCMCToyEnergyConfig(PretrainedConfig):
 
     model_type = "dualmcmc_toy_energy"
 
-    def __init__(self, data_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3, activation: str = "silu",
-                 spectral_norm: bool = False, **kwargs):
+    def __init__(
+        self,
+        data_dim: int = 2,
+        hidden_dim: int = 128,
+        num_layers: int = 3,
+        activation: str = "silu",
+        spectral_norm: bool = False,
+        **kwargs,
+    ):
         _check_mlp("DualMCMCToyEnergyConfig", data_dim, hidden_dim, num_layers, activation)
         self.data_dim = data_dim
         self.hidden_dim = hidden_dim
@@ -58,8 +67,17 @@ class DualMCMCToyGeneratorConfig(PretrainedConfig):
 
     model_type = "dualmcmc_toy_generator"
 
-    def __init__(self, latent_dim: int = 8, data_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3,
-                 activation: str = "leaky_relu", observation_std: float = 0.3, prior_std: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        latent_dim: int = 8,
+        data_dim: int = 2,
+        hidden_dim: int = 128,
+        num_layers: int = 3,
+        activation: str = "leaky_relu",
+        observation_std: float = 0.3,
+        prior_std: float = 1.0,
+        **kwargs,
+    ):
         _check_mlp("DualMCMCToyGeneratorConfig", data_dim, hidden_dim, num_layers, activation)
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"DualMCMCToyGeneratorConfig: latent_dim must be an integer >= 1, got {latent_dim!r}")
@@ -80,8 +98,15 @@ class DualMCMCToyEncoderConfig(PretrainedConfig):
 
     model_type = "dualmcmc_toy_encoder"
 
-    def __init__(self, data_dim: int = 2, latent_dim: int = 8, hidden_dim: int = 128, num_layers: int = 3,
-                 activation: str = "leaky_relu", **kwargs):
+    def __init__(
+        self,
+        data_dim: int = 2,
+        latent_dim: int = 8,
+        hidden_dim: int = 128,
+        num_layers: int = 3,
+        activation: str = "leaky_relu",
+        **kwargs,
+    ):
         _check_mlp("DualMCMCToyEncoderConfig", data_dim, hidden_dim, num_layers, activation)
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"DualMCMCToyEncoderConfig: latent_dim must be an integer >= 1, got {latent_dim!r}")
@@ -133,7 +158,9 @@ class DualMCMCToyEnergyModel(_ToyPreTrainedModel):
 
     def __init__(self, config: DualMCMCToyEnergyConfig):
         super().__init__(config)
-        self.trunk = _mlp(config.data_dim, config.hidden_dim, config.num_layers, config.activation, config.spectral_norm)
+        self.trunk = _mlp(
+            config.data_dim, config.hidden_dim, config.num_layers, config.activation, config.spectral_norm
+        )
         head = nn.Linear(config.hidden_dim, 1)
         self.head = nn.utils.parametrizations.spectral_norm(head) if config.spectral_norm else head
         self.post_init()
@@ -191,18 +218,30 @@ class DualMCMCToyEncoderModel(_ToyPreTrainedModel):
 
 
 def toy_models(
-    data_dim: int = 2, latent_dim: int = 8, hidden_dim: int = 128, num_layers: int = 3, observation_std: float = 0.3,
+    data_dim: int = 2,
+    latent_dim: int = 8,
+    hidden_dim: int = 128,
+    num_layers: int = 3,
+    observation_std: float = 0.3,
     prior_std: float = 1.0,
 ) -> tuple[DualMCMCToyEnergyModel, DualMCMCToyGeneratorModel, DualMCMCToyEncoderModel]:
     """A fresh (energy, generator, encoder) trio of MLPs with consistent sizes."""
-    energy = DualMCMCToyEnergyModel(DualMCMCToyEnergyConfig(data_dim=data_dim, hidden_dim=hidden_dim,
-                                                            num_layers=num_layers))
-    generator = DualMCMCToyGeneratorModel(DualMCMCToyGeneratorConfig(
-        latent_dim=latent_dim, data_dim=data_dim, hidden_dim=hidden_dim, num_layers=num_layers,
-        observation_std=observation_std, prior_std=prior_std,
-    ))
-    encoder = DualMCMCToyEncoderModel(DualMCMCToyEncoderConfig(data_dim=data_dim, latent_dim=latent_dim,
-                                                               hidden_dim=hidden_dim, num_layers=num_layers))
+    energy = DualMCMCToyEnergyModel(
+        DualMCMCToyEnergyConfig(data_dim=data_dim, hidden_dim=hidden_dim, num_layers=num_layers)
+    )
+    generator = DualMCMCToyGeneratorModel(
+        DualMCMCToyGeneratorConfig(
+            latent_dim=latent_dim,
+            data_dim=data_dim,
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            observation_std=observation_std,
+            prior_std=prior_std,
+        )
+    )
+    encoder = DualMCMCToyEncoderModel(
+        DualMCMCToyEncoderConfig(data_dim=data_dim, latent_dim=latent_dim, hidden_dim=hidden_dim, num_layers=num_layers)
+    )
     return energy, generator, encoder
 
 

@@ -34,7 +34,9 @@ from torch.utils.flop_counter import FlopCounterMode
 PRECISIONS = ("fp32", "bf16")
 
 
-def autocast_factory(device: torch.device | str, precision: str) -> Callable[[], contextlib.AbstractContextManager] | None:
+def autocast_factory(
+    device: torch.device | str, precision: str
+) -> Callable[[], contextlib.AbstractContextManager] | None:
     """The ``autocast=`` argument of :func:`~hf_dualmcmc.training.dual_mcmc_step` for ``precision``.
 
     ``"fp32"`` gives ``None`` (no autocast); ``"bf16"`` a factory of ``torch.autocast(device_type, torch.bfloat16)``.
@@ -60,14 +62,18 @@ def to_memory_format(*models: nn.Module | None, memory_format: torch.memory_form
     values; safetensors writes them contiguously).
     """
     if not isinstance(memory_format, torch.memory_format):
-        raise ValueError(f"memory_format must be a torch.memory_format (e.g. torch.channels_last), got {memory_format!r}")
+        raise ValueError(
+            f"memory_format must be a torch.memory_format (e.g. torch.channels_last), got {memory_format!r}"
+        )
     for m in models:
         if m is not None:
             m.to(memory_format=memory_format)
     return models if len(models) != 1 else models[0]
 
 
-def chain_compiler(device: torch.device | str, backend: str = "inductor", mode: str | None = None) -> Callable[[Callable], Callable]:
+def chain_compiler(
+    device: torch.device | str, backend: str = "inductor", mode: str | None = None
+) -> Callable[[Callable], Callable]:
     """A ``chain_compiler=`` for :func:`~hf_dualmcmc.training.dual_mcmc_step`: ``fn -> torch.compile(fn)``.
 
     On CUDA the default ``mode`` is ``"reduce-overhead"`` (CUDA graphs: the 30-step chains launch the same kernels
@@ -181,12 +187,21 @@ def machine_info(device: torch.device | str = "cpu") -> dict:
     one."""
     flags = cpu_flags()
     # a virtual machine's model name can be generic ("AMD EPYC"): vendor, family and model number pin it down
-    ids = {label: _cpuinfo_field(key) for label, key in (("vendor", "vendor_id"), ("family", "cpu family"),
-                                                         ("model", "model"))}
+    ids = {
+        label: _cpuinfo_field(key)
+        for label, key in (("vendor", "vendor_id"), ("family", "cpu family"), ("model", "model"))
+    }
     cpu_id = " ".join(f"{label} {value}" for label, value in ids.items() if value is not None)
-    info = {"cpu_model": cpu_model(), "cpu_id": cpu_id, "cpu_flags": {f: f in flags for f in BF16_FLAGS},
-            "isa": torch.backends.cpu.get_cpu_capability(), "onednn": onednn_version(),
-            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__}
+    info = {
+        "cpu_model": cpu_model(),
+        "cpu_id": cpu_id,
+        "cpu_flags": {f: f in flags for f in BF16_FLAGS},
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "onednn": onednn_version(),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+    }
     if torch.device(device).type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -197,20 +212,38 @@ def describe_machine(info: dict) -> str:
     flags = " ".join(f"{k}={int(v)}" for k, v in info["cpu_flags"].items())
     gpu = f"; gpu {info['gpu']}" if "gpu" in info else ""
     cpu_id = f" [{info['cpu_id']}]" if info.get("cpu_id") else ""
-    return (f"cpu {info['cpu_model']}{cpu_id} ({flags}); torch {info['torch']} dispatch {info['isa']}, oneDNN "
-            f"{info['onednn']}; threads {info['threads']} of {info['cpus']} cpus{gpu}")
+    return (
+        f"cpu {info['cpu_model']}{cpu_id} ({flags}); torch {info['torch']} dispatch {info['isa']}, oneDNN "
+        f"{info['onednn']}; threads {info['threads']} of {info['cpus']} cpus{gpu}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Profiling: where an iteration spends its time
 # ----------------------------------------------------------------------------------------------------------------
 
-PROFILE_CATEGORIES = ("convolution forward", "convolution backward", "matmul (linear)", "dtype casts", "batch norm",
-                      "spectral-norm power iteration", "Adam", "other")
+PROFILE_CATEGORIES = (
+    "convolution forward",
+    "convolution backward",
+    "matmul (linear)",
+    "dtype casts",
+    "batch norm",
+    "spectral-norm power iteration",
+    "Adam",
+    "other",
+)
 _SPECTRAL_NORM_SCOPE = "spectral_norm (parametrization)"
 _CASTS = ("aten::to", "aten::_to_copy", "aten::copy_", "aten::_copy_from", "aten::_copy_from_and_resize")
-_MATMULS = ("aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "aten::bmm", "aten::mv", "aten::dot",
-            "aten::vdot")
+_MATMULS = (
+    "aten::linear",
+    "aten::addmm",
+    "aten::mm",
+    "aten::matmul",
+    "aten::bmm",
+    "aten::mv",
+    "aten::dot",
+    "aten::vdot",
+)
 
 
 @contextlib.contextmanager
@@ -252,7 +285,8 @@ def _categorise(event, spectral_norm_ops: dict[int, set[str]]) -> str:
         if e.name == _SPECTRAL_NORM_SCOPE:
             return "spectral-norm power iteration"
         if e.name.startswith("autograd::engine::evaluate_function") and any(  # the backward of such an op
-                _short(e.name).startswith(op) for op in spectral_norm_ops.get(e.sequence_nr, ())):
+            _short(e.name).startswith(op) for op in spectral_norm_ops.get(e.sequence_nr, ())
+        ):
             return "spectral-norm power iteration"
         if e.name.startswith(("Optimizer.step", "Optimizer.zero_grad")):
             return "Adam"
@@ -281,7 +315,10 @@ def profile_ops(fn: Callable[[], Any], *models: nn.Module | None, top: int = 15)
     ``{"total_ms", "categories": [{category, self_ms, percent, calls}], "top_ops": [{op, self_ms, percent, calls}]}``
     (``top`` ops by self CPU time, descending).
     """
-    with spectral_norm_scopes(*models), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    with (
+        spectral_norm_scopes(*models),
+        torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof,
+    ):
         fn()
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CPU]
     # forward ops inside a spectral-norm scope, by autograd sequence number (an op that made no autograd node
@@ -313,13 +350,22 @@ def profile_markdown(profile: dict, title: str = "") -> str:
     from .evaluation.analysis import markdown_table
 
     def rows(items, key, fmt=str):
-        return [{key: fmt(r[key]), "self CPU ms": f"{r['self_ms']:.1f}", "% of total": f"{r['percent']:.1f}",
-                 "calls": r["calls"]} for r in items]
+        return [
+            {
+                key: fmt(r[key]),
+                "self CPU ms": f"{r['self_ms']:.1f}",
+                "% of total": f"{r['percent']:.1f}",
+                "calls": r["calls"],
+            }
+            for r in items
+        ]
 
     categories = rows(sorted(profile["categories"], key=lambda r: -r["self_ms"]), "category")
     ops = rows(profile["top_ops"], "op", lambda op: f"`{op}`")
-    return (f"{title}self CPU time {profile['total_ms']:.1f} ms in all\n\n{markdown_table(categories)}\n\n"
-            f"{markdown_table(ops)}\n")
+    return (
+        f"{title}self CPU time {profile['total_ms']:.1f} ms in all\n\n{markdown_table(categories)}\n\n"
+        f"{markdown_table(ops)}\n"
+    )
 
 
 __all__ = [

@@ -22,7 +22,11 @@ from .langevin import _check_finite, _checked, _generators, chain_mode, energy_l
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
 
 logger = logging.get_logger(__name__)
-COMPONENTS = {"energy_model": DualMCMCEnergyModel, "generator_model": DualMCMCGeneratorModel, "encoder": DualMCMCEncoderModel}
+COMPONENTS = {
+    "energy_model": DualMCMCEnergyModel,
+    "generator_model": DualMCMCGeneratorModel,
+    "encoder": DualMCMCEncoderModel,
+}
 HUB_ARGUMENTS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
 
 EXAMPLE_DOC_STRING = """
@@ -63,19 +67,26 @@ def _pipeline_folder(name: str, **hub_kwargs) -> str:
         RevisionNotFoundError,
     )
 
-    patterns = ["model_index.json", *(f"{c}/{p}" for c in COMPONENTS for p in ("config.json", "*.safetensors", "*.index.json"))]
+    patterns = [
+        "model_index.json",
+        *(f"{c}/{p}" for c in COMPONENTS for p in ("config.json", "*.safetensors", "*.index.json")),
+    ]
     try:
         return snapshot_download(name, allow_patterns=patterns, **hub_kwargs)
     except HFValidationError as err:
         raise OSError(f"{name!r} is neither a local folder nor a valid Hub repository id ('org/name'): {err}") from err
     except RepositoryNotFoundError as err:
-        raise OSError(f"{name!r} is not a local folder and the Hub ({constants.ENDPOINT}) has no repository of that name "
-                      "that you can access (check the id; for a private repository log in with `hf auth login`)") from err
+        raise OSError(
+            f"{name!r} is not a local folder and the Hub ({constants.ENDPOINT}) has no repository of that name "
+            "that you can access (check the id; for a private repository log in with `hf auth login`)"
+        ) from err
     except RevisionNotFoundError as err:
         raise OSError(f"the Hub repository {name!r} has no revision {hub_kwargs.get('revision')!r}") from err
     except LocalEntryNotFoundError as err:
-        raise OSError(f"{name!r} is not a local folder nor in the Hugging Face cache, and the Hub cannot be reached "
-                      f"(offline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}): {err}") from err
+        raise OSError(
+            f"{name!r} is not a local folder nor in the Hugging Face cache, and the Hub cannot be reached "
+            f"(offline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}): {err}"
+        ) from err
 
 
 @dataclass
@@ -103,29 +114,57 @@ class DualMCMCPipeline(DiffusionPipeline):
     _optional_components = ["encoder", "generator_model", "energy_model"]
     _callback_tensor_inputs = ["sample"]
 
-    def __init__(self, energy_model, generator_model, encoder=None, num_inference_steps=None, step_size=0.4,
-                 noise_scale=0.001, bn_stats="batch", num_latent_steps=10, latent_step_size=0.1, latent_noise_scale=0.1,
-                 proposal="generator", noise_init_range=1.0, num_revision_steps=None):
+    def __init__(
+        self,
+        energy_model,
+        generator_model,
+        encoder=None,
+        num_inference_steps=None,
+        step_size=0.4,
+        noise_scale=0.001,
+        bn_stats="batch",
+        num_latent_steps=10,
+        latent_step_size=0.1,
+        latent_noise_scale=0.1,
+        proposal="generator",
+        noise_init_range=1.0,
+        num_revision_steps=None,
+    ):
         super().__init__()
-        settings = dict(num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps), step_size=step_size,
-                        noise_scale=noise_scale, bn_stats=bn_stats, num_latent_steps=num_latent_steps,
-                        latent_step_size=latent_step_size, latent_noise_scale=latent_noise_scale, proposal=proposal,
-                        noise_init_range=noise_init_range)
+        settings = dict(
+            num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps),
+            step_size=step_size,
+            noise_scale=noise_scale,
+            bn_stats=bn_stats,
+            num_latent_steps=num_latent_steps,
+            latent_step_size=latent_step_size,
+            latent_noise_scale=latent_noise_scale,
+            proposal=proposal,
+            noise_init_range=noise_init_range,
+        )
         settings = dict(zip(settings, _checked({"num_inference_steps": 70}, **settings)))
         self._check_components(energy_model, generator_model, encoder, proposal, settings["num_inference_steps"])
         self.register_modules(energy_model=energy_model, generator_model=generator_model, encoder=encoder)
         self.register_to_config(**settings)
-        self.image_processor = VaeImageProcessor(do_resize=False, do_convert_rgb=self.image_shape[0] == 3,
-                                                 do_convert_grayscale=self.image_shape[0] == 1)
+        self.image_processor = VaeImageProcessor(
+            do_resize=False, do_convert_rgb=self.image_shape[0] == 3, do_convert_grayscale=self.image_shape[0] == 1
+        )
 
     @staticmethod
     def _check_components(energy_model, generator_model, encoder, proposal, steps) -> None:
         if generator_model is None and (proposal == "generator" or encoder is not None):
-            raise ValueError(f"{'an encoder' if encoder is not None else 'proposal=' + repr(proposal)} needs generator_model")
+            raise ValueError(
+                f"{'an encoder' if encoder is not None else 'proposal=' + repr(proposal)} needs generator_model"
+            )
         if energy_model is None and (proposal == "noise" or steps != 0):
-            raise ValueError(f"energy_model=None needs proposal='generator', num_inference_steps=0; got {proposal!r}, {steps}")
-        components = {"generator_model": (generator_model, DualMCMCGeneratorModel),
-                      "energy_model": (energy_model, DualMCMCEnergyModel), "encoder": (encoder, DualMCMCEncoderModel)}
+            raise ValueError(
+                f"energy_model=None needs proposal='generator', num_inference_steps=0; got {proposal!r}, {steps}"
+            )
+        components = {
+            "generator_model": (generator_model, DualMCMCGeneratorModel),
+            "energy_model": (energy_model, DualMCMCEnergyModel),
+            "encoder": (encoder, DualMCMCEncoderModel),
+        }
         for name, (module, cls) in components.items():
             if module is not None and not _is_a(module, cls):
                 raise ValueError(f"{name} must be a {cls.__name__} or None, got {type(module).__name__}")
@@ -139,14 +178,20 @@ class DualMCMCPipeline(DiffusionPipeline):
         """Validate :meth:`__call__`'s arguments (``ValueError`` naming the argument); returns them normalised."""
         steps, step_size, noise_scale, bn_stats, _ = _checked(self.config, **settings)
         if self.energy_model is None and (steps != 0 or return_energies):
-            raise ValueError("this pipeline has no energy_model (a generator + encoder baseline): expected "
-                             f"num_inference_steps=0 and return_energies=False, got {steps} and {return_energies}")
+            raise ValueError(
+                "this pipeline has no energy_model (a generator + encoder baseline): expected "
+                f"num_inference_steps=0 and return_energies=False, got {steps} and {return_energies}"
+            )
         if not set(tensor_inputs) <= set(self._callback_tensor_inputs):
-            raise ValueError(f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got {tensor_inputs}")
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got {tensor_inputs}"
+            )
         if latents is not None:  # the generator checks their shape
             if self.config.proposal == "noise" or not isinstance(latents, torch.Tensor):
-                raise ValueError(f"latents must be a torch.Tensor [batch, latent_dim] (with proposal='generator'), got "
-                                 f"{type(latents).__name__} (with proposal={self.config.proposal!r})")
+                raise ValueError(
+                    f"latents must be a torch.Tensor [batch, latent_dim] (with proposal='generator'), got "
+                    f"{type(latents).__name__} (with proposal={self.config.proposal!r})"
+                )
             _check_finite(latents, "latents")
             batch_size, latents = latents.shape[0], latents.to(device=self._execution_device, dtype=torch.float32)
         (batch_size,) = _checked(batch_size=batch_size)
@@ -189,11 +234,23 @@ class DualMCMCPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
-    def __call__(self, batch_size: int = 1, num_inference_steps: int | None = None, step_size: float | None = None,
-                 noise_scale: float | None = None, generator=None, latents: torch.Tensor | None = None,
-                 output_type: str = "pil", return_dict: bool = True, return_proposals: bool = False,
-                 return_energies: bool = False, bn_stats: str | None = None, callback_on_step_end=None,
-                 callback_on_step_end_tensor_inputs=("sample",), num_revision_steps: int | None = None):
+    def __call__(
+        self,
+        batch_size: int = 1,
+        num_inference_steps: int | None = None,
+        step_size: float | None = None,
+        noise_scale: float | None = None,
+        generator=None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        return_proposals: bool = False,
+        return_energies: bool = False,
+        bn_stats: str | None = None,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs=("sample",),
+        num_revision_steps: int | None = None,
+    ):
         r"""Sample the EBM: proposals ``x0 = G(z)``, then ``num_inference_steps`` Langevin steps on ``E``.
 
         ``batch_size`` is ignored when ``latents`` (``z``) are given; the sampler settings default to the config's
@@ -210,19 +267,33 @@ class DualMCMCPipeline(DiffusionPipeline):
         is_object = isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks))  # diffusers' callbacks
         inputs = callback_on_step_end.tensor_inputs if is_object else callback_on_step_end_tensor_inputs
         batch_size, steps, step_size, noise_scale, bn_stats, latents, generator = self.check_inputs(
-            batch_size, latents, generator, return_energies, inputs,
-            num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps), step_size=step_size,
-            noise_scale=noise_scale, bn_stats=bn_stats, output_type=output_type)
+            batch_size,
+            latents,
+            generator,
+            return_energies,
+            inputs,
+            num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps),
+            step_size=step_size,
+            noise_scale=noise_scale,
+            bn_stats=bn_stats,
+            output_type=output_type,
+        )
         cfg, device = self.config, self._execution_device
 
         # 1. chain start: latents z ~ N(0, I); or uniform noise (proposal="noise"), drawn as randn_tensor draws
         if cfg.proposal == "noise":
             n, gens = (1, generator) if isinstance(generator, list) else (batch_size, [generator])
-            u = torch.cat([torch.rand((n, *self.image_shape), generator=g, device=g.device if g is not None else "cpu")
-                           for g in gens])
+            u = torch.cat(
+                [
+                    torch.rand((n, *self.image_shape), generator=g, device=g.device if g is not None else "cpu")
+                    for g in gens
+                ]
+            )
             proposals = (u.to(device) * 2 - 1) * cfg.noise_init_range
         elif latents is None:
-            latents = randn_tensor((batch_size, self.latent_dim), generator=generator, device=device, dtype=torch.float32)
+            latents = randn_tensor(
+                (batch_size, self.latent_dim), generator=generator, device=device, dtype=torch.float32
+            )
 
         def on_step(i: int, x: torch.Tensor) -> torch.Tensor | None:  # a returned "sample" replaces the chain state
             bar.update()
@@ -236,8 +307,16 @@ class DualMCMCPipeline(DiffusionPipeline):
             if cfg.proposal == "generator":
                 proposals = self._decode(latents)
             # 3. Langevin revision on E (without energy_model: 0 steps, the samples are the proposals)
-            out = energy_langevin(self._energy, proposals, steps, step_size, noise_scale, generator=generator,
-                                  return_energies=return_energies, callback=on_step)
+            out = energy_langevin(
+                self._energy,
+                proposals,
+                steps,
+                step_size,
+                noise_scale,
+                generator=generator,
+                return_energies=return_energies,
+                callback=on_step,
+            )
 
         # 4. postprocess
         proposals = proposals if return_proposals else None
@@ -246,68 +325,127 @@ class DualMCMCPipeline(DiffusionPipeline):
     def preprocess(self, images=None, pixel_values: torch.Tensor | None = None) -> torch.Tensor:
         """``images`` (``VaeImageProcessor`` inputs, uint8 or in ``[0, 1]``) or ``pixel_values`` (``[-1, 1]``), checked."""
         if (images is None) == (pixel_values is None):
-            raise ValueError("pass exactly one of `images` (values in [0, 1], PIL or uint8) or `pixel_values` (in [-1, 1])")
+            raise ValueError(
+                "pass exactly one of `images` (values in [0, 1], PIL or uint8) or `pixel_values` (in [-1, 1])"
+            )
         name, low = ("images", 0.0) if pixel_values is None else ("pixel_values", -1.0)
         if pixel_values is not None and not isinstance(pixel_values, torch.Tensor):
             raise ValueError(f"pixel_values must be a torch.Tensor in [-1, 1], got {type(pixel_values).__name__}")
         loader = VaeImageProcessor(**{**self.image_processor.config, "do_normalize": False})  # keeps uint8 / [0, 1]
         try:
-            x = pixel_values if images is None else loader.preprocess(list(images) if isinstance(images, tuple) else images)
+            x = (
+                pixel_values
+                if images is None
+                else loader.preprocess(list(images) if isinstance(images, tuple) else images)
+            )
         except (ValueError, IndexError) as err:
             raise ValueError(f"images must be PIL image(s), numpy arrays or torch tensors (or a list): {err}") from err
         x = x / 255.0 if x.dtype == torch.uint8 else x.float()
         x = x[None] if x.dim() == 3 else x
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"{name} have shape {tuple(x.shape)} but this pipeline expects {self.image_shape} "
-                             "(channels, height, width) per image: resize/convert the images")
+            raise ValueError(
+                f"{name} have shape {tuple(x.shape)} but this pipeline expects {self.image_shape} "
+                "(channels, height, width) per image: resize/convert the images"
+            )
         _check_finite(x, name, low, 1.0)
         x = x if pixel_values is not None else self.image_processor.normalize(x)
         return x.clamp(-1, 1).contiguous().to(self._execution_device)  # one memory layout: equal values, equal results
 
     @torch.no_grad()
-    def reconstruct(self, images=None, pixel_values: torch.Tensor | None = None, num_latent_steps: int | None = None,
-                    generator=None, sample_posterior: bool = True, output_type: str = "pil", return_dict: bool = True,
-                    return_proposals: bool = False, return_energies: bool = False, bn_stats: str | None = None):
+    def reconstruct(
+        self,
+        images=None,
+        pixel_values: torch.Tensor | None = None,
+        num_latent_steps: int | None = None,
+        generator=None,
+        sample_posterior: bool = True,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        return_proposals: bool = False,
+        return_energies: bool = False,
+        bn_stats: str | None = None,
+    ):
         """``G(z)`` for ``z``: an encoder draw (or mean) revised by ``num_latent_steps`` posterior Langevin steps; proposals:
         ``G(z0)`` (the paper's "Inf" row; "Inf+L" revised), energies: z-chain potentials, latents: the revised ``z``."""
         if self.encoder is None:
             raise ValueError("this pipeline has no encoder: reconstruction/inference needs `encoder`")
         steps, step_size, noise_scale, bn_stats, _ = _checked(
-            self.config, num_latent_steps=num_latent_steps, latent_step_size=None, latent_noise_scale=None,
-            bn_stats=bn_stats, output_type=output_type)
+            self.config,
+            num_latent_steps=num_latent_steps,
+            latent_step_size=None,
+            latent_noise_scale=None,
+            bn_stats=bn_stats,
+            output_type=output_type,
+        )
         x, g = self.preprocess(images, pixel_values), self.generator_model
         generator = _generators(generator, x.shape[0])
         with self._sampling_state(bn_stats), chain_mode(g):
             # encoder draw z0 ~ q(z|x), Langevin revision of z on the generator posterior, decode
             q = self.encoder(x.to(self.encoder.dtype))
             z0 = (q.sample(generator) if sample_posterior else q.mean).float()
-            out = posterior_langevin(self._decode, z0, x, steps, step_size, noise_scale, g.config.observation_std,
-                                     g.config.prior_std, generator=generator, return_energies=return_energies)
+            out = posterior_langevin(
+                self._decode,
+                z0,
+                x,
+                steps,
+                step_size,
+                noise_scale,
+                g.config.observation_std,
+                g.config.prior_std,
+                generator=generator,
+                return_energies=return_energies,
+            )
             recon, initial = self._decode(out.sample), self._decode(z0) if return_proposals else None
         return self._output(recon, initial, out.energies, out.sample, output_type, return_dict)
 
     @torch.no_grad()
-    def interpolate(self, start=None, end=None, num_points: int = 8, *, start_latents=None, end_latents=None,
-                    num_inference_steps: int | None = None, num_latent_steps: int | None = None, generator=None,
-                    output_type: str = "pil", return_dict: bool = True, bn_stats: str | None = None):
+    def interpolate(
+        self,
+        start=None,
+        end=None,
+        num_points: int = 8,
+        *,
+        start_latents=None,
+        end_latents=None,
+        num_inference_steps: int | None = None,
+        num_latent_steps: int | None = None,
+        generator=None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        bn_stats: str | None = None,
+    ):
         """Linear latent interpolation (paper Fig. 4) between two latents or two images (encoder mean + z-chain)."""
         (num_points,) = _checked(num_points=num_points)
         if [v is not None for v in (start, end, start_latents, end_latents)] not in ([1, 1, 0, 0], [0, 0, 1, 1]):
             raise ValueError("give both endpoints: start and end images, or start_latents and end_latents (not both)")
         if start is not None:
             pair = torch.cat([self.preprocess(images=start), self.preprocess(images=end)])
-            z = self.reconstruct(pixel_values=pair, num_latent_steps=num_latent_steps, generator=generator,
-                                 sample_posterior=False, output_type="latent", bn_stats=bn_stats).latents
+            z = self.reconstruct(
+                pixel_values=pair,
+                num_latent_steps=num_latent_steps,
+                generator=generator,
+                sample_posterior=False,
+                output_type="latent",
+                bn_stats=bn_stats,
+            ).latents
         else:
             z = [torch.as_tensor(t).reshape(1, -1).float() for t in (start_latents, end_latents)]
             if z[0].shape != z[1].shape:
-                raise ValueError(f"start_latents and end_latents must have equal sizes, got {z[0].shape[1]}, {z[1].shape[1]}")
+                raise ValueError(
+                    f"start_latents and end_latents must have equal sizes, got {z[0].shape[1]}, {z[1].shape[1]}"
+                )
             z = torch.cat(z)
         if z.shape[0] != 2:
             raise ValueError(f"interpolate takes one start and one end image or latent vector, got {z.shape[0]}")
         w = torch.linspace(0, 1, num_points, device=z.device).unsqueeze(1)
-        return self(latents=(1 - w) * z[:1] + w * z[1:], num_inference_steps=num_inference_steps, generator=generator,
-                    output_type=output_type, return_dict=return_dict, bn_stats=bn_stats)
+        return self(
+            latents=(1 - w) * z[:1] + w * z[1:],
+            num_inference_steps=num_inference_steps,
+            generator=generator,
+            output_type=output_type,
+            return_dict=return_dict,
+            bn_stats=bn_stats,
+        )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> DualMCMCPipeline:
@@ -323,20 +461,26 @@ class DualMCMCPipeline(DiffusionPipeline):
         safetensors weights are downloaded.
         """
         if kwargs.pop("custom_pipeline", None) is not None:
-            raise ValueError("DualMCMCPipeline.from_pretrained loads DualMCMCPipeline: use DiffusionPipeline.from_pretrained "
-                             "for custom_pipeline")
+            raise ValueError(
+                "DualMCMCPipeline.from_pretrained loads DualMCMCPipeline: use DiffusionPipeline.from_pretrained "
+                "for custom_pipeline"
+            )
         kwargs.pop("trust_remote_code", None)
         if kwargs.pop("use_safetensors", True) is False:
-            raise ValueError("use_safetensors=False: DualMCMCPipeline loads safetensors weights only (pickles can run code)")
+            raise ValueError(
+                "use_safetensors=False: DualMCMCPipeline loads safetensors weights only (pickles can run code)"
+            )
         hub_kwargs = {k: kwargs.pop(k) for k in HUB_ARGUMENTS if k in kwargs}
         torch_dtype, variant = kwargs.pop("torch_dtype", None), kwargs.pop("variant", None)
         passed = {k: kwargs.pop(k) for k in COMPONENTS if k in kwargs}
         settings = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *COMPONENTS)]
         overrides = {k: kwargs.pop(k) for k in settings if k in kwargs}
         if kwargs:
-            raise ValueError(f"DualMCMCPipeline.from_pretrained got unexpected arguments {sorted(kwargs)}; expected "
-                             f"components {list(COMPONENTS)}, sampler settings {settings}, torch_dtype, variant or "
-                             f"{list(HUB_ARGUMENTS)}")
+            raise ValueError(
+                f"DualMCMCPipeline.from_pretrained got unexpected arguments {sorted(kwargs)}; expected "
+                f"components {list(COMPONENTS)}, sampler settings {settings}, torch_dtype, variant or "
+                f"{list(HUB_ARGUMENTS)}"
+            )
         folder = _pipeline_folder(str(pretrained_model_name_or_path), **hub_kwargs)
         index = cls.load_config(folder)
         models = {}
@@ -350,7 +494,9 @@ class DualMCMCPipeline(DiffusionPipeline):
                 raise ValueError(f"{folder}/model_index.json names {name} {spec!r}; expected a {model_class.__name__}")
             else:
                 model = model_class.from_pretrained(folder, subfolder=name, variant=variant, use_safetensors=True)
-                dtype = torch_dtype.get(name, torch_dtype.get("default")) if isinstance(torch_dtype, dict) else torch_dtype
+                dtype = (
+                    torch_dtype.get(name, torch_dtype.get("default")) if isinstance(torch_dtype, dict) else torch_dtype
+                )
                 models[name] = model if dtype is None else model.to(dtype)
         stored = {k: v for k, v in index.items() if k in settings}
         ignored = sorted(k for k in index if not k.startswith("_") and k not in settings and k not in COMPONENTS)
@@ -360,16 +506,30 @@ class DualMCMCPipeline(DiffusionPipeline):
         pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
         return pipe
 
-    def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
-                    token: str | None = None, create_pr: bool = False, **card_kwargs):
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        **card_kwargs,
+    ):
         """Upload this pipeline with this project's model card (``hf_dualmcmc.hub.push_to_hub``) instead of diffusers'
         generic one; ``card_kwargs`` (``template``, ``dataset``, ``training_config``, ``metrics``, ``extra_tags``) go
         to ``hf_dualmcmc.hub.write_model_card``. ``save_pretrained(..., push_to_hub=True)`` uploads through here."""
         import importlib  # not `from .hub import`: remote-code loaders would then look for a hub.py next to this file
 
         hub = importlib.import_module("hf_dualmcmc.hub")
-        return hub.push_to_hub(self, repo_id, commit_message=commit_message, private=private, token=token,
-                               create_pr=create_pr, **card_kwargs)
+        return hub.push_to_hub(
+            self,
+            repo_id,
+            commit_message=commit_message,
+            private=private,
+            token=token,
+            create_pr=create_pr,
+            **card_kwargs,
+        )
 
     def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
         """``DiffusionPipeline.save_pretrained``; ``push_to_hub=True`` then uploads with :meth:`push_to_hub` (kwargs
@@ -380,8 +540,9 @@ class DualMCMCPipeline(DiffusionPipeline):
         written = [os.path.join(save_directory, name) for name in ("model_index.json", *COMPONENTS)]
         default_modes(*(path for path in written if os.path.exists(path)))  # safetensors writes weights 0600
         if push_to_hub:
-            self.push_to_hub(hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory)),
-                             **hub_kwargs)
+            self.push_to_hub(
+                hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory)), **hub_kwargs
+            )
 
 
 __all__ = ["DualMCMCPipeline", "DualMCMCPipelineOutput"]

@@ -24,7 +24,9 @@ from .training import StepOutput
 from .training_config import TeachingConfig
 
 
-def reference_energy_chain(energy: nn.Module, x: torch.Tensor, num_steps: int, step_size: float, noise_scale: float) -> torch.Tensor:
+def reference_energy_chain(
+    energy: nn.Module, x: torch.Tensor, num_steps: int, step_size: float, noise_scale: float
+) -> torch.Tensor:
     """``x <- x - 0.5 * step_size^2 * d/dx sum_i E(x_i) + noise_scale * N(0, I)``, ``num_steps`` times (no noise drawn when
     ``noise_scale == 0``). Returns the detached final state."""
     x = x.detach().clone()
@@ -93,19 +95,29 @@ def reference_dual_mcmc_step(
     mean, logvar = encoder(data, return_dict=False)
     z0 = mean.detach() + torch.exp(0.5 * logvar.detach()) * torch.randn_like(mean)
     z_rev = reference_posterior_chain(
-        generator, z0, data, cfg.num_latent_steps, cfg.latent_step_size, cfg.latent_noise_scale,
-        gen_cfg.observation_std, gen_cfg.prior_std,
+        generator,
+        z0,
+        data,
+        cfg.num_latent_steps,
+        cfg.latent_step_size,
+        cfg.latent_noise_scale,
+        gen_cfg.observation_std,
+        gen_cfg.prior_std,
     )
     recon = generator(z_rev, return_dict=False)[0]
-    loss_g = (cfg.data_weight * ((recon - data) ** 2).sum() / batch
-              + cfg.generator_teaching_weight * ((x0 - x_rev) ** 2).sum() / batch)
+    loss_g = (
+        cfg.data_weight * ((recon - data) ** 2).sum() / batch
+        + cfg.generator_teaching_weight * ((x0 - x_rev) ** 2).sum() / batch
+    )
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
     # 3. encoder update
     mean_rev, logvar_rev = encoder(x_rev, return_dict=False)
-    loss_i = (cfg.data_weight * _nll(z_rev, mean, logvar).mean()
-              + cfg.encoder_teaching_weight * _nll(z, mean_rev, logvar_rev).mean())
+    loss_i = (
+        cfg.data_weight * _nll(z_rev, mean, logvar).mean()
+        + cfg.encoder_teaching_weight * _nll(z, mean_rev, logvar_rev).mean()
+    )
     opt_i.zero_grad(set_to_none=True)
     loss_i.backward()
     opt_i.step()
@@ -148,9 +160,4 @@ def reference_sample(
         return reference_energy_chain(energy, x0, num_steps, step_size, noise_scale)
 
 
-__all__ = [
-    "reference_dual_mcmc_step",
-    "reference_energy_chain",
-    "reference_posterior_chain",
-    "reference_sample",
-]
+__all__ = ["reference_dual_mcmc_step", "reference_energy_chain", "reference_posterior_chain", "reference_sample"]

@@ -55,8 +55,9 @@ def load_torch_file(source: str | os.PathLike | bytes, *, what: str, expected: s
     """
     label = f"{what} {name or str(source)!r}"
     try:
-        return torch.load(io.BytesIO(source) if isinstance(source, bytes) else source, map_location="cpu",
-                          weights_only=True)
+        return torch.load(
+            io.BytesIO(source) if isinstance(source, bytes) else source, map_location="cpu", weights_only=True
+        )
     except Exception as err:  # a damaged file raises many types: RuntimeError (zip), EOFError, OSError, IndexError
         calls = _foreign_globals(source) if isinstance(err, pickle.UnpicklingError) else []
         if calls:

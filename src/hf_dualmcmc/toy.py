@@ -110,7 +110,12 @@ TOY_DATASETS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
 """name -> ``sampler(rng, n) -> [n, 2]`` float64 array."""
 
 TOY_BOUNDS: dict[str, float] = {
-    "8gaussians": 4.5, "25gaussians": 2.0, "rings": 4.0, "checkerboard": 4.0, "pinwheel": 4.5, "swissroll": 4.0,
+    "8gaussians": 4.5,
+    "25gaussians": 2.0,
+    "rings": 4.0,
+    "checkerboard": 4.0,
+    "pinwheel": 4.5,
+    "swissroll": 4.0,
 }
 """Half-width ``b`` of the evaluation box ``[-b, b]^2`` (covers > 99.9 % of each data set's mass)."""
 
@@ -211,8 +216,9 @@ def kl_from_mass(data_mass: np.ndarray, model_log_mass: torch.Tensor | np.ndarra
     return float(np.sum(p[nz] * (np.log(p[nz]) - log_q[nz])))
 
 
-def mmd_rbf(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, bandwidth: float | None = None
-            ) -> tuple[float, float]:
+def mmd_rbf(
+    x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, bandwidth: float | None = None
+) -> tuple[float, float]:
     """Unbiased ``MMD^2`` between samples ``x [n, d]`` and ``y [m, d]`` with ``k(a, b) = exp(-|a-b|^2 / (2 h^2))``.
 
     ``h`` defaults to the median pairwise distance of the pooled samples (median heuristic). Returns ``(mmd2, h)``.
@@ -220,7 +226,9 @@ def mmd_rbf(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, bandwidt
     x = torch.as_tensor(np.asarray(x), dtype=torch.float64).flatten(1)
     y = torch.as_tensor(np.asarray(y), dtype=torch.float64).flatten(1)
     if x.shape[0] < 2 or y.shape[0] < 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"need >= 2 samples of equal dimension on each side, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"need >= 2 samples of equal dimension on each side, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     pooled = torch.cat([x, y])
     d2 = torch.cdist(pooled, pooled).pow(2)
     if bandwidth is None:
@@ -231,8 +239,11 @@ def mmd_rbf(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, bandwidt
     k = torch.exp(-d2 / (2 * bandwidth**2))
     n, m = x.shape[0], y.shape[0]
     kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
-    mmd2 = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) \
+    mmd2 = (
+        (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+        + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
         - 2 * kxy.mean()
+    )
     return float(mmd2), bandwidth
 
 
@@ -249,8 +260,17 @@ def toy_teaching_config(**overrides) -> TeachingConfig:
     ``step_size = noise_scale = 0.2`` (``T = 1``: the chain is exact Langevin with step ``0.5 * 0.2^2 = 0.02`` on ``E``,
     so the learned ``E`` is a usable density model), 30 x-steps, learning rates 1e-3 and no learning-rate decay.
     """
-    base = dict(num_steps=30, step_size=0.2, noise_scale=0.2, latent_step_size=0.05, latent_noise_scale=0.05,
-                lr_energy=1e-3, lr_generator=1e-3, lr_encoder=1e-3, lr_decay=1.0)
+    base = dict(
+        num_steps=30,
+        step_size=0.2,
+        noise_scale=0.2,
+        latent_step_size=0.05,
+        latent_noise_scale=0.05,
+        lr_energy=1e-3,
+        lr_generator=1e-3,
+        lr_encoder=1e-3,
+        lr_decay=1.0,
+    )
     base.update(overrides)
     return TeachingConfig(**base)
 
@@ -367,8 +387,17 @@ def evaluate_toy(
         with torch.no_grad():
             mean, _ = run.encoder.eval()(x, return_dict=False)
             inf = g.generate(mean)
-        z = posterior_langevin(g, mean, x, cfg.num_latent_steps, cfg.latent_step_size, cfg.latent_noise_scale, g.config.observation_std,
-                               g.config.prior_std, generator=gen).sample
+        z = posterior_langevin(
+            g,
+            mean,
+            x,
+            cfg.num_latent_steps,
+            cfg.latent_step_size,
+            cfg.latent_noise_scale,
+            g.config.observation_std,
+            g.config.prior_std,
+            generator=gen,
+        ).sample
         with torch.no_grad():
             inf_l = g.generate(z)
         metrics["recon_mse_inf"] = float((inf - x).pow(2).mean())
@@ -422,7 +451,9 @@ def plot_toy(toy: str, panels: dict[str, dict], path, bound: float | None = None
         arr = panels[m]
         top, bottom = axes[0, j], axes[1, j]
         if "log_density" in arr:
-            top.imshow(np.exp(arr["log_density"]).T, origin="lower", extent=(-bound, bound, -bound, bound), cmap="viridis")
+            top.imshow(
+                np.exp(arr["log_density"]).T, origin="lower", extent=(-bound, bound, -bound, bound), cmap="viridis"
+            )
             top.set_title(f"{m}: density", fontsize=8)
         else:
             top.axis("off")

@@ -71,12 +71,7 @@ from .configuration_dualmcmc import (
     default_generator_mults,
 )
 from .data import DataConfig, check_dataset_size, describe, load_image_dataset
-from .modeling_dualmcmc import (
-    DualMCMCEncoderModel,
-    DualMCMCEnergyModel,
-    DualMCMCGeneratorModel,
-    refresh_spectral_norm,
-)
+from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, refresh_spectral_norm
 from .performance import chain_compiler, to_memory_format
 from .pipeline_dualmcmc import DualMCMCPipeline
 from .training import StepOutput, dual_mcmc_step, make_optimizers, make_schedulers
@@ -92,19 +87,47 @@ RUN_FILES = ("history.jsonl", "checkpoints", "pipeline", "samples", "logs", "tra
 MANIFEST_FILE, MANIFEST_FORMAT = ".hf-dualmcmc-run.json", "hf-dualmcmc-run/1"
 LOCK_FILE, HOLDER_FILE = ".hf-dualmcmc.lock", ".hf-dualmcmc.lock.json"
 # what the run writes inside its folders (anything else there is the user's: overwrite refuses to set it aside)
-OWN_CONTENT = {"checkpoints": re.compile(rf"{CHECKPOINT_PREFIX}\d+|\.superseded-.+|{LEFTOVER.pattern}"),
-               "samples": re.compile(r"step_\d+_\w+\.png"), "logs": re.compile("dualmcmc")}
+OWN_CONTENT = {
+    "checkpoints": re.compile(rf"{CHECKPOINT_PREFIX}\d+|\.superseded-.+|{LEFTOVER.pattern}"),
+    "samples": re.compile(r"step_\d+_\w+\.png"),
+    "logs": re.compile("dualmcmc"),
+}
 # what a resumed run may change (the rest must equal the checkpoint's training_config.yaml): where, how long, how
 # often, what is logged and exported; nothing that changes a number the training computes
 RESUMABLE_KEYS = {
-    "run": {"output_dir", "overwrite_output_dir", "max_steps", "epochs", "max_minutes", "log_every", "sample_every",
-            "num_sample_images", "checkpoint_every", "checkpoints_total_limit", "export_at_checkpoints", "report_to",
-            "num_workers", "dataset_name", "card_template", "push_to_hub", "hub_model_id", "hub_private", "hub_license",
-            "mixed_precision"},  # the precision actually used is compared instead (trainer_state.json)
+    "run": {
+        "output_dir",
+        "overwrite_output_dir",
+        "max_steps",
+        "epochs",
+        "max_minutes",
+        "log_every",
+        "sample_every",
+        "num_sample_images",
+        "checkpoint_every",
+        "checkpoints_total_limit",
+        "export_at_checkpoints",
+        "report_to",
+        "num_workers",
+        "dataset_name",
+        "card_template",
+        "push_to_hub",
+        "hub_model_id",
+        "hub_private",
+        "hub_license",
+        "mixed_precision",
+    },  # the precision actually used is compared instead (trainer_state.json)
     "data": {"max_in_memory_bytes", "cache_dir"},
     "teaching": {"explode_threshold"},
-    "sampler": {"num_inference_steps", "step_size", "noise_scale", "bn_stats", "num_latent_steps", "latent_step_size",
-                "latent_noise_scale"},
+    "sampler": {
+        "num_inference_steps",
+        "step_size",
+        "noise_scale",
+        "bn_stats",
+        "num_latent_steps",
+        "latent_step_size",
+        "latent_noise_scale",
+    },
 }
 
 
@@ -129,21 +152,37 @@ def build_models(data: DataConfig, settings: ModelSettings):
     size, ch = data.image_size, data.num_channels
     e_mults, e_down = default_energy_layout(size)
     i_mults, i_stride = default_encoder_layout(size)
-    energy = DualMCMCEnergyModel(DualMCMCEnergyConfig(
-        image_size=size, num_channels=ch, base_channels=settings.ndf,
-        channel_mults=settings.energy_channel_mults or e_mults, downsample=settings.energy_downsample or e_down,
-        spectral_norm=settings.spectral_norm,
-    ))
-    generator = DualMCMCGeneratorModel(DualMCMCGeneratorConfig(
-        latent_dim=settings.latent_dim, image_size=size, num_channels=ch, base_channels=settings.ngf,
-        channel_mults=settings.generator_channel_mults or default_generator_mults(size),
-        observation_std=settings.observation_std, prior_std=settings.prior_std,
-    ))
-    encoder = DualMCMCEncoderModel(DualMCMCEncoderConfig(
-        image_size=size, num_channels=ch, latent_dim=settings.latent_dim, base_channels=settings.nif,
-        channel_mults=settings.encoder_channel_mults or i_mults,
-        first_stride=settings.encoder_first_stride or i_stride,
-    ))
+    energy = DualMCMCEnergyModel(
+        DualMCMCEnergyConfig(
+            image_size=size,
+            num_channels=ch,
+            base_channels=settings.ndf,
+            channel_mults=settings.energy_channel_mults or e_mults,
+            downsample=settings.energy_downsample or e_down,
+            spectral_norm=settings.spectral_norm,
+        )
+    )
+    generator = DualMCMCGeneratorModel(
+        DualMCMCGeneratorConfig(
+            latent_dim=settings.latent_dim,
+            image_size=size,
+            num_channels=ch,
+            base_channels=settings.ngf,
+            channel_mults=settings.generator_channel_mults or default_generator_mults(size),
+            observation_std=settings.observation_std,
+            prior_std=settings.prior_std,
+        )
+    )
+    encoder = DualMCMCEncoderModel(
+        DualMCMCEncoderConfig(
+            image_size=size,
+            num_channels=ch,
+            latent_dim=settings.latent_dim,
+            base_channels=settings.nif,
+            channel_mults=settings.encoder_channel_mults or i_mults,
+            first_stride=settings.encoder_first_stride or i_stride,
+        )
+    )
     return energy, generator, encoder
 
 
@@ -182,17 +221,24 @@ class EpochBatchSampler(torch.utils.data.Sampler):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def build_pipeline(energy, generator, encoder, sampler: SamplerSettings, teaching: TeachingConfig | None = None
-                   ) -> DualMCMCPipeline:
+def build_pipeline(
+    energy, generator, encoder, sampler: SamplerSettings, teaching: TeachingConfig | None = None
+) -> DualMCMCPipeline:
     """The exported pipeline. Baselines (``teaching.method``) export what they learned: ``short_run`` an energy with
     uniform-noise proposals (``proposal="noise"``), ``cooperative`` no encoder, ``inference_only`` no energy (its
     samples are the generator's: ``num_inference_steps=0``)."""
     noise = teaching is not None and teaching.method == "short_run"
     pipe = DualMCMCPipeline(
-        energy, generator, encoder,
-        num_inference_steps=sampler.num_inference_steps if energy is not None else 0, step_size=sampler.step_size,
-        noise_scale=sampler.noise_scale, bn_stats=sampler.bn_stats, num_latent_steps=sampler.num_latent_steps,
-        latent_step_size=sampler.latent_step_size, latent_noise_scale=sampler.latent_noise_scale,
+        energy,
+        generator,
+        encoder,
+        num_inference_steps=sampler.num_inference_steps if energy is not None else 0,
+        step_size=sampler.step_size,
+        noise_scale=sampler.noise_scale,
+        bn_stats=sampler.bn_stats,
+        num_latent_steps=sampler.num_latent_steps,
+        latent_step_size=sampler.latent_step_size,
+        latent_noise_scale=sampler.latent_noise_scale,
         proposal="noise" if noise else "generator",
         noise_init_range=teaching.noise_init_range if noise else 1.0,
     )
@@ -226,8 +272,14 @@ def side_by_side(left, right, gap: int = 4):
     return canvas
 
 
-def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig, grid, metrics: dict | None = None,
-                    model_id: str | None = None):
+def export_pipeline(
+    pipe: DualMCMCPipeline,
+    directory: Path,
+    config: TrainConfig,
+    grid,
+    metrics: dict | None = None,
+    model_id: str | None = None,
+):
     """``save_pretrained`` + sample grid + model card, built in a temporary folder and moved into place. The card
     loads it from ``model_id`` (default: ``directory``)."""
     from .atomic import atomic_directory
@@ -241,10 +293,15 @@ def export_pipeline(pipe: DualMCMCPipeline, directory: Path, config: TrainConfig
             grid.save(tmp / grid_name)
         (tmp / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         write_model_card(
-            tmp, template=config.run.card_template,  # a paper template names its own data set
+            tmp,
+            template=config.run.card_template,  # a paper template names its own data set
             dataset=None if config.run.card_template != "run" else config.run.dataset_name or config.data.source,
-            training_config=config.to_dict(), metrics=metrics, sample_grid=grid_name,
-            hub_model_id=config.run.hub_model_id, model_id=model_id or str(directory), license=config.run.hub_license,
+            training_config=config.to_dict(),
+            metrics=metrics,
+            sample_grid=grid_name,
+            hub_model_id=config.run.hub_model_id,
+            model_id=model_id or str(directory),
+            license=config.run.hub_license,
         )
     return directory
 
@@ -264,12 +321,15 @@ def read_manifest(output_dir: Path) -> set[str]:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         manifest = err
-    entries = manifest.get("entries") if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT \
-        else None
+    entries = (
+        manifest.get("entries") if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT else None
+    )
     if not (isinstance(entries, list) and set(entries) <= set(RUN_FILES)):
-        raise OutputDirError(f"{file}: not a run manifest of format {MANIFEST_FORMAT!r} listing some of "
-                             f"{', '.join(RUN_FILES)}; this trainer did not write it, so nothing in run.output_dir "
-                             f"{output_dir} is taken as its own (move it away or choose another run.output_dir)")
+        raise OutputDirError(
+            f"{file}: not a run manifest of format {MANIFEST_FORMAT!r} listing some of "
+            f"{', '.join(RUN_FILES)}; this trainer did not write it, so nothing in run.output_dir "
+            f"{output_dir} is taken as its own (move it away or choose another run.output_dir)"
+        )
     return set(entries)
 
 
@@ -311,26 +371,36 @@ def check_output_dir(output_dir: Path, config: TrainConfig, resume: Path | None)
         raise OutputDirError(f"run.output_dir {output_dir}: {where} is not a folder")
     source = config.data.source.removeprefix("mnist:")
     if source and Path(source).expanduser().exists() and _overlap(output_dir, Path(source).expanduser()):
-        raise OutputDirError(f"run.output_dir {output_dir} and data.source {config.data.source} overlap (a run "
-                             "writes nothing among its inputs, nor reads them from among its outputs): choose another "
-                             "run.output_dir")
+        raise OutputDirError(
+            f"run.output_dir {output_dir} and data.source {config.data.source} overlap (a run "
+            "writes nothing among its inputs, nor reads them from among its outputs): choose another "
+            "run.output_dir"
+        )
     if resume is not None and output_dir.resolve().is_relative_to(resume.resolve()):
-        raise OutputDirError(f"run.output_dir {output_dir} is inside the checkpoint {resume} it resumes from: choose "
-                             "the checkpoint's own output_dir or another one")
+        raise OutputDirError(
+            f"run.output_dir {output_dir} is inside the checkpoint {resume} it resumes from: choose "
+            "the checkpoint's own output_dir or another one"
+        )
     foreign = foreign_entries(output_dir, inside=resume is None and config.run.overwrite_output_dir)
     if foreign:
-        raise OutputDirError(f"run.output_dir {output_dir} holds {', '.join(foreign)} that this trainer did not write "
-                             f"(not listed in {MANIFEST_FILE}); nothing there is overwritten or deleted: move them "
-                             "away or choose another run.output_dir")
+        raise OutputDirError(
+            f"run.output_dir {output_dir} holds {', '.join(foreign)} that this trainer did not write "
+            f"(not listed in {MANIFEST_FILE}); nothing there is overwritten or deleted: move them "
+            "away or choose another run.output_dir"
+        )
     if resume is not None:
         own = resume.resolve().is_relative_to((output_dir / "checkpoints").resolve())
         if not own and holds_run(output_dir):
-            raise OutputDirError(f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume "
-                                 "into the checkpoint's own output_dir or into an empty one")
+            raise OutputDirError(
+                f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume "
+                "into the checkpoint's own output_dir or into an empty one"
+            )
     elif holds_run(output_dir) and not config.run.overwrite_output_dir:
-        raise OutputDirError(f"run.output_dir {output_dir} holds another run; continue it with "
-                             "--resume_from_checkpoint latest, or replace it with run.overwrite_output_dir=true, or "
-                             "choose another run.output_dir")
+        raise OutputDirError(
+            f"run.output_dir {output_dir} holds another run; continue it with "
+            "--resume_from_checkpoint latest, or replace it with run.overwrite_output_dir=true, or "
+            "choose another run.output_dir"
+        )
 
 
 def lock_output_dir(output_dir: Path):
@@ -351,16 +421,22 @@ def lock_output_dir(output_dir: Path):
             except (OSError, ValueError, TypeError, KeyError):
                 holder = f"holder unknown: {HOLDER_FILE} is missing or unreadable"
                 time.sleep(0.1)
-        raise OutputDirError(f"run.output_dir {output_dir} is in use by another training run ({holder}): wait for it "
-                             "or choose another run.output_dir") from None
+        raise OutputDirError(
+            f"run.output_dir {output_dir} is in use by another training run ({holder}): wait for it "
+            "or choose another run.output_dir"
+        ) from None
     return lock
 
 
 def name_holder(output_dir: Path) -> None:
     """``.hf-dualmcmc.lock.json``: who holds the lock, for the message of a run that is refused (a killed run's file
     is simply overwritten by the next holder)."""
-    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "command": " ".join(sys.argv)}
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join(sys.argv),
+    }
     _atomic_write(output_dir / HOLDER_FILE, json.dumps(holder) + "\n")
 
 
@@ -374,15 +450,20 @@ def set_aside_previous_run(output_dir: Path) -> Path | None:
     ``.previous-run-*`` folder (renames only, nothing deleted); it is deleted once the new run has written its first
     checkpoint (or its pipeline) and moved back if the new run fails before that."""
     listed = read_manifest(output_dir)
-    entries = [output_dir / name for name in (*RUN_FILES, MANIFEST_FILE)
-               if (name in listed or name == MANIFEST_FILE) and os.path.lexists(output_dir / name)]
+    entries = [
+        output_dir / name
+        for name in (*RUN_FILES, MANIFEST_FILE)
+        if (name in listed or name == MANIFEST_FILE) and os.path.lexists(output_dir / name)
+    ]
     if not entries:
         return None
     aside = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=output_dir))
     for entry in entries:  # the manifest last: a kill midway leaves it listing what is still in place
         os.replace(entry, aside / entry.name)
-    logger.warning(f"run.overwrite_output_dir: the previous run in {output_dir} is set aside in {aside} until this "
-                   "run's first checkpoint")
+    logger.warning(
+        f"run.overwrite_output_dir: the previous run in {output_dir} is set aside in {aside} until this "
+        "run's first checkpoint"
+    )
     return aside
 
 
@@ -404,16 +485,22 @@ def restore_previous_run(output_dir: Path, aside: Path) -> None:
 def rewind_output_dir(output_dir: Path, step: int) -> None:
     """Resuming from step ``step``: newer checkpoints are set aside (kept) in ``checkpoints/.superseded-*`` (the
     resumed run writes its own) and ``history.jsonl`` keeps the records up to it (and drops a line a kill cut short)."""
-    newer = [p for p in sorted((output_dir / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*"))
-             if (checkpoint_step(p) or 0) > step and p.is_dir()]
+    newer = [
+        p
+        for p in sorted((output_dir / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*"))
+        if (checkpoint_step(p) or 0) > step and p.is_dir()
+    ]
     if newer:
-        aside = Path(tempfile.mkdtemp(prefix=f".superseded-{time.strftime('%Y%m%d-%H%M%S')}-",
-                                      dir=output_dir / "checkpoints"))
+        aside = Path(
+            tempfile.mkdtemp(prefix=f".superseded-{time.strftime('%Y%m%d-%H%M%S')}-", dir=output_dir / "checkpoints")
+        )
         default_modes(aside)
         for checkpoint in newer:
             os.replace(checkpoint, aside / checkpoint.name)
-        logger.warning(f"resuming from step {step}: the newer checkpoints {', '.join(p.name for p in newer)} are kept "
-                       f"in {aside}", main_process_only=True)
+        logger.warning(
+            f"resuming from step {step}: the newer checkpoints {', '.join(p.name for p in newer)} are kept in {aside}",
+            main_process_only=True,
+        )
     history = output_dir / HISTORY_FILE
     if history.exists():
         kept = []
@@ -434,23 +521,34 @@ def check_resumable(config: TrainConfig, saved: dict, state: dict, accelerator: 
         saved_config = TrainConfig.from_dict(saved).to_dict()
     except ConfigError as err:
         raise CheckpointError(f"{path / CONFIG_FILE}: {err}") from err
-    changed = [f"{section}.{key} (checkpoint {saved_config[section][key]!r}, now {value!r})"
-               for section, values in config.to_dict().items() for key, value in values.items()
-               if key not in RESUMABLE_KEYS.get(section, ()) and saved_config[section][key] != value]
+    changed = [
+        f"{section}.{key} (checkpoint {saved_config[section][key]!r}, now {value!r})"
+        for section, values in config.to_dict().items()
+        for key, value in values.items()
+        if key not in RESUMABLE_KEYS.get(section, ()) and saved_config[section][key] != value
+    ]
     if changed:
         allowed = ", ".join(f"run.{k}" for k in sorted(RESUMABLE_KEYS["run"] - {"mixed_precision"}))
-        raise ConfigError(", ".join(c.split(" ")[0] for c in changed),
-                          f"cannot change when resuming from {path}: {'; '.join(changed)}. A resumed run continues "
-                          f"bit-identically; it may change {allowed}, data.max_in_memory_bytes, data.cache_dir, "
-                          "teaching.explode_threshold and sampler.* (start a new run for anything else)")
-    for what, then, now in (("processes", state["num_processes"], accelerator.num_processes),
-                            ("mixed precision", state.get("mixed_precision"), str(accelerator.mixed_precision))):
+        raise ConfigError(
+            ", ".join(c.split(" ")[0] for c in changed),
+            f"cannot change when resuming from {path}: {'; '.join(changed)}. A resumed run continues "
+            f"bit-identically; it may change {allowed}, data.max_in_memory_bytes, data.cache_dir, "
+            "teaching.explode_threshold and sampler.* (start a new run for anything else)",
+        )
+    for what, then, now in (
+        ("processes", state["num_processes"], accelerator.num_processes),
+        ("mixed precision", state.get("mixed_precision"), str(accelerator.mixed_precision)),
+    ):
         if then != now:
-            raise CheckpointError(f"{path} was written with {what} {then!r}, this run has {now!r}; resume with the "
-                                  f"same accelerate launch settings (a resumed run continues bit-identically)")
+            raise CheckpointError(
+                f"{path} was written with {what} {then!r}, this run has {now!r}; resume with the "
+                f"same accelerate launch settings (a resumed run continues bit-identically)"
+            )
     if saved_config["data"]["random_flip"] and config.run.num_workers != saved_config["run"]["num_workers"]:
-        raise ConfigError("run.num_workers", "cannot change when resuming with data.random_flip (the flips are drawn "
-                          "by the loader's processes)")
+        raise ConfigError(
+            "run.num_workers",
+            "cannot change when resuming with data.random_flip (the flips are drawn by the loader's processes)",
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -464,8 +562,13 @@ def make_emas(networks: dict, run) -> dict:
         return {}
     from diffusers.training_utils import EMAModel
 
-    return {name: EMAModel(networks[name].parameters(), decay=run.ema_decay, use_ema_warmup=run.ema_warmup,
-                           power=run.ema_power) for name in ("energy", "generator") if name in networks}
+    return {
+        name: EMAModel(
+            networks[name].parameters(), decay=run.ema_decay, use_ema_warmup=run.ema_warmup, power=run.ema_power
+        )
+        for name in ("energy", "generator")
+        if name in networks
+    }
 
 
 def averaged_copy(model: torch.nn.Module, ema, seed: int) -> torch.nn.Module:
@@ -511,13 +614,19 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     main = accelerator.is_main_process
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         # Accelerate neither autocasts nor scales losses for fp16 on CPU: say so rather than pretend
-        warnings.warn("mixed_precision='fp16' is not supported on CPU by Accelerate: this run computes in float32 "
-                      "(use bf16 on CPU; fp16 with a loss scaler is used on GPUs)", stacklevel=2)
+        warnings.warn(
+            "mixed_precision='fp16' is not supported on CPU by Accelerate: this run computes in float32 "
+            "(use bf16 on CPU; fp16 with a loss scaler is used on GPUs)",
+            stacklevel=2,
+        )
 
     # what this run continues, where it writes: checked before anything is built or decoded
     if (run.channels_last or run.compile) and teaching.method != "dual_mcmc":
-        raise ConfigError("run.channels_last", f"run.channels_last / run.compile are options of the dual_mcmc step, "
-                          f"not of teaching.method={teaching.method!r}")
+        raise ConfigError(
+            "run.channels_last",
+            f"run.channels_last / run.compile are options of the dual_mcmc step, "
+            f"not of teaching.method={teaching.method!r}",
+        )
     resume = resolve_checkpoint(output_dir, resume_from_checkpoint) if resume_from_checkpoint else None
     if resume is not None:
         saved_state, saved_config = read_checkpoint(resume)
@@ -527,8 +636,9 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     # models, optimizers, data
     set_seed(run.seed)  # identical initial weights on every process
     keep = method_networks(teaching.method)  # baselines learn (and export) only some of the three networks
-    energy, generator, encoder = (m if name in keep else None
-                                  for name, m in zip(NETWORKS, build_models(config.data, config.model)))
+    energy, generator, encoder = (
+        m if name in keep else None for name, m in zip(NETWORKS, build_models(config.data, config.model))
+    )
     memory_format = torch.channels_last if run.channels_last else None
     if memory_format is not None:
         to_memory_format(energy, generator, encoder, memory_format=memory_format)
@@ -541,10 +651,14 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     try:
         check_dataset_size(dataset, run.batch_size * accelerator.num_processes * k)
     except ValueError as err:
-        raise ConfigError("run.batch_size", f"{err} (run.batch_size {run.batch_size} x {accelerator.num_processes} "
-                          f"process(es) x {k} accumulation step(s))") from err
-    sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, accelerator.num_processes,
-                                accelerator.process_index)
+        raise ConfigError(
+            "run.batch_size",
+            f"{err} (run.batch_size {run.batch_size} x {accelerator.num_processes} "
+            f"process(es) x {k} accumulation step(s))",
+        ) from err
+    sampler = EpochBatchSampler(
+        len(dataset), run.batch_size, run.seed, accelerator.num_processes, accelerator.process_index
+    )
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=run.num_workers, generator=torch.Generator().manual_seed(run.seed)
     )
@@ -553,12 +667,17 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
 
     energy, generator, encoder, *optimizers = accelerator.prepare(energy, generator, encoder, *optimizers)
     models = [m for m in (energy, generator, encoder) if m is not None]
-    networks = {name: accelerator.unwrap_model(m)
-                for name, m in zip(NETWORKS, (energy, generator, encoder)) if m is not None}
+    networks = {
+        name: accelerator.unwrap_model(m) for name, m in zip(NETWORKS, (energy, generator, encoder)) if m is not None
+    }
     emas = make_emas(networks, run)
     trained = [name for name, opt in zip(NETWORKS, optimizers) if opt is not None]
-    checkpointed = {"networks": networks, "emas": emas, "schedulers": dict(zip(trained, schedulers)),
-                    "optimizers": dict(zip(trained, [o for o in optimizers if o is not None]))}  # by network name
+    checkpointed = {
+        "networks": networks,
+        "emas": emas,
+        "schedulers": dict(zip(trained, schedulers)),
+        "optimizers": dict(zip(trained, [o for o in optimizers if o is not None])),
+    }  # by network name
     set_seed(run.seed, device_specific=True)  # different z / chain noise on every process
     step = 0
     if resume is not None:
@@ -571,8 +690,11 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         step_fn = functools.partial(dual_mcmc_step, memory_format=memory_format, chain_compiler=compiler)
     else:
         step_fn = teaching_step
-    hooks = {"backward": accelerator.backward, "autocast": accelerator.autocast,
-             "unwrap": lambda m: None if m is None else accelerator.unwrap_model(m)}
+    hooks = {
+        "backward": accelerator.backward,
+        "autocast": accelerator.autocast,
+        "unwrap": lambda m: None if m is None else accelerator.unwrap_model(m),
+    }
 
     def pipeline() -> DualMCMCPipeline:
         """The pipeline as it would be exported now: the EMA weights when ``run.use_ema``."""
@@ -605,8 +727,11 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             _atomic_write(output_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
             history_file = open(output_dir / HISTORY_FILE, "a", encoding="utf-8")  # noqa: SIM115
         accelerator.wait_for_everyone()
-        logger.info(f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch of {k} x {run.batch_size} images per "
-                    f"process, {total_steps} steps in all", main_process_only=True)
+        logger.info(
+            f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch of {k} x {run.batch_size} images per "
+            f"process, {total_steps} steps in all",
+            main_process_only=True,
+        )
         if accelerator.trackers == [] and run.report_to not in (None, "none"):
             if main:
                 claim(output_dir, "logs")
@@ -614,8 +739,13 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
         # a wall-clock budget without max_steps ends long before epochs x steps: no total, so no made-up ETA
         timed = run.max_minutes is not None and run.max_steps is None
-        bar = tqdm(total=None if timed else total_steps, initial=step, disable=not main,
-                   desc=teaching.method.replace("_", "-"), dynamic_ncols=True)
+        bar = tqdm(
+            total=None if timed else total_steps,
+            initial=step,
+            disable=not main,
+            desc=teaching.method.replace("_", "-"),
+            dynamic_ncols=True,
+        )
         lr_key = f"lr_{trained[0]}"  # the first optimizer's network
         started = time.time()
         batches, data = None, None
@@ -639,19 +769,28 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             for name, ema in emas.items():
                 ema.step(networks[name].parameters())
             step += 1
-            last = step >= total_steps or (run.max_minutes is not None
-                                           and _any(accelerator, time.time() - started > 60 * run.max_minutes))
+            last = step >= total_steps or (
+                run.max_minutes is not None and _any(accelerator, time.time() - started > 60 * run.max_minutes)
+            )
 
             # log: every step to history.jsonl as it happens, every log_every steps to the trackers
-            record = {"step": step, "epoch": epoch, **_mean([o.as_dict() for o in outs]),
-                      lr_key: schedulers[0].get_last_lr()[0]}
+            record = {
+                "step": step,
+                "epoch": epoch,
+                **_mean([o.as_dict() for o in outs]),
+                lr_key: schedulers[0].get_last_lr()[0],
+            }
             history.append(record)
             if main:
                 history_file.write(json.dumps(record) + "\n")
                 history_file.flush()
             bar.update()
-            bar.set_postfix(E=f"{record['loss_energy']:.3g}", G=f"{record['loss_generator']:.3g}",
-                            I=f"{record['loss_encoder']:.3g}", gap=f"{record['energy_gap']:.2g}")
+            bar.set_postfix(
+                E=f"{record['loss_energy']:.3g}",
+                G=f"{record['loss_generator']:.3g}",
+                I=f"{record['loss_encoder']:.3g}",
+                gap=f"{record['energy_gap']:.2g}",
+            )
             if step % run.log_every == 0 or last:
                 accelerator.log({key: v for key, v in record.items() if key != "step"}, step=step)
 
@@ -662,14 +801,21 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
 
             # checkpoint: written aside, renamed into place; the newest checkpoints_total_limit are kept
             if run.checkpoint_every and (step % run.checkpoint_every == 0 or last):
-                named = str(output_dir / "checkpoints" / f"checkpoint-{step}" / "pipeline")  # (written in a temp folder)
+                named = str(
+                    output_dir / "checkpoints" / f"checkpoint-{step}" / "pipeline"
+                )  # (written in a temp folder)
                 if main:
                     claim(output_dir, "checkpoints")
                 last_checkpoint = save_checkpoint(
-                    accelerator, output_dir, step, **checkpointed,
-                    state={"step": step, "epoch": epoch, "last": record}, config=config.to_dict(),
+                    accelerator,
+                    output_dir,
+                    step,
+                    **checkpointed,
+                    state={"step": step, "epoch": epoch, "last": record},
+                    config=config.to_dict(),
                     keep=run.checkpoints_total_limit,
-                    write_pipeline=functools.partial(_export_into, pipeline, config, named) if run.export_at_checkpoints
+                    write_pipeline=functools.partial(_export_into, pipeline, config, named)
+                    if run.export_at_checkpoints
                     else None,
                 )
                 previous_run = _discard(previous_run)
@@ -704,16 +850,25 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         push_pipeline_to_hub(pipeline_dir, run.hub_model_id, private=run.hub_private)
     for tracker in accelerator.trackers:  # (end_training() would also destroy the process group: the caller's)
         tracker.finish()
-    return TrainResult(step=step, history=history, output_dir=output_dir, pipeline_dir=pipeline_dir, seconds=seconds,
-                       mixed_precision=str(accelerator.mixed_precision), grad_scaler=accelerator.scaler is not None)
+    return TrainResult(
+        step=step,
+        history=history,
+        output_dir=output_dir,
+        pipeline_dir=pipeline_dir,
+        seconds=seconds,
+        mixed_precision=str(accelerator.mixed_precision),
+        grad_scaler=accelerator.scaler is not None,
+    )
 
 
 def _guard(out: StepOutput, step: int, threshold: float, last_checkpoint: Path | None) -> None:
     where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
     if not out.is_finite():
         bad = {k: v for k, v in out.as_dict().items() if not math.isfinite(v)}
-        raise DivergenceError(f"training diverged at step {step}: non-finite values {bad}; {where} (a resumed run "
-                              "repeats the same steps: start a new run, e.g. with smaller teaching.lr_*)")
+        raise DivergenceError(
+            f"training diverged at step {step}: non-finite values {bad}; {where} (a resumed run "
+            "repeats the same steps: start a new run, e.g. with smaller teaching.lr_*)"
+        )
     if out.energy_gap > threshold:
         raise DivergenceError(
             f"training diverged at step {step}: |mean E(data) - mean E(samples)| = {out.energy_gap:.4g} > "

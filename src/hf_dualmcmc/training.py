@@ -252,7 +252,12 @@ def dual_mcmc_step(
         proposal_gap=sum_squared_error(x0.detach(), x_rev).item() / batch,
     )
     if keep_tensors:
-        out.extras = {"proposals": x0.detach(), "revised": x_rev, "samples": x1.detach(), "reconstructions": recon.detach()}
+        out.extras = {
+            "proposals": x0.detach(),
+            "revised": x_rev,
+            "samples": x1.detach(),
+            "reconstructions": recon.detach(),
+        }
     return out
 
 
@@ -290,8 +295,14 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, backwar
     optimizer.zero_grad(set_to_none=True)
 
 
-def infer_revised_latents(encoder: nn.Module, g_raw: nn.Module, decode_fn: Callable, data: torch.Tensor,
-                          config: TeachingConfig, autocast: Callable[[], object]):
+def infer_revised_latents(
+    encoder: nn.Module,
+    g_raw: nn.Module,
+    decode_fn: Callable,
+    data: torch.Tensor,
+    config: TeachingConfig,
+    autocast: Callable[[], object],
+):
     """The data side of the iteration: ``(mu, logvar) = q(x)`` (with its graph), ``z0 = mu + exp(logvar/2) * eps``
     and the z-chain ``z~ = T^z(z0 | x)`` through the unwrapped generator ``g_raw`` (``decode_fn`` calls it).
 
@@ -303,16 +314,32 @@ def infer_revised_latents(encoder: nn.Module, g_raw: nn.Module, decode_fn: Calla
     z0 = mean.detach().float() + torch.exp(0.5 * logvar.detach().float()) * eps
     with chain_mode(g_raw):
         z_rev = posterior_langevin(
-            decode_fn, z0, data, config.num_latent_steps, config.latent_step_size, config.latent_noise_scale,
-            g_raw.config.observation_std, g_raw.config.prior_std,
+            decode_fn,
+            z0,
+            data,
+            config.num_latent_steps,
+            config.latent_step_size,
+            config.latent_noise_scale,
+            g_raw.config.observation_std,
+            g_raw.config.prior_std,
         ).sample
     return mean, logvar, z_rev
 
 
-def energy_update(energy: nn.Module, e_raw: nn.Module, g_raw: nn.Module, z: torch.Tensor, data: torch.Tensor,
-                  optimizer: torch.optim.Optimizer, config: TeachingConfig, energy_fn: Callable, *,
-                  backward: Callable[[torch.Tensor], None], autocast: Callable[[], object],
-                  layout: Callable[[torch.Tensor], torch.Tensor] = lambda t: t):
+def energy_update(
+    energy: nn.Module,
+    e_raw: nn.Module,
+    g_raw: nn.Module,
+    z: torch.Tensor,
+    data: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    config: TeachingConfig,
+    energy_fn: Callable,
+    *,
+    backward: Callable[[torch.Tensor], None],
+    autocast: Callable[[], object],
+    layout: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
+):
     """The last part of the iteration: ``x1 = G(z)`` with the *updated* generator (same ``z``), revised by a second
     x-chain when ``rerun_chain_for_energy`` (``energy_fn`` calls the unwrapped energy ``e_raw``), then an energy step on
     :func:`energy_loss` ``(E(x), E(x1))`` through ``energy`` (possibly DDP-wrapped).
@@ -346,7 +373,11 @@ def make_optimizers(
     (the baselines of :mod:`hf_dualmcmc.baselines` train only some of the three)."""
 
     def adam(module, lr, weight_decay):
-        return None if module is None else torch.optim.Adam(module.parameters(), lr=lr, betas=config.betas, weight_decay=weight_decay)
+        return (
+            None
+            if module is None
+            else torch.optim.Adam(module.parameters(), lr=lr, betas=config.betas, weight_decay=weight_decay)
+        )
 
     return (
         adam(energy, config.lr_energy, config.weight_decay_energy),

@@ -127,18 +127,32 @@ class DataConfig:
         _require(bool(self.split), "data.split", "must be a non-empty string")
         _require(self.image_size >= 1, "data.image_size", f"must be >= 1, got {self.image_size}")
         _require(self.num_channels in (1, 3), "data.num_channels", f"expected 1 or 3, got {self.num_channels}")
-        _require(self.resize in RESIZE_POLICIES, "data.resize",
-                 f"expected one of {list(RESIZE_POLICIES)}, got {self.resize!r}")
+        _require(
+            self.resize in RESIZE_POLICIES,
+            "data.resize",
+            f"expected one of {list(RESIZE_POLICIES)}, got {self.resize!r}",
+        )
         if self.crop_box is not None:
-            _require(len(self.crop_box) == 4, "data.crop_box",
-                     f"expected 4 integers (left, upper, right, lower), got {list(self.crop_box)}")
+            _require(
+                len(self.crop_box) == 4,
+                "data.crop_box",
+                f"expected 4 integers (left, upper, right, lower), got {list(self.crop_box)}",
+            )
             left, upper, right, lower = self.crop_box
-            _require(0 <= left < right and 0 <= upper < lower, "data.crop_box",
-                     f"expected 0 <= left < right and 0 <= upper < lower, got {list(self.crop_box)}")
+            _require(
+                0 <= left < right and 0 <= upper < lower,
+                "data.crop_box",
+                f"expected 0 <= left < right and 0 <= upper < lower, got {list(self.crop_box)}",
+            )
             self.crop_box = tuple(self.crop_box)
-        _require(self.max_images is None or self.max_images >= 1, "data.max_images",
-                 f"must be >= 1 (or null: all images), got {self.max_images}")
-        _require(self.max_in_memory_bytes >= 0, "data.max_in_memory_bytes", f"must be >= 0, got {self.max_in_memory_bytes}")
+        _require(
+            self.max_images is None or self.max_images >= 1,
+            "data.max_images",
+            f"must be >= 1 (or null: all images), got {self.max_images}",
+        )
+        _require(
+            self.max_in_memory_bytes >= 0, "data.max_in_memory_bytes", f"must be >= 0, got {self.max_in_memory_bytes}"
+        )
 
     @property
     def mode(self) -> str:
@@ -210,20 +224,39 @@ class TeachingConfig:
             _require(getattr(self, name) >= 0, f"teaching.{name}", f"must be >= 0, got {getattr(self, name)}")
         for name in ("step_size", "latent_step_size", "noise_init_range", "lr_decay", "explode_threshold"):
             _require(getattr(self, name) > 0, f"teaching.{name}", f"must be > 0, got {getattr(self, name)}")
-        for name in ("noise_scale", "latent_noise_scale", "data_weight",
-                     "generator_teaching_weight", "encoder_teaching_weight", "lr_energy", "lr_generator",
-                     "lr_encoder", "weight_decay_energy", "weight_decay_generator", "weight_decay_encoder"):
+        for name in (
+            "noise_scale",
+            "latent_noise_scale",
+            "data_weight",
+            "generator_teaching_weight",
+            "encoder_teaching_weight",
+            "lr_energy",
+            "lr_generator",
+            "lr_encoder",
+            "weight_decay_energy",
+            "weight_decay_generator",
+            "weight_decay_encoder",
+        ):
             _require(getattr(self, name) >= 0, f"teaching.{name}", f"must be >= 0, got {getattr(self, name)}")
-        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "teaching.betas",
-                 f"expected two numbers in [0, 1), got {list(self.betas)}")
-        _require(self.method in TEACHING_METHODS, "teaching.method",
-                 f"expected one of {list(TEACHING_METHODS)}, got {self.method!r}")
+        _require(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "teaching.betas",
+            f"expected two numbers in [0, 1), got {list(self.betas)}",
+        )
+        _require(
+            self.method in TEACHING_METHODS,
+            "teaching.method",
+            f"expected one of {list(TEACHING_METHODS)}, got {self.method!r}",
+        )
         for name in ("step_size", "latent_step_size"):
             _require(getattr(self, name) < MAX_STEP_SIZE, f"teaching.{name}", f"must be < {MAX_STEP_SIZE:g}")
         ratio = self.noise_scale / self.step_size
-        _require(not self.use_temp or 1 / MAX_STEP_SIZE < ratio < MAX_STEP_SIZE, "teaching.noise_scale",
-                 f"with teaching.use_temp, noise_scale / step_size must be in (1e-150, 1e150) (the energy loss is "
-                 f"divided by its square), got {ratio:g}; or set teaching.use_temp: false")
+        _require(
+            not self.use_temp or 1 / MAX_STEP_SIZE < ratio < MAX_STEP_SIZE,
+            "teaching.noise_scale",
+            f"with teaching.use_temp, noise_scale / step_size must be in (1e-150, 1e150) (the energy loss is "
+            f"divided by its square), got {ratio:g}; or set teaching.use_temp: false",
+        )
 
     @property
     def temperature(self) -> float:
@@ -265,10 +298,16 @@ class ModelSettings:
         for name in ("observation_std", "prior_std"):
             _require(getattr(self, name) > 0, f"model.{name}", f"must be > 0, got {getattr(self, name)}")
         for name in ("generator_channel_mults", "energy_channel_mults", "energy_downsample", "encoder_channel_mults"):
-            _require(getattr(self, name) is None or len(getattr(self, name)) > 0, f"model.{name}",
-                     "must not be empty (null: the default layout for data.image_size)")
-        _require(self.encoder_first_stride in (None, 1, 2), "model.encoder_first_stride",
-                 f"expected 1, 2 or null, got {self.encoder_first_stride!r}")
+            _require(
+                getattr(self, name) is None or len(getattr(self, name)) > 0,
+                f"model.{name}",
+                "must not be empty (null: the default layout for data.image_size)",
+            )
+        _require(
+            self.encoder_first_stride in (None, 1, 2),
+            "model.encoder_first_stride",
+            f"expected 1, 2 or null, got {self.encoder_first_stride!r}",
+        )
 
 
 def network_configs(data: DataConfig, settings: ModelSettings):
@@ -283,15 +322,30 @@ def network_configs(data: DataConfig, settings: ModelSettings):
     i_mults, i_stride = default_encoder_layout(size)
     builders = {  # the keys a layout error is reported under: the first one set, else the width
         ("energy_channel_mults", "energy_downsample", "ndf"): lambda: DualMCMCEnergyConfig(
-            image_size=size, num_channels=ch, base_channels=settings.ndf, spectral_norm=settings.spectral_norm,
-            channel_mults=settings.energy_channel_mults or e_mults, downsample=settings.energy_downsample or e_down),
+            image_size=size,
+            num_channels=ch,
+            base_channels=settings.ndf,
+            spectral_norm=settings.spectral_norm,
+            channel_mults=settings.energy_channel_mults or e_mults,
+            downsample=settings.energy_downsample or e_down,
+        ),
         ("generator_channel_mults", "ngf"): lambda: DualMCMCGeneratorConfig(
-            latent_dim=settings.latent_dim, image_size=size, num_channels=ch, base_channels=settings.ngf,
+            latent_dim=settings.latent_dim,
+            image_size=size,
+            num_channels=ch,
+            base_channels=settings.ngf,
             channel_mults=settings.generator_channel_mults or default_generator_mults(size),
-            observation_std=settings.observation_std, prior_std=settings.prior_std),
+            observation_std=settings.observation_std,
+            prior_std=settings.prior_std,
+        ),
         ("encoder_channel_mults", "encoder_first_stride", "nif"): lambda: DualMCMCEncoderConfig(
-            image_size=size, num_channels=ch, latent_dim=settings.latent_dim, base_channels=settings.nif,
-            channel_mults=settings.encoder_channel_mults or i_mults, first_stride=settings.encoder_first_stride or i_stride),
+            image_size=size,
+            num_channels=ch,
+            latent_dim=settings.latent_dim,
+            base_channels=settings.nif,
+            channel_mults=settings.encoder_channel_mults or i_mults,
+            first_stride=settings.encoder_first_stride or i_stride,
+        ),
     }
     configs = []
     for keys, build in builders.items():
@@ -326,7 +380,9 @@ class SamplerSettings:
             _require(getattr(self, name) >= 0, f"sampler.{name}", f"must be >= 0, got {getattr(self, name)}")
         for name in ("step_size", "latent_step_size"):
             _require(getattr(self, name) < MAX_STEP_SIZE, f"sampler.{name}", f"must be < {MAX_STEP_SIZE:g}")
-        _require(self.bn_stats in BN_STATS, "sampler.bn_stats", f"expected one of {list(BN_STATS)}, got {self.bn_stats!r}")
+        _require(
+            self.bn_stats in BN_STATS, "sampler.bn_stats", f"expected one of {list(BN_STATS)}, got {self.bn_stats!r}"
+        )
 
 
 @dataclass
@@ -378,16 +434,28 @@ class RunSettings:
         _require(0 <= self.seed <= MAX_SEED, "run.seed", f"must be in [0, 2**31 - 1], got {self.seed}")
         for name in ("batch_size", "gradient_accumulation_steps", "epochs", "num_sample_images", "log_every"):
             _require(getattr(self, name) >= 1, f"run.{name}", f"must be >= 1, got {getattr(self, name)}")
-        _require(self.max_steps is None or self.max_steps >= 1, "run.max_steps",
-                 f"must be >= 1 (or null: run.epochs decides), got {self.max_steps}")
-        _require(self.max_minutes is None or self.max_minutes >= 0, "run.max_minutes",
-                 f"must be >= 0 (or null: no wall-clock budget), got {self.max_minutes}")
+        _require(
+            self.max_steps is None or self.max_steps >= 1,
+            "run.max_steps",
+            f"must be >= 1 (or null: run.epochs decides), got {self.max_steps}",
+        )
+        _require(
+            self.max_minutes is None or self.max_minutes >= 0,
+            "run.max_minutes",
+            f"must be >= 0 (or null: no wall-clock budget), got {self.max_minutes}",
+        )
         for name in ("sample_every", "checkpoint_every", "checkpoints_total_limit", "num_workers"):
             _require(getattr(self, name) >= 0, f"run.{name}", f"must be >= 0 (0: off), got {getattr(self, name)}")
-        _require(self.mixed_precision in MIXED_PRECISION, "run.mixed_precision",
-                 f"expected one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}")
-        _require(not self.push_to_hub or bool(self.hub_model_id), "run.hub_model_id",
-                 "run.push_to_hub needs it (e.g. --hub_model_id org/dualmcmc-digits)")
+        _require(
+            self.mixed_precision in MIXED_PRECISION,
+            "run.mixed_precision",
+            f"expected one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}",
+        )
+        _require(
+            not self.push_to_hub or bool(self.hub_model_id),
+            "run.hub_model_id",
+            "run.push_to_hub needs it (e.g. --hub_model_id org/dualmcmc-digits)",
+        )
         from .hub import check_license
 
         try:
@@ -401,7 +469,9 @@ class RunSettings:
             try:
                 validate_repo_id(self.hub_model_id)
             except HFValidationError as err:
-                raise ValueError(f"run.hub_model_id: {self.hub_model_id!r} is not a valid repository id ({err})") from None
+                raise ValueError(
+                    f"run.hub_model_id: {self.hub_model_id!r} is not a valid repository id ({err})"
+                ) from None
         _require(0 <= self.ema_decay <= 1, "run.ema_decay", f"must be in [0, 1], got {self.ema_decay}")
         _require(self.ema_power > 0, "run.ema_power", f"must be > 0, got {self.ema_power}")
         _check_report_to(self.report_to)
@@ -413,13 +483,19 @@ class RunSettings:
             return
         from .hub import TEMPLATES
 
-        _require(self.card_template in TEMPLATES, "run.card_template",
-                 f"{_did_you_mean(self.card_template, TEMPLATES)}expected one of {list(TEMPLATES)}, "
-                 f"got {self.card_template!r}")
+        _require(
+            self.card_template in TEMPLATES,
+            "run.card_template",
+            f"{_did_you_mean(self.card_template, TEMPLATES)}expected one of {list(TEMPLATES)}, "
+            f"got {self.card_template!r}",
+        )
         size, channels = PAPER_IMAGES[self.card_template]
-        _require((data.image_size, data.num_channels) == (size, channels), "run.card_template",
-                 f"{self.card_template!r} describes the paper's {size}x{size} images with {channels} channels; this run "
-                 f"trains {data.image_size}x{data.image_size} with {data.num_channels}: use run.card_template: run")
+        _require(
+            (data.image_size, data.num_channels) == (size, channels),
+            "run.card_template",
+            f"{self.card_template!r} describes the paper's {size}x{size} images with {channels} channels; this run "
+            f"trains {data.image_size}x{data.image_size} with {data.num_channels}: use run.card_template: run",
+        )
 
 
 PAPER_IMAGES = {"cifar10": (32, 3), "celeba64": (64, 3), "celebahq256": (256, 3), "church64": (64, 3)}
@@ -433,11 +509,17 @@ def _check_report_to(report_to: str) -> None:
     from accelerate.utils import LoggerType
 
     known = ["none", *LoggerType.list()]
-    _require(report_to in known, "run.report_to",
-             f"{_did_you_mean(report_to.lower(), known)}expected one of {known}, got {report_to!r}")
-    _require(bool(getattr(accelerate.utils, f"is_{report_to}_available", lambda: True)()), "run.report_to",
-             f"{report_to!r} needs the {report_to} package, which is not installed (pip install {report_to}); "
-             "or use run.report_to=none")
+    _require(
+        report_to in known,
+        "run.report_to",
+        f"{_did_you_mean(report_to.lower(), known)}expected one of {known}, got {report_to!r}",
+    )
+    _require(
+        bool(getattr(accelerate.utils, f"is_{report_to}_available", lambda: True)()),
+        "run.report_to",
+        f"{report_to!r} needs the {report_to} package, which is not installed (pip install {report_to}); "
+        "or use run.report_to=none",
+    )
 
 
 SECTIONS: dict[str, type] = {
@@ -477,9 +559,12 @@ class TrainConfig:
     def __post_init__(self):
         network_configs(self.data, self.model)
         self.run.check_card(self.data)
-        _require(not (self.run.channels_last or self.run.compile) or self.teaching.method == "dual_mcmc",
-                 "run.channels_last", f"run.channels_last / run.compile are options of the dual_mcmc step, not of "
-                 f"teaching.method={self.teaching.method!r}")
+        _require(
+            not (self.run.channels_last or self.run.compile) or self.teaching.method == "dual_mcmc",
+            "run.channels_last",
+            f"run.channels_last / run.compile are options of the dual_mcmc step, not of "
+            f"teaching.method={self.teaching.method!r}",
+        )
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
@@ -487,8 +572,11 @@ class TrainConfig:
         if not isinstance(raw, dict):
             raise ConfigError("config", f"expected a mapping of sections {list(SECTIONS)}, got {type(raw).__name__}")
         for name in raw:
-            _require(name in SECTIONS, str(name),
-                     f"unknown section; {_did_you_mean(name, SECTIONS)}expected some of {list(SECTIONS)}")
+            _require(
+                name in SECTIONS,
+                str(name),
+                f"unknown section; {_did_you_mean(name, SECTIONS)}expected some of {list(SECTIONS)}",
+            )
         _require("data" in raw, "data", "missing section: the config needs at least `data: {source: ...}`")
         sections = {}
         for name, section_cls in SECTIONS.items():
@@ -497,7 +585,9 @@ class TrainConfig:
             values = _renamed(name, dict(values))
             known = [f.name for f in dataclasses.fields(section_cls)]
             for key in values:
-                _require(key in known, f"{name}.{key}", f"unknown key; {_did_you_mean(key, known)}expected one of {known}")
+                _require(
+                    key in known, f"{name}.{key}", f"unknown key; {_did_you_mean(key, known)}expected one of {known}"
+                )
             if name == "data":
                 _require("source" in values, "data.source", "missing: where the images come from")
             sections[name] = section_cls(**values)
@@ -582,8 +672,11 @@ def _validate_types(obj, section: str, cls: type | None = None) -> None:
         if _matches(1.5, tp):  # a float field (possibly optional)
             value = _as_float(value)
         _require(_matches(value, tp), f"{section}.{name}", f"expected {_describe(tp)}, got {value!r}")
-        _require(not isinstance(value, int) or abs(value) <= MAX_INT, f"{section}.{name}",
-                 f"expected an integer of at most 2**63 - 1, got {value}")
+        _require(
+            not isinstance(value, int) or abs(value) <= MAX_INT,
+            f"{section}.{name}",
+            f"expected an integer of at most 2**63 - 1, got {value}",
+        )
         if isinstance(obj, dict):
             obj[name] = value
         else:
@@ -601,8 +694,9 @@ class _PlainYamlLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(None, None, "anchors and aliases (& and *) are not allowed",
-                                              event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (& and *) are not allowed", event.start_mark
+            )
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
@@ -649,7 +743,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         try:
             parsed = safe_load_yaml(value, key)
         except ConfigError as err:
-            raise ConfigError(key, f"cannot parse {value!r} as a YAML value: {str(err).removeprefix(key + ': ')}") from err
+            raise ConfigError(
+                key, f"cannot parse {value!r} as a YAML value: {str(err).removeprefix(key + ': ')}"
+            ) from err
         if raw.get(section) is None:
             raw[section] = {}
         if not isinstance(raw[section], dict):

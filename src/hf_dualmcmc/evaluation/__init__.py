@@ -36,12 +36,7 @@ from .fid import (
     save_random_inception_weights,
     save_statistics,
 )
-from .images import (
-    builtin_split,
-    load_images,
-    sample_images,
-    to_uint8,
-)
+from .images import builtin_split, load_images, sample_images, to_uint8
 from .model_index import METRIC_NAMES, write_model_index
 
 __all__ = [

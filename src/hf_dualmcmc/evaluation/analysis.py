@@ -142,8 +142,13 @@ def reconstruction_mse(
         for s in tqdm(curve_steps, desc="recon z-steps", disable=not progress):
             for i in range(0, x.shape[0], batch_size):
                 out = pipe.reconstruct(
-                    pixel_values=x[i : i + batch_size], num_latent_steps=s, generator=seed + i,
-                    sample_posterior=sample_posterior, return_proposals=True, output_type="pt", bn_stats=bn_stats,
+                    pixel_values=x[i : i + batch_size],
+                    num_latent_steps=s,
+                    generator=seed + i,
+                    sample_posterior=sample_posterior,
+                    return_proposals=True,
+                    output_type="pt",
+                    bn_stats=bn_stats,
                 )
                 tgt = target[i : i + batch_size]
                 sq_err[s] += float((out.images.cpu() - tgt).pow(2).sum())
@@ -222,8 +227,9 @@ def energy_profile(
         raise ValueError(f"num_snapshots must be >= 2, got {num_snapshots}")
     generator = torch.Generator(device="cpu").manual_seed(seed)
     with _quiet(pipe):
-        proposal = pipe(batch_size=batch_size, num_inference_steps=0, generator=generator, output_type="pt",
-                        bn_stats=bn_stats).images
+        proposal = pipe(
+            batch_size=batch_size, num_inference_steps=0, generator=generator, output_type="pt", bn_stats=bn_stats
+        ).images
     x0 = proposal.float() * 2.0 - 1.0
     snap_steps = sorted({int(round(v)) for v in np.linspace(0, steps, num_snapshots)})
     snapshots = {0: x0.clone()}
@@ -239,8 +245,14 @@ def energy_profile(
     try:
         with chain_mode(energy_model):
             out = energy_langevin(
-                lambda x: energy_model.energy(x.to(dtype)), x0.to(energy_model.device), steps, step_size, noise_scale,
-                generator=generator, return_energies=True, callback=record,
+                lambda x: energy_model.energy(x.to(dtype)),
+                x0.to(energy_model.device),
+                steps,
+                step_size,
+                noise_scale,
+                generator=generator,
+                return_energies=True,
+                callback=record,
             )
     finally:
         energy_model.train(was_training)
@@ -252,8 +264,13 @@ def energy_profile(
         "std_energy": energies.std(1).tolist() if batch_size > 1 else [0.0] * (steps + 1),
         "energy_change": float(energies[-1].mean() - energies[0].mean()),
         "snapshot_steps": snap_steps,
-        "sampler": {"num_inference_steps": steps, "step_size": step_size, "noise_scale": noise_scale,
-                    "bn_stats": bn_stats, "seed": seed},
+        "sampler": {
+            "num_inference_steps": steps,
+            "step_size": step_size,
+            "noise_scale": noise_scale,
+            "bn_stats": bn_stats,
+            "seed": seed,
+        },
     }
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -307,8 +324,13 @@ def interpolation_grids(
         rows = []
         for _ in range(num_rows):
             z = torch.randn(2, pipe.latent_dim, generator=generator)
-            rows += pipe.interpolate(start_latents=z[0], end_latents=z[1], num_points=num_points,
-                                     num_inference_steps=num_inference_steps, generator=generator).images
+            rows += pipe.interpolate(
+                start_latents=z[0],
+                end_latents=z[1],
+                num_points=num_points,
+                num_inference_steps=num_inference_steps,
+                generator=generator,
+            ).images
         grids["generation"] = make_image_grid(rows, rows=num_rows, cols=num_points)
         if images is not None and pipe.encoder is not None:
             imgs = to_uint8(images)
@@ -317,9 +339,14 @@ def interpolation_grids(
                 raise ValueError(f"reconstruction interpolation needs at least 2 images, got {imgs.shape[0]}")
             rows = []
             for r in range(pairs):
-                rows += pipe.interpolate(imgs[2 * r], imgs[2 * r + 1], num_points=num_points,
-                                         num_inference_steps=num_inference_steps, num_latent_steps=num_latent_steps,
-                                         generator=generator).images
+                rows += pipe.interpolate(
+                    imgs[2 * r],
+                    imgs[2 * r + 1],
+                    num_points=num_points,
+                    num_inference_steps=num_inference_steps,
+                    num_latent_steps=num_latent_steps,
+                    generator=generator,
+                ).images
             grids["reconstruction"] = make_image_grid(rows, rows=pairs, cols=num_points)
     results = {
         "num_rows": num_rows,
@@ -388,8 +415,13 @@ def ablation_sweep(
             samples, energies = [], []
             start = time.perf_counter()
             for i in range(0, num_samples, batch_size):
-                out = pipe(batch_size=min(batch_size, num_samples - i), num_inference_steps=int(s), generator=generator,
-                           output_type="pt", return_energies=True)
+                out = pipe(
+                    batch_size=min(batch_size, num_samples - i),
+                    num_inference_steps=int(s),
+                    generator=generator,
+                    output_type="pt",
+                    return_energies=True,
+                )
                 samples.append(to_uint8(out.images))
                 if out.energies is not None:
                     energies.append(out.energies[-1].double().cpu())
@@ -403,10 +435,20 @@ def ablation_sweep(
             x_rows.append(row)
     z_rows = []
     if images is not None and pipe.encoder is not None and len(z_steps):
-        rec = reconstruction_mse(pipe, images, num_latent_steps=int(max(z_steps)), curve_steps=z_steps,
-                                 batch_size=batch_size, seed=seed, progress=progress)
-        z_rows = [{"z_steps": c["num_latent_steps"], "recon_mse": c["mse"]} for c in rec["curve"]
-                  if c["num_latent_steps"] in {int(z) for z in z_steps}]
+        rec = reconstruction_mse(
+            pipe,
+            images,
+            num_latent_steps=int(max(z_steps)),
+            curve_steps=z_steps,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+        )
+        z_rows = [
+            {"z_steps": c["num_latent_steps"], "recon_mse": c["mse"]}
+            for c in rec["curve"]
+            if c["num_latent_steps"] in {int(z) for z in z_steps}
+        ]
         z_rows.insert(0, {"z_steps": "encoder only (Inf)", "recon_mse": rec["mse_inf"]})
     markdown = "### x-chain steps\n\n" + markdown_table(x_rows)
     if z_rows:

@@ -41,9 +41,19 @@ class DomainClassifier(nn.Module):
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(self.feature_dim, num_classes)
 
@@ -64,12 +74,20 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
 def _accuracy(model: DomainClassifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
     model.eval()
     with torch.no_grad():
-        correct = sum(int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum()) for i in range(0, len(x), batch_size))
+        correct = sum(
+            int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+            for i in range(0, len(x), batch_size)
+        )
     return correct / max(1, len(x))
 
 
 def train_domain_classifier(
-    dataset: str, *, steps: int = DEFAULT_TRAIN_STEPS, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
+    dataset: str,
+    *,
+    steps: int = DEFAULT_TRAIN_STEPS,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
     progress: bool = False,
 ) -> tuple[DomainClassifier, dict]:
     """Train :class:`DomainClassifier` on the fixed training partition of ``dataset``; returns ``(model, info)``.
@@ -112,7 +130,12 @@ def train_domain_classifier(
 
 
 def load_or_train_domain_classifier(
-    dataset: str, cache_dir: str | os.PathLike, *, steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0, progress: bool = False
+    dataset: str,
+    cache_dir: str | os.PathLike,
+    *,
+    steps: int = DEFAULT_TRAIN_STEPS,
+    seed: int = 0,
+    progress: bool = False,
 ) -> tuple[DomainClassifier, dict]:
     """The cached classifier for ``dataset`` (same steps/seed), else train it and cache it (atomic writes).
 
@@ -121,7 +144,10 @@ def load_or_train_domain_classifier(
             (delete the two files to retrain).
     """
     cache_dir = Path(cache_dir)
-    weights, meta = cache_dir / f"domain-classifier-{dataset}.safetensors", cache_dir / f"domain-classifier-{dataset}.json"
+    weights, meta = (
+        cache_dir / f"domain-classifier-{dataset}.safetensors",
+        cache_dir / f"domain-classifier-{dataset}.json",
+    )
     if weights.is_file() and meta.is_file():
         retrain = f"delete {weights.name} and {meta.name} to retrain"
         try:
@@ -129,20 +155,24 @@ def load_or_train_domain_classifier(
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"domain classifier cache {str(meta)!r} is not JSON ({err}); {retrain}") from err
         if not isinstance(info, dict):
-            raise ValueError(f"domain classifier cache {str(meta)!r} holds a {type(info).__name__}, expected a JSON "
-                             f"object; {retrain}")
+            raise ValueError(
+                f"domain classifier cache {str(meta)!r} holds a {type(info).__name__}, expected a JSON "
+                f"object; {retrain}"
+            )
         if info.get("steps") == steps and info.get("seed") == seed and info.get("dataset") == dataset:
             try:
                 state_dict = load_file(str(weights))
             except SafetensorError as err:
-                raise ValueError(f"domain classifier cache {str(weights)!r} is not a safetensors file ({err}); "
-                                 f"{retrain}") from err
+                raise ValueError(
+                    f"domain classifier cache {str(weights)!r} is not a safetensors file ({err}); {retrain}"
+                ) from err
             model = DomainClassifier()
             try:
                 model.load_state_dict(state_dict)
             except RuntimeError as err:
-                raise ValueError(f"domain classifier cache {str(weights)!r} does not fit DomainClassifier ({err}); "
-                                 f"{retrain}") from err
+                raise ValueError(
+                    f"domain classifier cache {str(weights)!r} does not fit DomainClassifier ({err}); {retrain}"
+                ) from err
             model.eval()
             return model, {**info, "cached": True}
     model, info = train_domain_classifier(dataset, steps=steps, seed=seed, progress=progress)
@@ -162,18 +192,28 @@ class DomainFrechetScorer:
     are converted to luminance. Reference statistics: the held-out partition of ``dataset``.
     """
 
-    def __init__(self, dataset: str, cache_dir: str | os.PathLike, *, steps: int = DEFAULT_TRAIN_STEPS, seed: int = 0,
-                 progress: bool = False):
+    def __init__(
+        self,
+        dataset: str,
+        cache_dir: str | os.PathLike,
+        *,
+        steps: int = DEFAULT_TRAIN_STEPS,
+        seed: int = 0,
+        progress: bool = False,
+    ):
         self.dataset = dataset
-        self.model, self.info = load_or_train_domain_classifier(dataset, cache_dir, steps=steps, seed=seed, progress=progress)
+        self.model, self.info = load_or_train_domain_classifier(
+            dataset, cache_dir, steps=steps, seed=seed, progress=progress
+        )
         self.image_size = self.info["image_size"]
         self._reference = None
 
     def features(self, images, batch_size: int = 500) -> torch.Tensor:
         x = _to_tensor(images)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
-                              align_corners=False).clamp(0, 1)
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False
+            ).clamp(0, 1)
         with torch.no_grad():
             return torch.cat([self.model.features(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
@@ -197,8 +237,12 @@ class DomainFrechetScorer:
 
     @property
     def options(self) -> dict:
-        return {"feature_network": "DomainClassifier (3 conv-BN-ReLU blocks, 64-d pooled features)", "classifier": self.info,
-                "reference": f"{self.dataset} held-out partition", "frechet": "torch_fidelity.metric_fid"}
+        return {
+            "feature_network": "DomainClassifier (3 conv-BN-ReLU blocks, 64-d pooled features)",
+            "classifier": self.info,
+            "reference": f"{self.dataset} held-out partition",
+            "frechet": "torch_fidelity.metric_fid",
+        }
 
 
 __all__ = [

@@ -148,7 +148,8 @@ def load_inception_state_dict(path: str | os.PathLike, expected_sha256: str | No
     problems = _layout_problems(state_dict)
     if problems:
         raise InceptionWeightsError(
-            f"Inception weights file {str(path)!r} is not torch-fidelity's InceptionV3 state dict: " + "; ".join(problems)
+            f"Inception weights file {str(path)!r} is not torch-fidelity's InceptionV3 state dict: "
+            + "; ".join(problems)
         )
     return dict(state_dict)
 
@@ -164,6 +165,7 @@ def _inception_network(features_list: list[str], state_dict: dict | None = None)
 
     network = tf_inception.FeatureExtractorInceptionV3
     if state_dict is None:
+
         class network(network):  # noqa: N801  keep the initialisation, load nothing
             def load_state_dict(self, *args, **kwargs):
                 return None
@@ -183,8 +185,14 @@ def _layout_problems(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
     return (
         listed("missing keys", [k for k in expected if k not in state_dict])
         + listed("unexpected keys", [k for k in state_dict if k not in expected])
-        + listed("wrong shapes", [f"{k} expected {list(shape)}, got {list(state_dict[k].shape)}"
-                                  for k, shape in expected.items() if k in state_dict and state_dict[k].shape != shape])
+        + listed(
+            "wrong shapes",
+            [
+                f"{k} expected {list(shape)}, got {list(state_dict[k].shape)}"
+                for k, shape in expected.items()
+                if k in state_dict and state_dict[k].shape != shape
+            ],
+        )
     )
 
 
@@ -365,8 +373,9 @@ def _read_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None) -> t
     try:
         data = np.load(path, allow_pickle=False)
     except ValueError as err:  # "Cannot load file containing pickled data when allow_pickle=False", object .npy
-        raise ValueError(f"{label} was refused: reading it would need unpickling ({err}); expected an .npz of plain "
-                         "numeric arrays") from err
+        raise ValueError(
+            f"{label} was refused: reading it would need unpickling ({err}); expected an .npz of plain numeric arrays"
+        ) from err
     except Exception as err:  # OSError, BadZipFile, ...
         raise ValueError(f"{label} is not a readable .npz file ({type(err).__name__}: {err})") from err
     if not isinstance(data, np.lib.npyio.NpzFile):
@@ -376,8 +385,10 @@ def _read_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None) -> t
         try:
             return names, {k: data[k] for k in (names if keys is None else keys) if k in names}
         except ValueError as err:  # "Object arrays cannot be loaded when allow_pickle=False"
-            raise ValueError(f"{label} was refused: it holds object (pickled) arrays ({err}); expected an .npz of "
-                             "plain numeric arrays") from err
+            raise ValueError(
+                f"{label} was refused: it holds object (pickled) arrays ({err}); expected an .npz of "
+                "plain numeric arrays"
+            ) from err
         except Exception as err:  # a damaged member: BadZipFile, EOFError, zlib.error, ...
             raise ValueError(f"{label} is truncated or corrupt ({type(err).__name__}: {err})") from err
 
@@ -396,11 +407,15 @@ def load_statistics(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if "mu" not in arrays or "sigma" not in arrays:
         raise ValueError(f"{str(path)!r} is not a statistics file: expected arrays 'mu' and 'sigma', got {names}")
     mu, sigma = arrays["mu"], arrays["sigma"]
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or not (
-        np.issubdtype(mu.dtype, np.number) and np.issubdtype(sigma.dtype, np.number)
+    if (
+        mu.ndim != 1
+        or sigma.shape != (mu.shape[0], mu.shape[0])
+        or not (np.issubdtype(mu.dtype, np.number) and np.issubdtype(sigma.dtype, np.number))
     ):
-        raise ValueError(f"{str(path)!r}: expected a numeric vector 'mu' [d] and matrix 'sigma' [d, d], got "
-                         f"{mu.dtype} {list(mu.shape)} and {sigma.dtype} {list(sigma.shape)}")
+        raise ValueError(
+            f"{str(path)!r}: expected a numeric vector 'mu' [d] and matrix 'sigma' [d, d], got "
+            f"{mu.dtype} {list(mu.shape)} and {sigma.dtype} {list(sigma.shape)}"
+        )
     stats = {"mu": mu.astype(np.float64), "sigma": sigma.astype(np.float64)}
     if not (np.isfinite(stats["mu"]).all() and np.isfinite(stats["sigma"]).all()):
         raise ValueError(f"{str(path)!r}: 'mu'/'sigma' contain NaN or inf values, expected finite statistics")
@@ -442,13 +457,21 @@ def reference_statistics(
             try:
                 meta = json.loads(str(meta))
             except json.JSONDecodeError as err:
-                raise ValueError(f"cached reference statistics {str(cache)!r}: 'meta' is not JSON ({err}); "
-                                 "delete the file to recompute it") from err
+                raise ValueError(
+                    f"cached reference statistics {str(cache)!r}: 'meta' is not JSON ({err}); "
+                    "delete the file to recompute it"
+                ) from err
             return stats, {**meta, "cache": str(cache), "cached": True}
     images = load_images(source, image_size=image_size, max_images=max_images, split=split)
     stats = scorer.statistics(images)
-    info = {"source": str(source), "kind": "images", "split": split, "num_images": int(images.shape[0]),
-            "image_shape": list(images.shape[1:]), "fid_feature_layer": scorer.fid_feature_layer}
+    info = {
+        "source": str(source),
+        "kind": "images",
+        "split": split,
+        "num_images": int(images.shape[0]),
+        "image_shape": list(images.shape[1:]),
+        "fid_feature_layer": scorer.fid_feature_layer,
+    }
     if cache is not None:
         save_statistics(cache, stats, info)
         info = {**info, "cache": str(cache), "cached": False}

@@ -44,8 +44,9 @@ def _load(source, split, image_size, num_channels, max_images, resize):
         (height, width), gray = array.shape[:2], array.ndim == 2 or array.shape[-1] == 1
     image_size = image_size or max(width, height)
     resize = resize or ("pad" if max(width, height) <= image_size else "resize")
-    config = DataConfig(source, split=split, image_size=image_size, num_channels=num_channels or (1 if gray else 3),
-                        resize=resize)
+    config = DataConfig(
+        source, split=split, image_size=image_size, num_channels=num_channels or (1 if gray else 3), resize=resize
+    )
     return np.ascontiguousarray(decode_images(dataset, column, config).permute(0, 2, 3, 1).numpy()), dataset
 
 
@@ -163,9 +164,14 @@ def sample_images(
             while done < num_samples:
                 n = min(batch_size, num_samples - done)
                 out = pipe(
-                    batch_size=n, num_inference_steps=sampler["num_inference_steps"], step_size=sampler["step_size"],
-                    noise_scale=sampler["noise_scale"], bn_stats=sampler["bn_stats"], generator=generator,
-                    output_type="pt", return_proposals=True,
+                    batch_size=n,
+                    num_inference_steps=sampler["num_inference_steps"],
+                    step_size=sampler["step_size"],
+                    noise_scale=sampler["noise_scale"],
+                    bn_stats=sampler["bn_stats"],
+                    generator=generator,
+                    output_type="pt",
+                    return_proposals=True,
                 )
                 proposals.append(to_uint8(out.proposals))
                 revised.append(to_uint8(out.images))

@@ -50,8 +50,10 @@ def check_model_card_path(card_path: str | os.PathLike) -> Path:
     except (UnicodeDecodeError, ValueError, OSError) as err:  # ConfigError: anchors, duplicate keys, bad YAML
         raise ValueError(f"{label} is not a readable model card ({type(err).__name__}); it was not changed") from None
     if not isinstance(meta, dict):
-        raise ValueError(f"{label} exists and is not a model card (no YAML front matter); it was not changed: pass "
-                         "a card's README.md or a new file")
+        raise ValueError(
+            f"{label} exists and is not a model card (no YAML front matter); it was not changed: pass "
+            "a card's README.md or a new file"
+        )
     return path
 
 
@@ -89,8 +91,14 @@ def write_model_index(
         metric_type, metric_name = METRIC_NAMES.get(key, (key, key))
         new.append(
             EvalResult(
-                task_type=task, dataset_type=dataset_type, dataset_name=dataset_name, dataset_split=dataset_split,
-                metric_type=metric_type, metric_name=metric_name, metric_value=float(value), source_name=source_name,
+                task_type=task,
+                dataset_type=dataset_type,
+                dataset_name=dataset_name,
+                dataset_split=dataset_split,
+                metric_type=metric_type,
+                metric_name=metric_name,
+                metric_value=float(value),
+                source_name=source_name,
             )
         )
     if not new:

@@ -61,14 +61,17 @@ def synthetic_ood_sets(
         "uniform_noise": rng.integers(0, 256, size=(n, h, w, c), dtype=np.uint8),
         "gaussian_noise": np.clip(np.rint(rng.normal(127.5, 64.0, size=(n, h, w, c))), 0, 255).astype(np.uint8),
         "constant": np.broadcast_to(rng.integers(0, 256, size=(n, 1, 1, c), dtype=np.uint8), (n, h, w, c)).copy(),
-        "inverted": 255 - images[rng.permutation(len(images))[:n]] if n <= len(images)
+        "inverted": 255 - images[rng.permutation(len(images))[:n]]
+        if n <= len(images)
         else 255 - images[rng.integers(0, len(images), size=n)],
     }
     if other is not None:
         other = to_uint8(other)
         if other.shape[1:] != images.shape[1:]:
-            raise ValueError(f"other images must have the in-distribution images' shape [N, {h}, {w}, {c}], got "
-                             f"{list(other.shape)}: load them with load_images(..., image_size={h}, num_channels={c})")
+            raise ValueError(
+                f"other images must have the in-distribution images' shape [N, {h}, {w}, {c}], got "
+                f"{list(other.shape)}: load them with load_images(..., image_size={h}, num_channels={c})"
+            )
         sets["other_digits"] = other[rng.permutation(len(other))[:n]]
     return sets
 
@@ -79,8 +82,15 @@ def _pixel_values(images: np.ndarray, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ood_scores(pipe, images: np.ndarray, score: str = "energy", *, batch_size: int = 256, seed: int = 0,
-               num_latent_steps: int | None = None) -> np.ndarray:
+def ood_scores(
+    pipe,
+    images: np.ndarray,
+    score: str = "energy",
+    *,
+    batch_size: int = 256,
+    seed: int = 0,
+    num_latent_steps: int | None = None,
+) -> np.ndarray:
     """Per-image score (higher = more out-of-distribution) of uint8 ``[N, H, W, C]`` images in the pipeline's format.
 
     ``"energy"``: ``E(x)``; ``"recon"``: ``||G(z~) - x||^2`` summed over pixels (``[-1, 1]`` scale), ``z~`` from the
@@ -109,8 +119,13 @@ def ood_scores(pipe, images: np.ndarray, score: str = "energy", *, batch_size: i
             finally:
                 model.train(was_training)
         else:
-            rec = pipe.reconstruct(pixel_values=x, num_latent_steps=num_latent_steps, generator=seed + i,
-                                   sample_posterior=False, output_type="pt")
+            rec = pipe.reconstruct(
+                pixel_values=x,
+                num_latent_steps=num_latent_steps,
+                generator=seed + i,
+                sample_posterior=False,
+                output_type="pt",
+            )
             recon = rec.images.to(x.device).float() * 2 - 1
             out.append((recon - x).pow(2).flatten(1).sum(1).cpu())
     return torch.cat(out).numpy().astype(np.float64)
@@ -122,7 +137,9 @@ def ood_metrics(in_scores: Sequence[float], out_scores: Sequence[float]) -> dict
 
     in_scores, out_scores = np.asarray(in_scores, dtype=np.float64), np.asarray(out_scores, dtype=np.float64)
     if in_scores.ndim != 1 or out_scores.ndim != 1 or not len(in_scores) or not len(out_scores):
-        raise ValueError(f"expected two non-empty 1-D score arrays, got shapes {in_scores.shape} and {out_scores.shape}")
+        raise ValueError(
+            f"expected two non-empty 1-D score arrays, got shapes {in_scores.shape} and {out_scores.shape}"
+        )
     if not (np.isfinite(in_scores).all() and np.isfinite(out_scores).all()):
         raise ValueError("scores must be finite (a diverged energy gives inf/NaN)")
     labels = np.r_[np.ones(len(in_scores)), np.zeros(len(out_scores))]
@@ -135,9 +152,16 @@ def ood_metrics(in_scores: Sequence[float], out_scores: Sequence[float]) -> dict
     }
 
 
-def ood_evaluation(pipe, in_images: np.ndarray, ood_sets: Mapping[str, np.ndarray], *,
-                   scores: Sequence[str] | None = None, batch_size: int = 256, seed: int = 0,
-                   num_latent_steps: int | None = None) -> dict:
+def ood_evaluation(
+    pipe,
+    in_images: np.ndarray,
+    ood_sets: Mapping[str, np.ndarray],
+    *,
+    scores: Sequence[str] | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    num_latent_steps: int | None = None,
+) -> dict:
     """Score the in-distribution images and every OOD set; one row per (score, set) with AUROC / AUPR / FPR@95.
 
     ``scores`` defaults to ``"energy"`` (when the pipeline has an energy model) and ``"recon"`` (when it has an
@@ -155,12 +179,22 @@ def ood_evaluation(pipe, in_images: np.ndarray, ood_sets: Mapping[str, np.ndarra
         for name, images in ood_sets.items():
             out_scores = ood_scores(pipe, images, score, **kw)
             means[score][name] = float(out_scores.mean())
-            rows.append({"score": score, "ood_set": name, "num_in": len(in_scores), "num_ood": len(out_scores),
-                         **ood_metrics(in_scores, out_scores)})
+            rows.append(
+                {
+                    "score": score,
+                    "ood_set": name,
+                    "num_in": len(in_scores),
+                    "num_ood": len(out_scores),
+                    **ood_metrics(in_scores, out_scores),
+                }
+            )
     from .analysis import markdown_table
 
-    return {"rows": rows, "mean_scores": means,
-            "markdown": markdown_table(rows, ["score", "ood_set", "auroc", "aupr", "fpr95"], floatfmt=".3f")}
+    return {
+        "rows": rows,
+        "mean_scores": means,
+        "markdown": markdown_table(rows, ["score", "ood_set", "auroc", "aupr", "fpr95"], floatfmt=".3f"),
+    }
 
 
 __all__ = ["OOD_SETS", "SCORES", "ood_evaluation", "ood_metrics", "ood_scores", "synthetic_ood_sets"]
