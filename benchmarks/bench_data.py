@@ -6,11 +6,11 @@
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_data.py --module /tmp/old_data.py
 
 Sources: ``sklearn:digits`` (all 1,797, 8x8 gray), ``mnist`` (the 9,000 "train" images padded to 32 px; skipped
-without ``../shared``), and a synthetic imagefolder and parquet file of ``--num-images`` 32x32 RGB PNGs written to a
+without ``../shared``), and a synthetic imagefolder and parquet file of ``--num_images`` 32x32 RGB PNGs written to a
 temporary directory. Columns (images/s): ``decode`` = ``load_image_dataset`` (datasets cache warm: each source is
 loaded once before timing) decoding everything into a uint8 tensor; ``item`` = ``ds[i]`` over the in-memory dataset;
 ``loader`` = one ``DataLoader(batch_size=64)`` epoch over it; ``lazy item`` / ``lazy loader`` = the same with
-``max_in_memory_bytes=0`` (per-item decoding), over at most ``--lazy-items`` images. The module under test only needs
+``max_in_memory_bytes=0`` (per-item decoding), over at most ``--lazy_items`` images. The module under test only needs
 ``DataConfig`` and ``load_image_dataset`` (the API of both the old and the new data.py).
 """
 
@@ -96,12 +96,14 @@ def bench(data, name: str, kwargs: dict, lazy_items: int) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from hf_dualmcmc.cli import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--module", type=Path, default=None, help="a data.py file to benchmark instead of hf_dualmcmc.data")
     p.add_argument("--rev", default=None, help="benchmark src/hf_dualmcmc/data.py of this git revision")
-    p.add_argument("--num-images", type=int, default=3000, help="synthetic PNGs (default %(default)s)")
+    p.add_argument("--num_images", type=int, default=3000, help="synthetic PNGs (default %(default)s)")
     p.add_argument(
-        "--lazy-items", type=int, default=1000, help="items read from the lazy datasets (default %(default)s)"
+        "--lazy_items", type=int, default=1000, help="items read from the lazy datasets (default %(default)s)"
     )
     args = p.parse_args(argv)
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")

@@ -1,18 +1,18 @@
 #!/usr/bin/env python
 """Time one Dual-MCMC training iteration and the sampler, optionally side by side with the plain reference.
 
-    python benchmarks/bench_step.py --config configs/cifar10.yaml --ngf 64 --ndf 64 --nif 32 --batch-size 32 --reference
+    python benchmarks/bench_step.py --config configs/cifar10.yaml --ngf 64 --ndf 64 --nif 32 __batch_size 32 --reference
 
 Per run it prints: seconds per training iteration (median of ``--repeats`` after ``--warmup``), images/s of sampling
-(generator + ``--sample-steps`` x-steps, default the config's sampler, 70 for CIFAR-10), FLOPs of one iteration
+(generator + ``__sample_steps`` x-steps, default the config's sampler, 70 for CIFAR-10), FLOPs of one iteration
 (``torch.utils.flop_counter``) and the achieved GFLOP/s, peak memory, the load average, and the machine's measured
 convolution throughput (the practical ceiling). With ``--reference`` the plain eager float32 implementation of
-:mod:`hf_dualmcmc.reference` (spectral-norm power iteration at every forward, parameters requiring grad during the
+``benchmarks/reference.py`` (spectral-norm power iteration at every forward, parameters requiring grad during the
 chains, out-of-place updates) runs in the same process, interleaved with the optimised one (A B A B ...), so machine
 load hits both alike, and the speed ratios are printed. ``--precision bf16`` also prints the deviation of one bf16
 iteration from the float32 one (same weights, same random numbers).
 
-``--repeat-sets N`` times float32 *and* bf16 (same ``--channels-last`` / ``--compile``) in one process: after the
+``__repeat_sets N`` times float32 *and* bf16 (same ``__channels_last`` / ``--compile``) in one process: after the
 warm-up, N sets of one run per mode (fp32, bf16[, reference], fp32, bf16, ...), medians per mode and the ratios bf16
 vs fp32, fp32 vs reference and bf16 vs reference, so that a ratio is not an artefact of load changing between two
 invocations. ``--profile PATH`` profiles one more optimised iteration of ``--precision`` with ``torch.profiler``
@@ -32,44 +32,42 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, also when imported from elsewhere
 
 import torch  # noqa: E402
-
-from hf_dualmcmc import DualMCMCPipeline  # noqa: E402
-from hf_dualmcmc.performance import (  # noqa: E402
-    PRECISIONS,
-    autocast_factory,
-    chain_compiler,
+from profiling import (  # noqa: E402
     count_flops,
     describe_machine,
     machine_info,
     peak_memory_bytes,
-    precision_context,
     profile_markdown,
     profile_ops,
     reset_peak_memory,
-    to_memory_format,
 )
-from hf_dualmcmc.reference import reference_dual_mcmc_step, reference_sample  # noqa: E402
+from reference import reference_dual_mcmc_step, reference_sample  # noqa: E402
+
+from hf_dualmcmc import DualMCMCPipeline  # noqa: E402
+from hf_dualmcmc.atomic import atomic_write  # noqa: E402
+from hf_dualmcmc.cli import ArgumentParser  # noqa: E402
+from hf_dualmcmc.performance import PRECISIONS, autocast_factory, chain_compiler, precision_context, to_memory_format  # noqa: E402
 from hf_dualmcmc.trainer import build_models  # noqa: E402
 from hf_dualmcmc.training import dual_mcmc_step, make_optimizers  # noqa: E402
 from hf_dualmcmc.training_config import load_config  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="training YAML (configs/cifar10.yaml): shapes and constants")
     p.add_argument("--ngf", type=int, help="generator width (default: the config's)")
     p.add_argument("--ndf", type=int, help="energy width")
     p.add_argument("--nif", type=int, help="encoder width")
-    p.add_argument("--latent-dim", type=int, help="nz")
-    p.add_argument("--image-size", type=int, help="resolution (default: the config's)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--latent_dim", type=int, help="nz")
+    p.add_argument("--image_size", type=int, help="resolution (default: the config's)")
+    p.add_argument("--batch_size", type=int, default=32)
     p.add_argument(
         "--set",
         nargs="*",
@@ -79,34 +77,34 @@ def parse_args(argv=None):
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: autocast, float32 chain state")
-    p.add_argument("--channels-last", action="store_true", help="NHWC models, data and chain states")
+    p.add_argument("--channels_last", action="store_true", help="NHWC models, data and chain states")
     p.add_argument("--compile", action="store_true", help="torch.compile the energy network the training x-chains call")
     p.add_argument("--reference", action="store_true", help="also time the plain reference, interleaved")
     p.add_argument("--repeats", type=int, help="timed runs per mode (median reported; default 3)")
     p.add_argument(
-        "--repeat-sets",
+        "--repeat_sets",
         type=int,
         metavar="N",
         help="time fp32 and bf16 (and the reference) in one process: N interleaved sets after the warm-up",
     )
     p.add_argument("--profile", metavar="PATH", help="profile one optimised iteration of --precision (markdown here)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per mode first")
-    p.add_argument("--sample-steps", type=int, help="x-steps of the sampler (default: the config's sampler)")
-    p.add_argument("--sample-batch", type=int, help="images per sampling call (default: --batch-size)")
-    p.add_argument("--skip-training", action="store_true")
-    p.add_argument("--skip-sampling", action="store_true")
-    p.add_argument("--skip-flops", action="store_true")
+    p.add_argument("--sample_steps", type=int, help="x-steps of the sampler (default: the config's sampler)")
+    p.add_argument("--sample_batch", type=int, help="images per sampling call (default: __batch_size)")
+    p.add_argument("--skip_training", action="store_true")
+    p.add_argument("--skip_sampling", action="store_true")
+    p.add_argument("--skip_flops", action="store_true")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     if args.repeats is not None and args.repeat_sets is not None:
-        p.error("--repeats and --repeat-sets exclude each other: with --repeat-sets each set times every mode once")
+        p.error("--repeats and __repeat_sets exclude each other: with __repeat_sets each set times every mode once")
     args.rounds = args.repeat_sets if args.repeat_sets is not None else args.repeats or 3
     if args.rounds < 1 or args.warmup < 0:
-        p.error("--repeats / --repeat-sets must be >= 1 and --warmup >= 0")
+        p.error("--repeats / __repeat_sets must be >= 1 and --warmup >= 0")
     if args.profile and args.skip_training:
-        p.error("--profile profiles a training iteration: drop --skip-training")
+        p.error("--profile profiles a training iteration: drop __skip_training")
     return args
 
 
@@ -310,23 +308,20 @@ def main(argv=None) -> int:
         results["profile"] = {"precision": args.precision, **profile_ops(step, *models, top=20)}
         text = profile_markdown(results["profile"], f"One optimised training iteration, {args.precision}: ")
         print("\n" + text)
-        write_atomic(Path(args.profile), text)
+        write_text(Path(args.profile), text)
     if "bf16" in precisions and not args.skip_training:
         results["bf16_deviation"] = bf16_deviation(args, config, device, data, memory_format)
     results["conv_ceiling_gflops"] = measure_conv_ceiling(device, f"{torch.get_num_threads()} threads")
     results["load_end"] = os.getloadavg()
     report(results, args)
     if args.json:
-        write_atomic(Path(args.json), json.dumps(results, indent=2, default=str))
+        write_text(Path(args.json), json.dumps(results, indent=2, default=str))
     return 0
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 def bf16_deviation(args, config, device, data, memory_format) -> dict:

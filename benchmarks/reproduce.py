@@ -1,6 +1,6 @@
 """Train dual-MCMC teaching and its baselines under one budget, evaluate them, print a markdown table.
 
-Toy suite (2-D data, MLPs, exact grid-normalised density; see ``hf_dualmcmc.toy``)::
+Toy suite (2-D data, MLPs, exact grid-normalised density; see ``benchmarks/toy.py``)::
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/reproduce.py --suite toy \
         --toys 8gaussians,rings,checkerboard --seeds 0,1,2 --iterations 600
@@ -14,7 +14,7 @@ padded to 32 px, through ``hf_dualmcmc.trainer`` with ``teaching.method``; evalu
 
 Every run writes ``CACHE/<suite>/<dataset>/<method>/seed<k>.json`` (settings, iterations, seconds, metrics; toys also
 a ``.npz`` with the arrays for the plots) and is skipped when that file exists (``--force`` retrains), so the suite
-can be run in pieces, across sessions, and the table rebuilt from the cache alone with ``--table-only``. MNIST
+can be run in pieces, across sessions, and the table rebuilt from the cache alone with ``--table_only``. MNIST
 variants (``--variant NAME --set section.key=value``) are cached as ``METHOD+NAME``; the MNIST table lists every
 cached run of the given seeds, and a second table the energy-gap trajectory of the runs that recorded it (mean
 ``|E(data) - E(samples)|`` over windows of 50 steps, from the run's ``history.jsonl``).
@@ -38,7 +38,7 @@ A recipe file instead of the suite's settings (``--config``: the YAML's sections
 seed, output folder and evaluation; cached as ``METHOD+config-STEM`` unless ``--variant`` names it), e.g. the CPU
 recipe of issue #16 (``benchmarks/run_quality_study.sh`` runs that whole study)::
 
-    ... --suite mnist --config configs/mnist.yaml --mnist-samples 2000 --methods dual_mcmc --seeds 0,1 \
+    ... --suite mnist --config configs/mnist.yaml --mnist_samples 2000 --methods dual_mcmc --seeds 0,1 \
         --variant recipe-ema --set run.max_minutes=null --set run.use_ema=true
 """
 
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import math
 import os
@@ -57,6 +58,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/toy.py, also when imported from elsewhere
+from hf_dualmcmc.atomic import atomic_write  # noqa: E402
+from hf_dualmcmc.cli import ArgumentParser  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("dual_mcmc", "cooperative", "short_run", "inference_only")
 # the image suites: the data.source names of the dataset each one evaluates on (hf_dualmcmc.evaluation's builtins)
@@ -64,18 +69,17 @@ SUITE_SOURCES = {"mnist": ("mnist",), "digits": ("sklearn:digits", "digits")}
 DEFAULT_TOYS = ("8gaussians", "rings", "checkerboard")
 
 
-def atomic_write(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
-def atomic_savez(path: Path, arrays: dict) -> None:
-    """``np.savez_compressed`` to ``path`` through a temporary file (a killed run leaves no half-written cache)."""
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+def write_npz(path: Path, arrays: dict) -> None:
+    """``np.savez_compressed`` to ``path``, atomically (a killed run leaves no half-written cache)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write(path, buf.getvalue())
 
 
 def run_path(cache: Path, suite: str, dataset: str, method: str, seed: int) -> Path:
@@ -98,7 +102,7 @@ def environment() -> dict:
 
 
 def run_toy(args, toy: str, method: str, seed: int) -> dict:
-    from hf_dualmcmc.toy import evaluate_toy, toy_teaching_config, train_toy
+    from toy import evaluate_toy, toy_teaching_config, train_toy
 
     path = run_path(args.cache_dir, "toy", toy, method, seed)
     if path.exists() and not args.force:
@@ -130,8 +134,8 @@ def run_toy(args, toy: str, method: str, seed: int) -> dict:
         "environment": environment(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_savez(path.with_suffix(".npz"), {k: np.asarray(v, dtype=np.float16) for k, v in arrays.items()})
-    atomic_write(path, json.dumps(record, indent=2))
+    write_npz(path.with_suffix(".npz"), {k: np.asarray(v, dtype=np.float16) for k, v in arrays.items()})
+    write_text(path, json.dumps(record, indent=2))
     print(
         f"[toy] {toy:12s} {method:15s} seed {seed}: {run.iterations} it, {run.seconds:.1f} s, "
         + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
@@ -185,7 +189,7 @@ def toy_table(records: list[dict]) -> str:
 
 
 def toy_plots(args, toys, methods) -> list[Path]:
-    from hf_dualmcmc.toy import plot_toy
+    from toy import plot_toy
 
     out = []
     for toy in toys:
@@ -255,6 +259,7 @@ def image_config(args, method: str, seed: int, output_dir: Path):
                 "checkpoint_every": 100,
                 "report_to": "none",
                 "dataset_name": "mnist",
+                "mixed_precision": None,  # float32 on every machine, as the cached runs ("auto" may pick bf16)
             },
         },
         args.overrides,
@@ -334,8 +339,8 @@ def run_image_suite(args, method: str, seed: int) -> dict:
     record["metrics"], grids = evaluate_images(result.pipeline_dir, args)
     record["eval_seconds"] = time.perf_counter() - started
     if grids:
-        atomic_savez(path.with_suffix(".npz"), grids)
-    atomic_write(path, json.dumps(record, indent=2))
+        write_npz(path.with_suffix(".npz"), grids)
+    write_text(path, json.dumps(record, indent=2))
     print(
         f"[{args.suite}] {run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}",
         flush=True,
@@ -413,7 +418,7 @@ def grid_tile(image: np.ndarray):
 
 
 def image_plot(args, records: list[dict]) -> Path | None:
-    """One figure: a row per run (of ``--plot-seed``), its revised samples (left) and its generator proposals
+    """One figure: a row per run (of ``--plot_seed``), its revised samples (left) and its generator proposals
     (right), 8x8 each."""
     from diffusers.utils import make_image_grid
     from PIL import Image, ImageDraw
@@ -534,27 +539,27 @@ def gap_table(by_run: dict[str, list[dict]]) -> str:
 def parse_args(argv=None):
     from hf_dualmcmc.evaluation.domain import DEFAULT_TRAIN_STEPS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=("toy", *SUITE_SOURCES), required=True)
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
-    p.add_argument("--toys", default=",".join(DEFAULT_TOYS), help="comma-separated toy names (hf_dualmcmc.toy)")
+    p.add_argument("--toys", default=",".join(DEFAULT_TOYS), help="comma-separated toy names (benchmarks/toy.py)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--iterations", type=int, default=600, help="toy: training iterations per run (all methods)")
-    p.add_argument("--max-seconds", type=float, default=None, help="toy: also stop a run after this wall clock")
-    p.add_argument("--batch-size", type=int, default=200, help="toy batch size")
-    p.add_argument("--x-steps", type=int, default=30, help="x-chain steps (training and evaluation)")
-    p.add_argument("--mnist-steps", type=int, default=400, help="MNIST: training iterations per method")
-    p.add_argument("--mnist-batch-size", type=int, default=32, help="MNIST: batch size")
+    p.add_argument("--max_seconds", type=float, default=None, help="toy: also stop a run after this wall clock")
+    p.add_argument("--batch_size", type=int, default=200, help="toy batch size")
+    p.add_argument("--x_steps", type=int, default=30, help="x-chain steps (training and evaluation)")
+    p.add_argument("--mnist_steps", type=int, default=400, help="MNIST: training iterations per method")
+    p.add_argument("--mnist_batch_size", type=int, default=32, help="MNIST: batch size")
     p.add_argument(
-        "--mnist-x-steps",
+        "--mnist_x_steps",
         type=int,
         default=15,
         help="MNIST: x-chain steps in training and sampling (the authors' 30, halved for 2 CPU cores)",
     )
-    p.add_argument("--mnist-width", type=int, default=32, help="MNIST: ngf = ndf (nif = half)")
+    p.add_argument("--mnist_width", type=int, default=32, help="MNIST: ngf = ndf (nif = half)")
     p.add_argument(
         "--samples",
-        "--mnist-samples",
+        "--mnist_samples",
         dest="samples",
         type=int,
         default=1000,
@@ -582,16 +587,16 @@ def parse_args(argv=None):
         help="MNIST, digits: name of a run with --set overrides; cached as METHOD+VARIANT, its own table row",
     )
     p.add_argument(
-        "--fd-classifier-steps",
+        "--fd_classifier_steps",
         type=int,
         default=DEFAULT_TRAIN_STEPS,
         help="MNIST, digits: training steps of the domain-FD classifier (hf_dualmcmc.evaluation's default)",
     )
-    p.add_argument("--cache-dir", type=Path, default=REPO / "benchmarks" / "cache")
-    p.add_argument("--out-dir", type=Path, default=REPO / "docs" / "results", help="plots and table")
-    p.add_argument("--plot-seed", type=int, default=0)
+    p.add_argument("--cache_dir", type=Path, default=REPO / "benchmarks" / "cache")
+    p.add_argument("--out_dir", type=Path, default=REPO / "docs" / "results", help="plots and table")
+    p.add_argument("--plot_seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="retrain runs that are already cached")
-    p.add_argument("--table-only", action="store_true", help="only rebuild the table (and plots) from the cache")
+    p.add_argument("--table_only", action="store_true", help="only rebuild the table (and plots) from the cache")
     args = p.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
     bad = set(args.methods) - set(METHODS)
@@ -616,7 +621,7 @@ def main(argv=None) -> str:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.suite == "toy":
-        from hf_dualmcmc.toy import TOY_DATASETS
+        from toy import TOY_DATASETS
 
         unknown = set(args.toys) - set(TOY_DATASETS)
         if unknown:
@@ -633,7 +638,7 @@ def main(argv=None) -> str:
                         records.append(run_toy(args, toy, method, seed))
         table = toy_table(records)
         plots = toy_plots(args, args.toys, args.methods)
-        atomic_write(args.out_dir / "toy_table.md", table)
+        write_text(args.out_dir / "toy_table.md", table)
         print(table)
         for p in plots:
             print(f"plot: {p}")
@@ -649,7 +654,7 @@ def main(argv=None) -> str:
         if record["seed"] in args.seeds:
             records.append(record)
     table = image_table(records)
-    atomic_write(args.out_dir / f"{args.suite}_table.md", table)
+    write_text(args.out_dir / f"{args.suite}_table.md", table)
     plot = image_plot(args, records)
     print(table)
     if plot is not None:

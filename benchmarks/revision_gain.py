@@ -1,7 +1,7 @@
 """Does Langevin revision on the learned energy improve the generator's proposals? FD against revision steps.
 
 For each trained MNIST (or ``--domain digits``) pipeline and each sampler setting (step size, noise), one x-chain of
-``--max-steps`` steps is run from the same generator proposals ``G(z)`` (2,000 samples, batches of 100, seed 0); the
+``--max_steps`` steps is run from the same generator proposals ``G(z)`` (2,000 samples, batches of 100, seed 0); the
 chain state is kept at the ``--record`` steps. Every kept set is scored by the domain FD
 (``hf_dualmcmc.evaluation.DomainFrechetScorer``: the committed MNIST classifier against the 1,000 held-out images;
 digits: 180), and the gain ``FD(step 0) - FD(step k)`` gets a paired bootstrap interval (the same resampled sample
@@ -19,12 +19,16 @@ writes ``OUT.json`` (every number), ``OUT.md`` (the table) and ``OUT.png`` (FD a
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from hf_dualmcmc.atomic import atomic_write
+from hf_dualmcmc.cli import ArgumentParser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +109,7 @@ def bootstrap_gains(features: dict[int, torch.Tensor], reference: torch.Tensor, 
 def parse_args(argv=None):
     from hf_dualmcmc.evaluation.domain import DOMAIN_DATASETS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--pipeline",
         action="append",
@@ -118,10 +122,10 @@ def parse_args(argv=None):
         default="0.4:0.001",
         help="comma-separated STEP_SIZE:NOISE x-chain settings (default: the authors' sampler, 0.4:0.001)",
     )
-    p.add_argument("--max-steps", type=int, default=200)
+    p.add_argument("--max_steps", type=int, default=200)
     p.add_argument("--record", default="5,10,15,30,50,70,100,150,200", help="steps at which the chain is scored")
-    p.add_argument("--num-samples", type=int, default=2000)
-    p.add_argument("--num-boot", type=int, default=300)
+    p.add_argument("--num_samples", type=int, default=2000)
+    p.add_argument("--num_boot", type=int, default=300)
     p.add_argument(
         "--domain",
         choices=DOMAIN_DATASETS,
@@ -129,7 +133,7 @@ def parse_args(argv=None):
         help="the pipelines' dataset: its domain classifier, held-out split and training images (floor)",
     )
     p.add_argument(
-        "--cache-dir",
+        "--cache_dir",
         type=Path,
         default=None,
         help="domain classifier cache (default: benchmarks/cache/DOMAIN/eval-cache, reproduce.py's)",
@@ -152,7 +156,7 @@ def parse_args(argv=None):
     if any(len(s) != 2 or s[0] <= 0 or s[1] < 0 for s in args.settings):
         p.error(f"--settings must be STEP_SIZE:NOISE with STEP_SIZE > 0 and NOISE >= 0, got {args.settings}")
     if args.record[-1] > args.max_steps:
-        p.error(f"--record steps must be <= --max-steps {args.max_steps}, got {args.record[-1]}")
+        p.error(f"--record steps must be <= --max_steps {args.max_steps}, got {args.record[-1]}")
     return args
 
 
@@ -218,7 +222,7 @@ def main(argv=None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out.with_suffix(".json"), results)
     table = markdown_table(rows) + f"\nFloor ({len(train):,} training images vs the held-out reference): {floor:.3f}\n"
-    args.out.with_suffix(".md").write_text(table)
+    atomic_write(args.out.with_suffix(".md"), table)
     plot(results, args.out.with_suffix(".png"))
     print(table)
     return results
@@ -227,9 +231,11 @@ def main(argv=None) -> dict:
 def plot(results: dict, path: Path) -> None:
     """FD against revision steps (left) and the mean energy relative to the held-out data's (right), one line per
     pipeline and setting; ``results`` as returned by :func:`main` or read back from its JSON."""
-    from hf_dualmcmc.evaluation.analysis import _pyplot
+    import matplotlib
 
-    plt = _pyplot()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, (ax_fd, ax_e) = plt.subplots(1, 2, figsize=(11, 4))
     for run in results["runs"]:
         label = f"{run['pipeline']}, step {run['step_size']:g}, noise {run['noise_scale']:g}"
@@ -249,8 +255,10 @@ def plot(results: dict, path: Path) -> None:
     ax_e.set(xlabel="revision steps", ylabel="mean E(x_t) - mean E(held-out data)", title="energy along the chain")
     ax_fd.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
+    atomic_write(path, png.getvalue())
 
 
 if __name__ == "__main__":

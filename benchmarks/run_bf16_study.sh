@@ -24,25 +24,25 @@ PY=${PYTHON:-python}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 OUT=benchmarks/results/bf16
 mkdir -p "$OUT"
-BENCH=(benchmarks/bench_step.py --config configs/cifar10.yaml --ngf 64 --ndf 64 --nif 32 --batch-size 32 --channels-last)
-MNIST=(benchmarks/reproduce.py --suite mnist --methods dual_mcmc --seeds 0,1 --out-dir "$OUT")
+BENCH=(benchmarks/bench_step.py --config configs/cifar10.yaml --ngf 64 --ndf 64 --nif 32 --batch_size 32 --channels_last)
+MNIST=(benchmarks/reproduce.py --suite mnist --methods dual_mcmc --seeds 0,1 --out_dir "$OUT")
 CACHE=benchmarks/cache/mnist/mnist
 echo "# $(date -Is) $(uptime)"
 
 # 1. speed: both precisions and the reference, 3 interleaved sets after a warm-up (training and 70-step sampling)
-[ -s "$OUT/bench_repeat_sets.json" ] || "$PY" "${BENCH[@]}" --precision bf16 --reference --repeat-sets 3 \
+[ -s "$OUT/bench_repeat_sets.json" ] || "$PY" "${BENCH[@]}" --precision bf16 --reference --repeat_sets 3 \
     --json "$OUT/bench_repeat_sets.json" 2>&1 | tee "$OUT/bench_repeat_sets.log"
 
 # 2. where the time goes: one iteration per precision under torch.profiler (after one warm-up and one timed run)
 for p in fp32 bf16; do
-    [ -s "$OUT/profile_$p.json" ] || "$PY" "${BENCH[@]}" --precision "$p" --repeats 1 --warmup 1 --skip-sampling \
-        --skip-flops --profile "$OUT/profile_$p.md" --json "$OUT/profile_$p.json" 2>&1 | tee "$OUT/profile_$p.log"
+    [ -s "$OUT/profile_$p.json" ] || "$PY" "${BENCH[@]}" --precision "$p" --repeats 1 --warmup 1 --skip_sampling \
+        --skip_flops --profile "$OUT/profile_$p.md" --json "$OUT/profile_$p.json" 2>&1 | tee "$OUT/profile_$p.log"
 done
 
 # 2b. optional (COMPILE=1): the same interleaved sets with the x-chains' energy network under torch.compile (fuses the
 #     element-wise ops around the convolutions; the first call of each mode compiles, minutes on 2 cores)
 if [ "${COMPILE:-0}" = 1 ] && [ ! -s "$OUT/bench_repeat_sets_compile.json" ]; then
-    "$PY" "${BENCH[@]}" --precision bf16 --reference --repeat-sets 3 --compile --skip-sampling \
+    "$PY" "${BENCH[@]}" --precision bf16 --reference --repeat_sets 3 --compile --skip_sampling \
         --json "$OUT/bench_repeat_sets_compile.json" 2>&1 | tee "$OUT/bench_repeat_sets_compile.log"
 fi
 
@@ -65,7 +65,7 @@ echo "# wall-clock budget of the bf16-wall runs: $MINUTES min (mean training tim
 
 # the tables (every cached MNIST run of seeds 0 and 1) -> $OUT/mnist_table.md, and a check that every dual-MCMC run
 # was scored by the same domain classifier (equal FD floors), else its FDs are not comparable
-"$PY" benchmarks/reproduce.py --suite mnist --seeds 0,1 --out-dir "$OUT" --table-only | tee "$OUT/mnist_tables.log"
+"$PY" benchmarks/reproduce.py --suite mnist --seeds 0,1 --out_dir "$OUT" --table_only | tee "$OUT/mnist_tables.log"
 "$PY" - <<EOF
 import glob, json
 paths = sorted(glob.glob("$CACHE/$FP32_RUN/seed[01].json") + glob.glob("$CACHE/dual_mcmc+bf16*/seed[01].json"))

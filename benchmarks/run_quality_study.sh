@@ -15,8 +15,8 @@ PY=${PYTHON:-python}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
 OUT=benchmarks/results/quality
 mkdir -p "$OUT"
-MNIST=(benchmarks/reproduce.py --suite mnist --out-dir "$OUT")
-RECIPE=("${MNIST[@]}" --config configs/mnist.yaml --mnist-samples 2000)
+MNIST=(benchmarks/reproduce.py --suite mnist --out_dir "$OUT")
+RECIPE=("${MNIST[@]}" --config configs/mnist.yaml --mnist_samples 2000)
 RUNS=benchmarks/cache/mnist/mnist
 if [ "${1:-}" = trajectory ]; then  # step 2b, one job of step 3's queue
     for s in 0 1; do for d in $RUNS/dual_mcmc+config-mnist/seed$s/checkpoints/checkpoint-*/pipeline; do
@@ -67,7 +67,7 @@ CMP="--set sampler.num_inference_steps=15 --set sampler.step_size=0.5 --set run.
     echo "$PY benchmarks/revision_gain.py --pipeline seed0=$RUNS/dual_mcmc+config-mnist/seed0/pipeline" \
          "--settings 1.0:0.001,1.0:0.02 --out $OUT/revision_gain_larger_steps"
     echo "$PY benchmarks/revision_gain.py --pipeline ema-seed0=$RUNS/dual_mcmc+recipe-ema/seed0/pipeline" \
-         "--pipeline ema-seed1=$RUNS/dual_mcmc+recipe-ema/seed1/pipeline --settings 0.4:0.001 --max-steps 100" \
+         "--pipeline ema-seed1=$RUNS/dual_mcmc+recipe-ema/seed1/pipeline --settings 0.4:0.001 --max_steps 100" \
          "--record 5,10,15,30,50,70,100 --out $OUT/revision_gain_ema"
     for m in dual_mcmc cooperative short_run inference_only; do for s in 0 1 2; do
         echo "$PY ${RECIPE[*]} --methods $m --seeds $s --variant cmp-iter --set run.max_steps=400 --set run.max_minutes=null $CMP"
@@ -83,7 +83,7 @@ done; done | xargs -P 2 -I{} sh -c {}
 # 5. digits 8x8: the recipe (configs/digits.yaml: learning rates x6, EMA, 2,000 iterations) and its levers at 1,000
 #    iterations against the previous file (the authors' learning rates, no EMA), seeds 0 and 1; then the revision gain
 #    of the recipe's two pipelines
-DIGITS=("$PY" benchmarks/reproduce.py --suite digits --out-dir "$OUT" --samples 2000 --methods dual_mcmc)
+DIGITS=("$PY" benchmarks/reproduce.py --suite digits --out_dir "$OUT" --samples 2000 --methods dual_mcmc)
 OLD="--set teaching.lr_energy=1e-4 --set teaching.lr_generator=3e-4 --set teaching.lr_encoder=1e-4 --set run.use_ema=false --set run.epochs=40"
 for s in 0 1; do
     echo "${DIGITS[*]} --seeds $s --variant base $OLD"
@@ -97,5 +97,5 @@ D=benchmarks/cache/digits/digits/dual_mcmc+recipe
     --out "$OUT/revision_gain_digits"
 
 # 6. tables from the cache
-"$PY" "${MNIST[@]}" --table-only --seeds 0,1,2
-"${DIGITS[@]}" --table-only --seeds 0,1
+"$PY" "${MNIST[@]}" --table_only --seeds 0,1,2
+"${DIGITS[@]}" --table_only --seeds 0,1

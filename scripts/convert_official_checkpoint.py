@@ -3,20 +3,21 @@
 
     python scripts/convert_official_checkpoint.py ckpt.pth out/dualmcmc-cifar10 [--dataset cifar10]
 
-The logic lives in :mod:`hf_dualmcmc.convert`; this is its command-line interface.
+The logic lives in :mod:`hf_dualmcmc.convert`; this is its command-line interface (flags with underscores,
+``--no_model_card``; the hyphenated spellings work too).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from hf_dualmcmc.configuration_dualmcmc import OFFICIAL_SETTINGS, configs_for_image_size
+from hf_dualmcmc.cli import ArgumentParser
+from hf_dualmcmc.configuration_dualmcmc import OFFICIAL_TRAINING, configs_for_image_size
 from hf_dualmcmc.convert import convert_official_checkpoint
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "checkpoint",
         help="the official .pth checkpoint (keys epoch, netG, netE, netI, optG, optE, "
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("output_dir", help="where to write the pipeline (save_pretrained layout + README.md)")
     parser.add_argument(
         "--dataset",
-        choices=sorted(OFFICIAL_SETTINGS),
+        choices=sorted(OFFICIAL_TRAINING),
         default=None,
         help="official architecture; inferred from the tensor shapes when omitted",
     )
@@ -33,11 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ndf", type=int, default=None, help="energy width (with --ngf/--nif/--nz; needs --dataset)")
     parser.add_argument("--nif", type=int, default=None, help="encoder width")
     parser.add_argument("--nz", type=int, default=None, help="latent size")
-    parser.add_argument("--hub-model-id", default=None, help="repository id for the model card's usage snippet")
+    parser.add_argument("--hub_model_id", default=None, help="repository id for the model card's usage snippet")
     parser.add_argument(
-        "--base-model",
         "--base_model",
-        dest="base_model",
         default=None,
         help="Hub id of the original weights, when they are on the Hub (the card's base_model)",
     )
@@ -47,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an existing output directory, if it is a "
         "pipeline folder this project wrote (anything else in it is named and refused)",
     )
-    parser.add_argument("--no-model-card", action="store_true", help="do not write README.md")
+    parser.add_argument("--no_model_card", action="store_true", help="do not write README.md")
     return parser
 
 
@@ -59,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(v is not None for v in widths.values()):
         if args.dataset is None:
             parser.error("--ngf/--ndf/--nif/--nz need --dataset (the training data and image size)")
-        image_size, ngf, ndf, nif, nz = OFFICIAL_SETTINGS[args.dataset]
-        defaults = dict(ngf=ngf, ndf=ndf, nif=nif, nz=nz)
-        w = {k: defaults[k] if v is None else v for k, v in widths.items()}
-        configs = configs_for_image_size(image_size, 3, latent_dim=w["nz"], ngf=w["ngf"], ndf=w["ndf"], nif=w["nif"])
+        official = OFFICIAL_TRAINING[args.dataset]
+        widths["latent_dim"] = widths.pop("nz")
+        model = {**official["model"], **{k: v for k, v in widths.items() if v is not None}}
+        configs = configs_for_image_size(official["data"]["image_size"], 3, **model)
     try:
         out = convert_official_checkpoint(
             args.checkpoint,

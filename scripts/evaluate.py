@@ -2,7 +2,7 @@
 """Evaluate an exported DualMCMCPipeline: the paper's metrics, figures and tables in one command.
 
     python scripts/evaluate.py --pipeline DIR --metrics fid,is,domain_fd,recon,profile,interp,ablation,ood --out OUTDIR \
-        [--num-samples N] [--reference SRC] [--inception-weights PATH [--inception-weights-sha256 HEX]] \
+        [--num_samples N] [--reference SRC] [--inception_weights PATH [--inception_weights_sha256 HEX]] \
         [--steps N] [--device cpu|cuda] [--seed S]
 
 Writes ``OUTDIR/results.json`` (every number, sampler settings, library versions/options), the PNGs/JSONs of each
@@ -16,6 +16,8 @@ import math
 import sys
 import time
 from pathlib import Path
+
+from hf_dualmcmc.cli import ArgumentParser
 
 METRICS = ("fid", "is", "domain_fd", "recon", "profile", "interp", "ablation", "ood")
 # what --out may hold: the files an evaluation writes (an existing --out holding anything else is refused)
@@ -46,9 +48,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pipeline", required=True, help="a DualMCMCPipeline.save_pretrained directory (or Hub id)")
     p.add_argument(
         "--metrics",
@@ -56,8 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(METRICS)} (default: %(default)s)",
     )
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--num-samples", type=int, default=1000, help="samples for FID/IS/domain FD (paper: 50000)")
-    p.add_argument("--batch-size", type=int, default=100, help="sampling batch size (BN batch statistics; paper: 100)")
+    p.add_argument("--num_samples", type=int, default=1000, help="samples for FID/IS/domain FD (paper: 50000)")
+    p.add_argument("--batch_size", type=int, default=100, help="sampling batch size (BN batch statistics; paper: 100)")
     p.add_argument(
         "--reference",
         default=None,
@@ -65,21 +65,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(data.source: sklearn:digits, mnist[:DIR], an images .npz, a directory, a parquet file or "
         "glob, a save_to_disk directory, a Hub name); also the held-out images for recon/interp",
     )
-    p.add_argument("--reference-split", default="test", help="split of the reference / held-out source (default test)")
-    p.add_argument("--max-reference", type=int, default=None, help="use at most this many reference images")
+    p.add_argument("--reference_split", default="test", help="split of the reference / held-out source (default test)")
+    p.add_argument("--max_reference", type=int, default=None, help="use at most this many reference images")
     p.add_argument(
-        "--inception-weights",
+        "--inception_weights",
         default=None,
         help="path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (needed offline)",
     )
     p.add_argument(
-        "--inception-weights-sha256",
+        "--inception_weights_sha256",
         default=None,
         help="SHA-256 the Inception weights file must have (default: the published file's "
         "6726825d0af5...; pass it for another weights file you trust)",
     )
     p.add_argument(
-        "--fid-feature-layer",
+        "--fid_feature_layer",
         default="2048",
         choices=("64", "192", "768", "2048"),
         help="Inception feature layer for FID (2048 = standard)",
@@ -90,41 +90,41 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=("mnist", "digits"),
         help="dataset of the domain classifier for domain_fd (and default held-out images)",
     )
-    p.add_argument("--domain-train-steps", type=int, default=600, help="domain classifier training steps")
+    p.add_argument("--domain_train_steps", type=int, default=600, help="domain classifier training steps")
     p.add_argument(
-        "--recon-data",
+        "--recon_data",
         default=None,
         help="held-out image source for recon/interp (default: --reference, else the --domain test split)",
     )
-    p.add_argument("--num-recon", type=int, default=500, help="held-out images for reconstruction MSE")
+    p.add_argument("--num_recon", type=int, default=500, help="held-out images for reconstruction MSE")
     p.add_argument("--steps", type=int, default=None, help="x-chain revision steps (default: the pipeline's, 70)")
-    p.add_argument("--step-size", type=float, default=None, help="x-chain step size (default: the pipeline's, 0.4)")
-    p.add_argument("--noise-scale", type=float, default=None, help="x-chain noise (default: the pipeline's, 0.001)")
-    p.add_argument("--bn-stats", default=None, choices=("batch", "running"), help="generator BatchNorm statistics")
-    p.add_argument("--latent-steps", type=int, default=None, help="z-chain steps L for recon (default: the pipeline's)")
-    p.add_argument("--ablation-x-steps", type=_int_list, default=[0, 10, 30, 70])
-    p.add_argument("--ablation-z-steps", type=_int_list, default=[0, 5, 10, 20])
+    p.add_argument("--step_size", type=float, default=None, help="x-chain step size (default: the pipeline's, 0.4)")
+    p.add_argument("--noise_scale", type=float, default=None, help="x-chain noise (default: the pipeline's, 0.001)")
+    p.add_argument("--bn_stats", default=None, choices=("batch", "running"), help="generator BatchNorm statistics")
+    p.add_argument("--latent_steps", type=int, default=None, help="z-chain steps L for recon (default: the pipeline's)")
+    p.add_argument("--ablation_x_steps", type=_int_list, default=[0, 10, 30, 70])
+    p.add_argument("--ablation_z_steps", type=_int_list, default=[0, 5, 10, 20])
     p.add_argument(
-        "--ablation-samples", type=int, default=None, help="samples per ablation row (default --num-samples)"
+        "--ablation_samples", type=int, default=None, help="samples per ablation row (default --num_samples)"
     )
-    p.add_argument("--cache-dir", default=None, help="cache for reference statistics / classifiers (default OUT/cache)")
+    p.add_argument("--cache_dir", default=None, help="cache for reference statistics / classifiers (default OUT/cache)")
     p.add_argument(
-        "--model-card",
+        "--model_card",
         default=None,
         help="also write the numbers into the model-index of this README.md "
         "(a new .md file or an existing model card; any other file is refused)",
     )
-    p.add_argument("--dataset-name", default=None, help="dataset name for --model-card (e.g. CIFAR-10)")
-    p.add_argument("--dataset-type", default=None, help="dataset id for --model-card (e.g. cifar10)")
+    p.add_argument("--dataset_name", default=None, help="dataset name for --model_card (e.g. CIFAR-10)")
+    p.add_argument("--dataset_type", default=None, help="dataset id for --model_card (e.g. cifar10)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--ood-other",
+        "--ood_other",
         default=None,
         help="ood: another image source as an OOD set (e.g. mnist for a digits model), at the model's size",
     )
-    p.add_argument("--num-ood", type=int, default=1000, help="ood: images per set (and held-out images)")
-    p.add_argument("--no-progress", action="store_true", help="disable tqdm bars")
+    p.add_argument("--num_ood", type=int, default=1000, help="ood: images per set (and held-out images)")
+    p.add_argument("--no_progress", action="store_true", help="disable tqdm bars")
     args = p.parse_args(argv)
     for name, low in (
         ("num_samples", 1),
@@ -139,11 +139,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ):
         value = getattr(args, name)
         if value is not None and value < low:
-            p.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+            p.error(f"--{name} must be >= {low}, got {value}")
     for name, strict in (("step_size", True), ("noise_scale", False)):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and (value > 0 if strict else value >= 0)):
-            p.error(f"--{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} 0, got {value}")
+            p.error(f"--{name} must be a finite number {'>' if strict else '>='} 0, got {value}")
     args.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = sorted(set(args.metrics) - set(METRICS))
     if unknown:
@@ -153,14 +153,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     if "domain_fd" in args.metrics and args.domain is None:
         p.error("--metrics domain_fd needs --domain mnist|digits")
     if args.model_card and not (args.dataset_name and args.dataset_type):
-        p.error("--model-card needs --dataset-name and --dataset-type")
+        p.error("--model_card needs --dataset_name and --dataset_type")
     if (
         "ood" in args.metrics
         and args.recon_data is None
         and args.domain is None
         and (args.reference is None or _is_stats(args.reference))
     ):
-        p.error("--metrics ood needs held-out images: --recon-data, --domain or an image source as --reference")
+        p.error("--metrics ood needs held-out images: --recon_data, --domain or an image source as --reference")
     return args
 
 
@@ -174,7 +174,7 @@ def _held_out(args, pipe, max_images: int):
         source = args.domain
     if source is None:
         raise ValueError(
-            "recon/interp/ablation z-steps need held-out images: pass --recon-data, --reference or --domain"
+            "recon/interp/ablation z-steps need held-out images: pass --recon_data, --reference or --domain"
         )
     c, h, _ = pipe.image_shape
     images = load_images(source, image_size=h, num_channels=c, max_images=max_images, split=args.reference_split)
@@ -182,18 +182,14 @@ def _held_out(args, pipe, max_images: int):
 
 
 def _is_stats(source: str) -> bool:
-    import numpy as np
+    from hf_dualmcmc.evaluation import is_statistics_file
 
-    path = Path(source)
-    if path.suffix != ".npz" or not path.is_file():
-        return False
-    with np.load(path) as data:
-        return "mu" in data and "sigma" in data
+    return is_statistics_file(source)
 
 
 def check_outputs(args) -> None:
-    """What this run would write, checked before anything is loaded: ``--out`` (and ``--cache-dir``) apart from every
-    local input, ``--out`` a new folder or one holding only :data:`OUT_FILES`, ``--model-card`` a card."""
+    """What this run would write, checked before anything is loaded: ``--out`` (and ``--cache_dir``) apart from every
+    local input, ``--out`` a new folder or one holding only :data:`OUT_FILES`, ``--model_card`` a card."""
     from hf_dualmcmc.evaluation.model_index import check_model_card_path
     from hf_dualmcmc.hub import check_apart
 
@@ -204,7 +200,7 @@ def check_outputs(args) -> None:
     ]
     out = check_apart(args.out, inputs, "--out")
     if args.cache_dir is not None:
-        check_apart(args.cache_dir, inputs, "--cache-dir")
+        check_apart(args.cache_dir, inputs, "--cache_dir")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ValueError(f"--out {str(out)!r} exists and is not a folder")
     foreign = sorted(p.name for p in out.iterdir() if p.name not in OUT_FILES) if out.is_dir() else []
@@ -360,13 +356,7 @@ def evaluate(args: argparse.Namespace) -> int:
         summary["mse_inf"], summary["mse_inf_plus_l"] = rec["mse_inf"], rec["mse_inf_plus_l"]
 
     if "profile" in args.metrics:
-        prof = energy_profile(
-            pipe,
-            batch_size=min(args.batch_size, 64),
-            seed=args.seed,
-            out_dir=out,
-            **{k: v for k, v in sampler_kwargs.items()},
-        )
+        prof = energy_profile(pipe, batch_size=min(args.batch_size, 64), seed=args.seed, out_dir=out, **sampler_kwargs)
         results["profile"] = prof
         summary["energy_change"] = prof["energy_change"]
 

@@ -9,14 +9,14 @@ Then: ``DiffusionPipeline.from_pretrained("exported", trust_remote_code=True)``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from hf_dualmcmc.cli import ArgumentParser
 from hf_dualmcmc.hub import export_for_hub, push_pipeline_to_hub
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pipeline_dir", help="a DualMCMCPipeline.save_pretrained directory")
     parser.add_argument("output_dir", help="where to write the remote-code layout")
     parser.add_argument(

@@ -18,6 +18,7 @@ from PIL import Image
 
 from hf_dualmcmc import DualMCMCPipeline
 from hf_dualmcmc.atomic import atomic_write
+from hf_dualmcmc.cli import ArgumentParser
 from hf_dualmcmc.hub import check_apart
 from hf_dualmcmc.trainer import side_by_side
 
@@ -60,7 +61,7 @@ def check_out(out: Path, pipeline: str, overwrite: bool) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pipeline", required=True, help="a save_pretrained directory or a Hub id")
     p.add_argument("--out", required=True, help="image path (PNG; another format by its suffix)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out image")

@@ -179,10 +179,10 @@ def cases(h) -> list[tuple]:
         ),
         (
             "config",
-            "sampler.step_size=1e300",
-            h._train("sampler.step_size=1e300"),
+            "sampler.step_size=-1 (the pipeline's rule)",
+            h._train("sampler.step_size=-1"),
             E,
-            "exit 2: error: sampler.step_size: must be < 1e.150",
+            "exit 2: error: sampler.step_size: must be a finite number > 0, got -1.0",
         ),
         (
             "config",

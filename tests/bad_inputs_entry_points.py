@@ -87,8 +87,8 @@ def save_baseline(method, folder):
     (tests/test_baselines.py): short_run has no generator or encoder, cooperative no encoder, inference_only no
     energy model."""
     from hf_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, configs_for_image_size
-    from hf_dualmcmc.baselines import method_networks
     from hf_dualmcmc.trainer import build_pipeline
+    from hf_dualmcmc.training import METHODS
     from hf_dualmcmc.training_config import SamplerSettings, TeachingConfig
 
     torch.manual_seed(0)
@@ -98,7 +98,7 @@ def save_baseline(method, folder):
         "generator": DualMCMCGeneratorModel(g),
         "encoder": DualMCMCEncoderModel(i),
     }
-    used = {k: (v if k in method_networks(method) else None) for k, v in nets.items()}
+    used = {k: (v if k in METHODS[method].networks else None) for k, v in nets.items()}
     build_pipeline(
         used["energy"],
         used["generator"],
@@ -438,7 +438,7 @@ def cases(h) -> list[tuple]:
             "--cache-dir inside the pipeline folder",
             evaluate("--cache-dir", lambda ws: ws.pipeline / "c"),
             E,
-            r"--cache-dir .*c' is inside the input",
+            r"--cache_dir .*c' is inside the input",
         ),
         # --- evaluate.py on the baselines' pipelines -----------------------------------------------------------------
         (

@@ -193,3 +193,69 @@ def online_hub(local_hub, tmp_path, monkeypatch):
     close_session()
     yield local_hub
     close_session()
+
+
+# ---- shared builders (import them: `from conftest import tiny_config`) ----
+
+
+def tiny_config(output_dir, **run):
+    """A training config that runs in a second: 48 digits at 8x8, widths 4-8, 2-step chains."""
+    from hf_dualmcmc.training_config import TrainConfig
+
+    raw = {
+        "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1, "max_images": 48},
+        "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
+        "teaching": {"num_steps": 2, "num_latent_steps": 2},
+        "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
+        "run": {
+            "output_dir": str(output_dir),
+            "batch_size": 8,
+            "epochs": 1,
+            "log_every": 1,
+            "sample_every": 0,
+            "checkpoint_every": 3,
+            "checkpoints_total_limit": 2,
+            "report_to": "none",
+            "num_sample_images": 4,
+            "mixed_precision": "no",  # float32 on every CPU (run.mixed_precision "auto" picks bf16 on some)
+            **run,
+        },
+    }
+    return TrainConfig.from_dict(raw)
+
+
+def state_of(pipeline_dir):
+    """Every weight of a saved pipeline, keyed ``component.parameter``."""
+    from hf_dualmcmc import DualMCMCPipeline
+
+    pipe = DualMCMCPipeline.from_pretrained(pipeline_dir)
+    return {
+        f"{n}.{k}": v
+        for n in ("energy_model", "generator_model", "encoder")
+        for k, v in getattr(pipe, n).state_dict().items()
+    }
+
+
+def tree(folder):
+    """Every file under ``folder`` with its bytes (hidden entries included)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+class MarkerPayload:
+    """Unpickling this calls ``open(marker, "w")``: the marker file exists if and only if the pickle ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+class SystemPayload:
+    """Unpickling this calls ``os.system("touch <marker>")``: the command only creates the marker file."""
+
+    def __init__(self, marker: Path):
+        self.command = f"touch '{marker}'"
+
+    def __reduce__(self):
+        return (os.system, (self.command,))

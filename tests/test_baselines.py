@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import load_module
 
 from hf_dualmcmc import (
     DualMCMCEncoderModel,
@@ -14,25 +15,29 @@ from hf_dualmcmc import (
     DualMCMCPipeline,
     configs_for_image_size,
 )
-from hf_dualmcmc.baselines import METHOD_NETWORKS, method_networks, teaching_step
-from hf_dualmcmc.modeling_toy import DualMCMCToyEnergyModel, toy_models
-from hf_dualmcmc.toy import (
-    TOY_BOUNDS,
-    TOY_DATASETS,
-    evaluate_toy,
-    grid_density,
-    histogram_mass,
-    kl_from_mass,
-    mmd_rbf,
-    plot_toy,
-    sample_toy,
-    toy_teaching_config,
-    train_toy,
-)
-from hf_dualmcmc.training import dual_mcmc_step, make_optimizers
+from hf_dualmcmc.training import METHODS, dual_mcmc_step, make_optimizers, teaching_step
 from hf_dualmcmc.training_config import TeachingConfig
 
-METHODS = ("dual_mcmc", "short_run", "cooperative", "inference_only")
+toy = load_module("benchmarks/toy.py", "toy")  # the 2-D toy suite (benchmarks/toy.py)
+DualMCMCToyEnergyModel, toy_models, TOY_BOUNDS, TOY_DATASETS = (
+    toy.DualMCMCToyEnergyModel,
+    toy.toy_models,
+    toy.TOY_BOUNDS,
+    toy.TOY_DATASETS,
+)
+evaluate_toy, grid_density, histogram_mass, kl_from_mass = (
+    toy.evaluate_toy,
+    toy.grid_density,
+    toy.histogram_mass,
+    toy.kl_from_mass,
+)
+mmd_rbf, plot_toy, sample_toy, toy_teaching_config, train_toy = (
+    toy.mmd_rbf,
+    toy.plot_toy,
+    toy.sample_toy,
+    toy.toy_teaching_config,
+    toy.train_toy,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -127,11 +132,11 @@ def toy_teaching(**kw):
     return toy_teaching_config(num_steps=3, num_latent_steps=2, **kw)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", list(METHODS))
 def test_each_method_runs_on_toys_and_trains_only_its_networks(method):
     torch.manual_seed(0)
     nets = dict(zip(("energy", "generator", "encoder"), toy_models(hidden_dim=16, num_layers=2, latent_dim=4)))
-    used = {k: (v if k in method_networks(method) else None) for k, v in nets.items()}
+    used = {k: (v if k in METHODS[method].networks else None) for k, v in nets.items()}
     before = {k: copy.deepcopy(v.state_dict()) for k, v in nets.items()}
     cfg = toy_teaching(method=method)
     opts = make_optimizers(used["energy"], used["generator"], used["encoder"], cfg)
@@ -142,7 +147,7 @@ def test_each_method_runs_on_toys_and_trains_only_its_networks(method):
         assert out.is_finite()
     for name, net in nets.items():
         moved = any(not torch.equal(a, before[name][k]) for k, a in net.state_dict().items())
-        assert moved == (name in METHOD_NETWORKS[method]), (method, name)
+        assert moved == (name in METHODS[method].networks), (method, name)
     if method == "short_run":  # chain initialised by uniform noise over [-r, r]
         assert out.extras["proposals"].abs().max() <= cfg.noise_init_range and out.loss_generator == 0.0
     if method == "inference_only":
@@ -205,9 +210,9 @@ def test_train_and_evaluate_toy_runs_end_to_end(tmp_path):
         )
         assert run.iterations == 3 and run.seconds > 0 and run.teaching.method == method
         metrics, arrays = evaluate_toy(run, num_samples=200, resolution=32, num_data_hist=20000, num_test=300)
-        has_energy = "energy" in METHOD_NETWORKS[method]
+        has_energy = "energy" in METHODS[method].networks
         assert ("kl" in metrics) == has_energy and ("log_density" in arrays) == has_energy
-        assert ("recon_mse_inf_l" in metrics) == ("encoder" in METHOD_NETWORKS[method])
+        assert ("recon_mse_inf_l" in metrics) == ("encoder" in METHODS[method].networks)
         assert all(np.isfinite(v) for v in metrics.values())
         panels[method] = arrays
     assert (
@@ -244,7 +249,7 @@ def tiny_image_models():
 @pytest.mark.parametrize("method", ["short_run", "cooperative", "inference_only"])
 def test_each_baseline_runs_on_tiny_images_and_exports_a_working_pipeline(method, tmp_path):
     nets = dict(zip(("energy", "generator", "encoder"), tiny_image_models()))
-    used = {k: (v if k in method_networks(method) else None) for k, v in nets.items()}
+    used = {k: (v if k in METHODS[method].networks else None) for k, v in nets.items()}
     cfg = TeachingConfig(num_steps=2, num_latent_steps=2, method=method)
     opts = make_optimizers(used["energy"], used["generator"], used["encoder"], cfg)
     x = torch.rand(4, 1, 8, 8) * 2 - 1

@@ -1,17 +1,25 @@
-"""Tests for ``hf_dualmcmc.training_config``: settings accepted at the edges, YAML rules, "did you mean" (issue #22).
+"""Tests for ``hf_dualmcmc.training_config``: the schema (one per concept), settings accepted at the edges, YAML
+rules, "did you mean", ``--help_config`` and ``run.mixed_precision: auto``.
 
 The refusals are rows of tests/test_bad_inputs.py (bad_inputs_config_data.py); here what is accepted, and how.
 """
 
+import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO_ROOT, load_module
 
-from hf_dualmcmc.trainer import build_models
+from hf_dualmcmc.configuration_dualmcmc import OFFICIAL_SAMPLER, OFFICIAL_TRAINING, configs_for_image_size
+from hf_dualmcmc.trainer import build_models, resolve_mixed_precision
 from hf_dualmcmc.training_config import (
     MAX_YAML_BYTES,
+    RESUMABLE_KEYS,
+    SECTIONS,
     ConfigError,
+    DataConfig,
     TrainConfig,
     load_config,
     network_configs,
@@ -38,6 +46,8 @@ def test_mixed_precision_no_as_yaml_reads_it(tmp_path):
     assert load_config(path, ["run.mixed_precision='no'"]).run.mixed_precision == "no"
     assert TrainConfig.from_dict(raw(mixed_precision=False)).run.mixed_precision == "no"
     assert TrainConfig.from_dict(raw(mixed_precision=None)).run.mixed_precision is None
+    assert TrainConfig.from_dict(raw()).run.mixed_precision == "auto"  # the default, as the shipped configs use it
+    assert all(load_config(p).run.mixed_precision == "auto" for p in (REPO_ROOT / "configs").glob("*.yaml"))
     assert TrainConfig.from_dict(raw(mixed_precision="bf16")).to_dict()["run"]["mixed_precision"] == "bf16"
 
 
@@ -63,10 +73,83 @@ def test_settings_at_the_edges_are_accepted():
     assert config.teaching.temperature == 1.0
 
 
-def test_network_configs_are_what_the_trainer_builds():
-    config = TrainConfig.from_dict(raw())
-    for cfg, model in zip(network_configs(config.data, config.model), build_models(config.data, config.model)):
-        assert cfg.to_dict() == model.config.to_dict()
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_where_the_hardware_has_it(monkeypatch, caplog, native):
+    import accelerate.state
+
+    from hf_dualmcmc import performance
+
+    monkeypatch.setattr(performance, "bf16_is_native", lambda device: native)
+    monkeypatch.setattr(accelerate.state, "is_initialized", lambda: False)  # as in a fresh process
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    with caplog.at_level(logging.INFO):
+        assert resolve_mixed_precision("auto") == ("bf16" if native else "no")
+    assert f"run.mixed_precision auto: {'bf16' if native else 'no'} (" in caplog.text
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")  # accelerate launch --mixed_precision fp16 decides
+    assert resolve_mixed_precision("auto") == "fp16"
+    assert [resolve_mixed_precision(p) for p in ("no", "bf16", None)] == ["no", "bf16", None]  # given: as given
+
+
+def test_model_section_feeds_the_network_configs():
+    model = {"latent_dim": 4, "ngf": 8, "ndf": 16, "nif": 4, "observation_std": 0.5, "spectral_norm": False}
+    config = TrainConfig.from_dict({**raw(), "model": model})
+    energy, generator, encoder = network_configs(config.data, config.model)
+    assert (energy.base_channels, energy.spectral_norm, energy.image_size, energy.num_channels) == (16, False, 8, 1)
+    assert (generator.base_channels, generator.latent_dim, generator.observation_std) == (8, 4, 0.5)
+    assert (encoder.base_channels, encoder.latent_dim) == (4, 4)
+    same = configs_for_image_size(8, 1, **dataclasses.asdict(config.model))  # the one builder, called directly
+    models = build_models(config.data, config.model)
+    assert (
+        [c.to_dict() for c in same]
+        == [m.config.to_dict() for m in models]
+        == [energy.to_dict(), generator.to_dict(), encoder.to_dict()]
+    )
+
+
+def test_the_authors_constants_are_the_defaults_and_the_shipped_configs():
+    defaults = TrainConfig(DataConfig(source="x"))
+    for section in ("model", "teaching", "sampler", "run"):
+        for key, value in OFFICIAL_TRAINING["cifar10"][section].items():
+            assert getattr(getattr(defaults, section), key) == value, f"{section}.{key}"
+    assert dataclasses.asdict(defaults.sampler) == OFFICIAL_SAMPLER
+    for name in ("cifar10", "celeba64"):
+        config = load_config(REPO_ROOT / "configs" / f"{name}.yaml")
+        for section, values in OFFICIAL_TRAINING[name].items():
+            for key, value in values.items():
+                assert getattr(getattr(config, section), key) == value, f"configs/{name}.yaml {section}.{key}"
+
+
+def test_sampler_is_checked_by_the_pipeline_and_resumable():
+    config = TrainConfig.from_dict({**raw(), "sampler": {"step_size": "1e-4", "num_latent_steps": 3}})
+    assert (config.sampler.step_size, config.sampler.num_latent_steps) == (1e-4, 3)  # YAML 1.1's number strings
+    with pytest.raises(ConfigError, match=r"^sampler.step_size: must be a finite number > 0, got -1.0"):
+        TrainConfig.from_dict({**raw(), "sampler": {"step_size": -1}})
+    with pytest.raises(ConfigError, match=r"^sampler.num_inference_steps: must be an integer >= 0, got -2"):
+        TrainConfig.from_dict({**raw(), "sampler": {"num_inference_steps": -2}})
+    assert RESUMABLE_KEYS["sampler"] == set(OFFICIAL_SAMPLER) and RESUMABLE_KEYS["teaching"] == {"explode_threshold"}
+    assert RESUMABLE_KEYS["model"] == set() and {"max_steps", "output_dir"} <= RESUMABLE_KEYS["run"]
+    assert not {"seed", "batch_size", "use_ema"} & RESUMABLE_KEYS["run"]
+
+
+def test_help_config_lists_every_key_with_its_default_and_meaning(capsys):
+    script = load_module("scripts/train.py", "train_script")
+    for flag in ("--help_config", "--help-config"):  # no --config needed; the old spelling works too
+        with pytest.raises(SystemExit) as stop:
+            script.main([flag])
+        assert stop.value.code == 0
+        text = capsys.readouterr().out
+        listed = yaml.safe_load(text.replace("<required>", "null"))
+        defaults = TrainConfig(DataConfig(source="x")).to_dict()
+        defaults["data"]["source"] = None
+        assert listed == defaults  # every key of every section, with its default
+        lines, section = {}, None
+        for line in text.splitlines():
+            section = line[:-1] if line.endswith(":") and not line.startswith(" ") else section
+            lines[section, line.split(":")[0].strip()] = line
+        for section, cls in SECTIONS.items():
+            for f in dataclasses.fields(cls):
+                line = lines[section, f.name]
+                assert f.metadata["help"] in line and ("[resumable]" in line) == (f.name in RESUMABLE_KEYS[section])
 
 
 @pytest.mark.parametrize(

@@ -239,7 +239,7 @@ def test_cli(tmp_path):
     assert cli.main(args) == 0
     assert (tmp_path / "out" / "model_index.json").is_file()
     assert cli.main(args) == 2  # exists, no --overwrite
-    assert cli.main(args + ["--overwrite", "--no-model-card"]) == 0
+    assert cli.main(args + ["--overwrite", "--no_model_card"]) == 0
     assert not (tmp_path / "out" / "README.md").exists()
 
 

@@ -63,7 +63,8 @@ def test_template_ships_in_the_package_and_top_level_dir_is_the_same():
     assert TEMPLATES == ("run", "cifar10", "celeba64", "celebahq256", "church64")
     top = REPO_ROOT / "model_cards"
     assert top.resolve() == hub.TEMPLATE_PATH.parent, "model_cards/ must be the package template directory"
-    assert sorted(p.name for p in top.glob("*.md")) == ["model_card.md"]  # one template: ModelCard.from_template
+    # one template (ModelCard.from_template) and the section an export appends to a card
+    assert sorted(p.name for p in top.glob("*.md")) == ["model_card.md", "remote_code.md"]
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     assert '"model_cards/*.md"' in pyproject
 

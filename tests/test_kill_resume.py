@@ -118,7 +118,8 @@ def _child(out, resume, kill_at, phase, io_count, io_label):
     for module in (checkpointing, safetensors.torch):
         module.save_model = io(module.save_model, "safetensors save_model")
         module.save_file = io(module.save_file, "safetensors save_file")
-    trainer.dual_mcmc_step = in_phase(trainer.dual_mcmc_step, "step")
+    method = trainer.METHODS["dual_mcmc"]
+    trainer.METHODS["dual_mcmc"] = method._replace(step=in_phase(method.step, "step"))
     trainer.save_checkpoint = in_phase(trainer.save_checkpoint, "checkpoint")
     trainer.export_pipeline = in_phase(trainer.export_pipeline, "export")
     trainer.train(run_config(out, overwrite=not resume), resume_from_checkpoint="latest" if resume else None)
@@ -398,3 +399,30 @@ def test_trainer_state_whose_step_disagrees_with_its_folder_is_refused(uninterru
     with pytest.raises(CheckpointError, match=message):
         train(run_config(tmp_path / "new"), resume_from_checkpoint=str(renamed))
     assert not (tmp_path / "new").exists()
+
+
+def test_kill_between_the_last_save_and_its_rotation_then_resume(tmp_path, monkeypatch):
+    """Killed after the last checkpoint is renamed into place but before the rotation deletes the oldest: the resumed
+    run has no step left (so no save that would rotate), and still keeps only the newest checkpoints_total_limit."""
+    from test_trainer import tiny_config
+
+    import hf_dualmcmc.checkpointing as checkpointing
+    from hf_dualmcmc.trainer import train
+
+    out, real = tmp_path / "out", checkpointing.delete_folder
+
+    def killed_before_deleting(path):
+        if path.name == "checkpoint-2":
+            raise KeyboardInterrupt("killed before the rotation")
+        real(path)
+
+    monkeypatch.setattr(checkpointing, "delete_folder", killed_before_deleting)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(out, max_steps=4, checkpoint_every=2, checkpoints_total_limit=1))
+    monkeypatch.setattr(checkpointing, "delete_folder", real)
+    assert [c.name for c in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4"]
+    result = train(
+        tiny_config(out, max_steps=4, checkpoint_every=2, checkpoints_total_limit=1), resume_from_checkpoint="latest"
+    )
+    assert result.step == 4 and _history_steps(out) == [1, 2, 3, 4] and (out / "pipeline").is_dir()
+    assert [c.name for c in list_checkpoints(out)] == ["checkpoint-4"]

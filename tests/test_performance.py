@@ -1,4 +1,5 @@
-"""Every speed-up that claims identical math gives the iteration of the plain reference (hf_dualmcmc.reference)."""
+"""Every speed-up that claims identical math gives the iteration of the plain reference (benchmarks/reference.py);
+bf16_is_native; the measuring tools of benchmarks/bench_step.py (benchmarks/profiling.py)."""
 
 import copy
 import re
@@ -14,23 +15,19 @@ from hf_dualmcmc import (
     DualMCMCPipeline,
     configs_for_image_size,
     energy_langevin,
+    performance,
 )
-from hf_dualmcmc.performance import (
-    autocast_factory,
-    chain_compiler,
-    count_flops,
-    peak_memory_bytes,
-    precision_context,
-    to_memory_format,
-)
-from hf_dualmcmc.reference import (
-    reference_dual_mcmc_step,
-    reference_energy_chain,
-    reference_posterior_chain,
-    reference_sample,
-)
+from hf_dualmcmc.performance import autocast_factory, chain_compiler, precision_context, to_memory_format
 from hf_dualmcmc.training import dual_mcmc_step, make_optimizers
 from hf_dualmcmc.training_config import TeachingConfig
+
+profiling = load_module("benchmarks/profiling.py", "profiling")
+reference = load_module("benchmarks/reference.py", "reference")
+reference_dual_mcmc_step, reference_sample = reference.reference_dual_mcmc_step, reference.reference_sample
+reference_energy_chain, reference_posterior_chain = (
+    reference.reference_energy_chain,
+    reference.reference_posterior_chain,
+)
 
 CL = torch.channels_last
 
@@ -260,11 +257,11 @@ def test_count_flops_through_a_langevin_step():
     def one_step():
         return energy_langevin(lambda t: conv(t).pow(2).flatten(1).sum(1), x, 1, 0.1, 0.0).sample
 
-    out, flops = count_flops(one_step)
+    out, flops = profiling.count_flops(one_step)
     forward = 2 * 2 * 8 * 3 * 9 * 8 * 8  # 2 * batch * out_ch * in_ch * k * k * H * W
     assert out.shape == x.shape
     assert flops == 2 * forward  # forward + grad w.r.t. the input (no weight gradient inside a chain)
-    assert peak_memory_bytes("cpu") > 0
+    assert profiling.peak_memory_bytes("cpu") > 0
 
 
 def test_trainer_channels_last_matches_default_and_exports(tmp_path):
@@ -284,6 +281,7 @@ def test_trainer_channels_last_matches_default_and_exports(tmp_path):
             "checkpoint_every": 2,
             "report_to": "none",
             "num_sample_images": 4,
+            "mixed_precision": "no",  # float32 on every CPU: "auto" picks bf16 where it is native
         },
     }
     plain = train(TrainConfig.from_dict(copy.deepcopy(raw)))
@@ -309,15 +307,15 @@ def load_bench():
         "8",
         "--nif",
         "4",
-        "--latent-dim",
+        "--latent_dim",
         "4",
-        "--batch-size",
+        "--batch_size",
         "4",
         "--reference",
-        "--channels-last",
+        "--channels-last",  # an old spelling, still accepted
         "--precision",
         "bf16",
-        "--sample-steps",
+        "--sample_steps",
         "3",
         "--set",
         "teaching.num_steps=3",
@@ -350,19 +348,17 @@ def test_bench_step_reports_both_modes(tmp_path, capsys):
 def test_bench_step_repeat_sets_time_fp32_bf16_and_reference_interleaved(tmp_path, capsys):
     import json
 
-    from hf_dualmcmc.performance import PROFILE_CATEGORIES, cpu_model, onednn_version
-
     bench, tiny = load_bench()
     out, profile = tmp_path / "bench.json", tmp_path / "profile.md"
     assert (
-        bench.main(tiny + ["--repeat-sets", "2", "--warmup", "1", "--json", str(out), "--profile", str(profile)]) == 0
+        bench.main(tiny + ["--repeat_sets", "2", "--warmup", "1", "--json", str(out), "--profile", str(profile)]) == 0
     )
     res = json.loads(out.read_text())
     printed = capsys.readouterr().out
     # the machine: CPU model, the bf16-relevant flags, torch's dispatch ISA, oneDNN, threads; in the JSON and printed
     machine = res["machine"]
-    assert machine["cpu_model"] == cpu_model() and machine["cpu_model"] not in ("", "unknown")
-    assert machine["isa"] == torch.backends.cpu.get_cpu_capability() and machine["onednn"] == onednn_version()
+    assert machine["cpu_model"] == profiling.cpu_model() and machine["cpu_model"] not in ("", "unknown")
+    assert machine["isa"] == torch.backends.cpu.get_cpu_capability() and machine["onednn"] == profiling.onednn_version()
     assert set(machine["cpu_flags"]) == {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16"}
     assert machine["threads"] == res["threads"] == 1
     assert printed.count(f"cpu {machine['cpu_model']} [{machine['cpu_id']}] (avx512f=") == 2  # header, under the table
@@ -393,18 +389,16 @@ def test_bench_step_repeat_sets_time_fp32_bf16_and_reference_interleaved(tmp_pat
     # the profile of one bf16 iteration: categories covering all self time, in the JSON, printed and in the file
     prof = res["profile"]
     assert prof["precision"] == "bf16"
-    assert [c["category"] for c in prof["categories"]] == list(PROFILE_CATEGORIES)
+    assert [c["category"] for c in prof["categories"]] == list(profiling.PROFILE_CATEGORIES)
     assert sum(c["self_ms"] for c in prof["categories"]) == pytest.approx(prof["total_ms"])
     assert profile.read_text() in printed and "| spectral-norm power iteration |" in profile.read_text()
     with pytest.raises(SystemExit):
-        bench.parse_args(tiny + ["--repeat-sets", "2", "--repeats", "3"])
+        bench.parse_args(tiny + ["--repeat_sets", "2", "--repeats", "3"])
     with pytest.raises(SystemExit):
-        bench.parse_args(tiny + ["--profile", "p.md", "--skip-training"])
+        bench.parse_args(tiny + ["--profile", "p.md", "--skip_training"])
 
 
 def test_profile_ops_attributes_time_to_categories():
-    from hf_dualmcmc.performance import profile_markdown, profile_ops
-
     E, G, I = build(size=16, channels=3)
     to_memory_format(E, G, I)
     cfg = TeachingConfig(num_steps=2, num_latent_steps=2)
@@ -415,7 +409,7 @@ def test_profile_ops_attributes_time_to_categories():
         dual_mcmc_step(x, E, G, I, opt, cfg, autocast=autocast_factory("cpu", "bf16"), memory_format=CL)
 
     step()
-    prof = profile_ops(step, E, G, I, top=10_000)
+    prof = profiling.profile_ops(step, E, G, I, top=10_000)
     cats = {c["category"]: c for c in prof["categories"]}
     for name in (
         "convolution forward",
@@ -438,15 +432,13 @@ def test_profile_ops_attributes_time_to_categories():
     n_layers = sum(1 for m in E.modules() if hasattr(m, "_power_method"))
     assert ops["spectral_norm (parametrization)"]["calls"] == 4 * n_layers
     assert ops["aten::mv"]["calls"] >= 4 * n_layers  # (power iteration, sigma)
-    text = profile_markdown(prof, "bf16: ")
+    text = profiling.profile_markdown(prof, "bf16: ")
     assert text.startswith("bf16: self CPU time") and "| `aten::convolution_backward` |" in text
 
 
 def test_cpu_model_falls_back_to_proc_cpuinfo(monkeypatch):
     import subprocess
     from pathlib import Path
-
-    from hf_dualmcmc import performance
 
     def no_lscpu(*args, **kwargs):
         raise FileNotFoundError("lscpu")
@@ -458,7 +450,27 @@ def test_cpu_model_falls_back_to_proc_cpuinfo(monkeypatch):
     names = [
         line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
     ]
-    assert performance.cpu_model() == (
-        names[0] if names else performance.platform.processor() or performance.platform.machine()
+    assert profiling.cpu_model() == (
+        names[0] if names else profiling.platform.processor() or profiling.platform.machine()
     )
-    assert re.fullmatch(r"\d+\.\d+(\.\d+)?|unavailable", performance.onednn_version())
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?|unavailable", profiling.onednn_version())
+
+
+def test_bf16_is_native_reads_the_cpu_flags_and_cuda(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvmx flags\t: ept\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t: fpu\n"
+    )
+    assert performance.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}  # the first "flags" line only
+    assert performance.cpu_flags(str(tmp_path / "absent")) == set()  # unreadable: no flags, so no native bf16
+    for flags, native in ((set(), False), ({"avx2", "avx512f"}, False), ({"avx512_bf16"}, True), ({"amx_bf16"}, True)):
+        monkeypatch.setattr(performance, "cpu_flags", lambda flags=flags: flags)
+        assert performance.bf16_is_native("cpu") is native
+        assert performance.bf16_is_native(torch.device("cpu")) is native
+    assert performance.bf16_is_native("meta") is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for supported in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
+        assert performance.bf16_is_native("cuda:0") is supported
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert performance.bf16_is_native("cuda") is False

@@ -80,14 +80,31 @@ def test_zero_steps_returns_proposals_and_seed_forms(tiny_pipeline):
     assert torch.equal(as_numpy, listed)
 
 
-def test_deprecated_num_revision_steps_alias(tiny_pipeline):
-    with pytest.warns(FutureWarning, match="num_revision_steps is deprecated: use num_inference_steps"):
-        old = tiny_pipeline(batch_size=2, num_revision_steps=2, generator=1, output_type="pt", return_energies=True)
-    new = tiny_pipeline(batch_size=2, num_inference_steps=2, generator=1, output_type="pt", return_energies=True)
-    assert old.energies.shape == (3, 2) and torch.equal(old.images, new.images)
-    with pytest.warns(FutureWarning):
-        pipe = DualMCMCPipeline(tiny_pipeline.energy_model, tiny_pipeline.generator_model, num_revision_steps=5)
-    assert pipe.config.num_inference_steps == 5
+def test_sampler_settings_default_to_the_official_sampler_and_are_checked_by_name(tiny_pipeline):
+    from hf_dualmcmc.configuration_dualmcmc import OFFICIAL_SAMPLER
+    from hf_dualmcmc.pipeline_dualmcmc import check_sampler_settings
+
+    defaults = check_sampler_settings()
+    assert defaults == {**OFFICIAL_SAMPLER, "proposal": "generator", "noise_init_range": 1.0}
+    assert list(defaults) == list(OFFICIAL_SAMPLER) + ["proposal", "noise_init_range"]
+    pipe = DualMCMCPipeline(tiny_pipeline.energy_model, tiny_pipeline.generator_model)
+    assert {k: pipe.config[k] for k in defaults} == defaults
+    got = check_sampler_settings(num_inference_steps=np.int64(5), step_size=1, noise_scale=None, bn_stats="running")
+    assert got == {**defaults, "num_inference_steps": 5, "step_size": 1.0, "bn_stats": "running"}
+    assert type(got["num_inference_steps"]) is int and type(got["step_size"]) is float
+    for bad, message in [
+        (dict(latent_step_size=0.0), "latent_step_size must be a finite number > 0, got 0.0"),
+        (dict(latent_noise_scale=float("nan")), "latent_noise_scale must be a finite number >= 0, got nan"),
+        (dict(num_latent_steps=1.5), "num_latent_steps must be an integer >= 0, got 1.5"),
+        (dict(proposal="data"), r"proposal must be one of \('generator', 'noise'\), got 'data'"),
+        (dict(num_revision_steps=5), r"unknown sampler setting\(s\) \['num_revision_steps'\]: expected some of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_sampler_settings(**bad)
+    with pytest.raises(ValueError, match="noise_init_range must be a finite number > 0, got -1"):
+        DualMCMCPipeline(tiny_pipeline.energy_model, tiny_pipeline.generator_model, noise_init_range=-1)
+    with pytest.raises(ValueError, match="step_size must be a finite number > 0, got inf"):
+        tiny_pipeline(step_size=float("inf"))
 
 
 def test_callback_on_step_end_replaces_the_chain_state(tiny_pipeline):

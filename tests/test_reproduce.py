@@ -152,7 +152,7 @@ def test_cached_fp32_dual_mcmc_runs_match_the_current_settings(reproduce, tmp_pa
 
 
 def test_toy_suite_runs_caches_and_rebuilds_the_table(reproduce, tmp_path, monkeypatch):
-    import hf_dualmcmc.toy as toy
+    import toy  # benchmarks/toy.py, the module reproduce imports (loading reproduce put benchmarks/ on sys.path)
 
     real_train, real_eval = toy.train_toy, toy.evaluate_toy
     monkeypatch.setattr(toy, "train_toy", lambda *a, **k: real_train(*a, hidden_dim=16, num_layers=1, **k))

@@ -55,7 +55,7 @@ def test_bad_arguments_are_refused(revision_gain, tmp_path, capsys):
         (["--pipeline", f"a={tmp_path / 'missing'}", "--out", "o"], "existing directory"),
         (["--pipeline", f"a={tmp_path}", "--settings", "0.4", "--out", "o"], "STEP_SIZE:NOISE"),
         (["--pipeline", f"a={tmp_path}", "--settings", "0:0.1", "--out", "o"], "STEP_SIZE > 0"),
-        (["--pipeline", f"a={tmp_path}", "--record", "5,300", "--out", "o"], "<= --max-steps"),
+        (["--pipeline", f"a={tmp_path}", "--record", "5,300", "--out", "o"], "<= --max_steps"),
     ]:
         with pytest.raises(SystemExit):
             revision_gain.parse_args(argv)

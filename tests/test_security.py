@@ -22,6 +22,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO_ROOT, load_module, save_untrained_pipeline
+from inception_weights import save_random_inception_weights
 
 from hf_dualmcmc.convert import convert_official_checkpoint, load_official_checkpoint
 from hf_dualmcmc.evaluation import (
@@ -35,7 +36,6 @@ from hf_dualmcmc.evaluation import (
     load_or_train_domain_classifier,
     load_statistics,
     reference_statistics,
-    save_random_inception_weights,
 )
 from hf_dualmcmc.serialization import UnsafePickleError, file_sha256
 
@@ -137,18 +137,20 @@ def test_inception_weights_with_pickled_code_are_refused(tmp_path, marker):
         load_inception_state_dict(evil, sha)
 
 
-def test_torch_fidelity_never_loads_the_weights_file_itself(good_weights, monkeypatch):
-    """torch-fidelity would ``torch.load(path, weights_only=False)``: the only load is ours, weights-only."""
+def test_torch_fidelity_loads_only_the_verified_bytes(good_weights, monkeypatch):
+    """Our weights-only load of the verified bytes comes first; torch-fidelity's own ``torch.load(path,
+    weights_only=False)`` then reads a private copy of exactly those bytes, never the user's path."""
     path, sha = good_weights
     real_load, calls = torch.load, []
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("weights_only"))
-        return real_load(*args, **kwargs)
+    def spy(f, *args, **kwargs):
+        source = str(f) if isinstance(f, str | os.PathLike) else None
+        calls.append((kwargs.get("weights_only"), source and file_sha256(source), source and source == path))
+        return real_load(f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    InceptionScorer(path, expected_sha256=sha, fid_feature_layer="64", compute_is=True)  # two extractors
-    assert calls == [True]
+    InceptionScorer(path, expected_sha256=sha, fid_feature_layer="64", compute_is=True)
+    assert calls == [(True, None, None), (False, sha, False)]
 
 
 @pytest.fixture(scope="module")

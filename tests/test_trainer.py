@@ -10,42 +10,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, load_module
+from conftest import REPO_ROOT, load_module, state_of, tiny_config, tree  # noqa: F401 (re-exported)
 
 from hf_dualmcmc import DualMCMCPipeline
 from hf_dualmcmc.trainer import CheckpointError, DivergenceError, list_checkpoints, train
 from hf_dualmcmc.training_config import TrainConfig, load_config
-
-
-def tiny_config(output_dir, **run):
-    raw = {
-        "data": {"source": "sklearn:digits", "image_size": 8, "num_channels": 1, "max_images": 48},
-        "model": {"latent_dim": 4, "ngf": 8, "ndf": 8, "nif": 4},
-        "teaching": {"num_steps": 2, "num_latent_steps": 2},
-        "sampler": {"num_inference_steps": 2, "num_latent_steps": 1},
-        "run": {
-            "output_dir": str(output_dir),
-            "batch_size": 8,
-            "epochs": 1,
-            "log_every": 1,
-            "sample_every": 0,
-            "checkpoint_every": 3,
-            "checkpoints_total_limit": 2,
-            "report_to": "none",
-            "num_sample_images": 4,
-            **run,
-        },
-    }
-    return TrainConfig.from_dict(raw)
-
-
-def state_of(pipeline_dir):
-    pipe = DualMCMCPipeline.from_pretrained(pipeline_dir)
-    return {
-        f"{n}.{k}": v
-        for n in ("energy_model", "generator_model", "encoder")
-        for k, v in getattr(pipe, n).state_dict().items()
-    }
 
 
 def test_resume_is_bit_identical(tmp_path):
@@ -100,7 +69,7 @@ def test_export_and_sample_grids(tmp_path):
 def test_divergence_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     import hf_dualmcmc.trainer as trainer
 
-    real_step = trainer.dual_mcmc_step
+    real_step = trainer.METHODS["dual_mcmc"].step
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -110,7 +79,7 @@ def test_divergence_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
             out.loss_energy = float("nan")
         return out
 
-    monkeypatch.setattr(trainer, "dual_mcmc_step", poisoned)
+    monkeypatch.setitem(trainer.METHODS, "dual_mcmc", trainer.METHODS["dual_mcmc"]._replace(step=poisoned))
     with pytest.raises(
         DivergenceError, match=r"diverged at step 5: non-finite values \{'loss_energy': nan\}.*checkpoint-3"
     ):
@@ -122,7 +91,7 @@ def test_divergence_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     history = tmp_path / "history.jsonl"
     assert [json.loads(line)["step"] for line in history.read_text().splitlines()] == [1, 2, 3, 4]
     history.write_text(history.read_text() + '{"step": 5, "loss_ene')
-    monkeypatch.setattr(trainer, "dual_mcmc_step", real_step)
+    monkeypatch.setitem(trainer.METHODS, "dual_mcmc", trainer.METHODS["dual_mcmc"]._replace(step=real_step))
     resumed = train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint="latest")
     assert resumed.step == 6 and np.isfinite(resumed.history[-1]["loss_energy"])
     # resuming from step 3 dropped the records after it; every step is in the file once
@@ -275,11 +244,6 @@ def test_kill_during_checkpoint_save_leaves_previous_checkpoint_loadable(tmp_pat
         train(tiny_config(tmp_path, max_steps=6), resume_from_checkpoint=str(tmp_path / "nowhere"))
 
 
-def tree(folder):
-    """Every file under ``folder`` with its bytes (hidden entries included)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
-
-
 def test_output_dir_of_another_run_is_refused_or_replaced_without_loss(tmp_path, monkeypatch):
     import hf_dualmcmc.trainer as trainer
     from hf_dualmcmc.trainer import OutputDirError
@@ -294,17 +258,17 @@ def test_output_dir_of_another_run_is_refused_or_replaced_without_loss(tmp_path,
         train(tiny_config(tmp_path, max_steps=3))
     assert tree(tmp_path) == before
     # overwrite_output_dir, but the new run fails before its first checkpoint: the previous run is back, intact
-    real_step = trainer.dual_mcmc_step
+    real_step = trainer.METHODS["dual_mcmc"].step
 
     def failing(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(trainer, "dual_mcmc_step", failing)
+    monkeypatch.setitem(trainer.METHODS, "dual_mcmc", trainer.METHODS["dual_mcmc"]._replace(step=failing))
     with pytest.raises(RuntimeError, match="out of memory"):
         train(tiny_config(tmp_path, max_steps=3, overwrite_output_dir=True, seed=5))
     assert tree(tmp_path) == before
     # overwrite_output_dir and the new run goes through: nothing of the previous run is left, nothing mixed
-    monkeypatch.setattr(trainer, "dual_mcmc_step", real_step)
+    monkeypatch.setitem(trainer.METHODS, "dual_mcmc", trainer.METHODS["dual_mcmc"]._replace(step=real_step))
     new = train(tiny_config(tmp_path, max_steps=3, checkpoint_every=3, overwrite_output_dir=True, seed=5))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".hf-dualmcmc-run.json",

@@ -7,7 +7,6 @@ import torch
 
 from hf_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, configs_for_image_size
 from hf_dualmcmc.training import (
-    TeachingConfig,
     dual_mcmc_step,
     encoder_loss,
     energy_loss,
@@ -15,6 +14,7 @@ from hf_dualmcmc.training import (
     generator_loss,
     make_optimizers,
 )
+from hf_dualmcmc.training_config import TeachingConfig
 
 
 def oracle_iteration(x, E, G, I, cfg):

@@ -1,13 +1,11 @@
 """hf-dualmcmc: energy-based models learned via Dual-MCMC teaching (Cui & Han, NeurIPS 2023), Hugging Face-native.
 
 Importing the package registers the models with ``transformers.AutoConfig`` / ``AutoModel`` and the pipeline with
-``diffusers``, so ``DiffusionPipeline.from_pretrained(saved_dir)`` finds ``DualMCMCPipeline``.
-"""
+``diffusers``, so ``DiffusionPipeline.from_pretrained(saved_dir)`` finds ``DualMCMCPipeline``."""
 
 import diffusers
 from transformers import AutoConfig, AutoModel
 
-from .baselines import METHOD_NETWORKS, method_networks, teaching_step
 from .configuration_dualmcmc import (
     DualMCMCEncoderConfig,
     DualMCMCEnergyConfig,
@@ -32,40 +30,19 @@ from .modeling_dualmcmc import (
     GeneratorOutput,
     refresh_spectral_norm,
 )
-from .modeling_toy import (
-    DualMCMCToyEncoderConfig,
-    DualMCMCToyEncoderModel,
-    DualMCMCToyEnergyConfig,
-    DualMCMCToyEnergyModel,
-    DualMCMCToyGeneratorConfig,
-    DualMCMCToyGeneratorModel,
-)
 from .pipeline_dualmcmc import DualMCMCPipeline, DualMCMCPipelineOutput
+from .training import METHODS, teaching_step
 
 __version__ = "0.1.0"
 
-for _config, _model in (
-    (DualMCMCEnergyConfig, DualMCMCEnergyModel),
-    (DualMCMCGeneratorConfig, DualMCMCGeneratorModel),
-    (DualMCMCEncoderConfig, DualMCMCEncoderModel),
-    (DualMCMCToyEnergyConfig, DualMCMCToyEnergyModel),
-    (DualMCMCToyGeneratorConfig, DualMCMCToyGeneratorModel),
-    (DualMCMCToyEncoderConfig, DualMCMCToyEncoderModel),
-):
-    AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    AutoModel.register(_config, _model, exist_ok=True)
+for _model in (DualMCMCEnergyModel, DualMCMCGeneratorModel, DualMCMCEncoderModel):
+    AutoConfig.register(_model.config_class.model_type, _model.config_class, exist_ok=True)
+    AutoModel.register(_model.config_class, _model, exist_ok=True)
 # DiffusionPipeline.from_pretrained looks model_index.json's "_class_name" up as an attribute of the diffusers module
 diffusers.DualMCMCPipeline = DualMCMCPipeline
 
 __all__ = [
-    "METHOD_NETWORKS",
-    "DualMCMCToyEncoderConfig",
-    "DualMCMCToyEncoderModel",
-    "DualMCMCToyEnergyConfig",
-    "DualMCMCToyEnergyModel",
-    "DualMCMCToyGeneratorConfig",
-    "DualMCMCToyGeneratorModel",
-    "method_networks",
+    "METHODS",
     "teaching_step",
     "DualMCMCPipeline",
     "DualMCMCPipelineOutput",

@@ -1,29 +1,13 @@
-"""Training checkpoints without pickle: the files of ``checkpoints/checkpoint-N``, written atomically, read strictly.
+"""Training checkpoints without pickle: ``checkpoints/checkpoint-N``, written atomically, read strictly.
 
-```
-checkpoint-N/
-    trainer_state.json            step, epoch, processes, precision, LR-scheduler states, file list (written last)
-    training_config.yaml          the run's configuration: what a resumed run is checked against
-    energy.safetensors ...        weights of the networks the method learns (energy / generator / encoder)
-    optimizer_energy.pt ...       Adam states (torch.save; read with torch.load(weights_only=True))
-    ema_energy.safetensors ...    run.use_ema: EMA shadow weights, the EMAModel settings in the metadata
-    scaler.pt                     fp16 with a loss scaler: the GradScaler state (weights_only)
-    random_states_R.safetensors   RNG states of process R: torch CPU (+ CUDA), numpy, python ``random``
-    pipeline/                     run.export_at_checkpoints: the exported DualMCMCPipeline
-```
-
-Why not ``accelerator.save_state`` / ``load_state``: objects registered with ``register_for_checkpointing`` (the LR
-schedulers) are pickled and read back with ``weights_only=False`` (a tampered ``custom_checkpoint_0.pkl`` runs code),
-and a missing or unreadable ``random_states_N.pkl`` is skipped with an INFO log line, so a resumed run silently stops
-being identical. Here every file is safetensors, JSON, YAML (``safe_load``) or ``torch.load(weights_only=True)``;
-the set of files must match what the run expects (anything else in the folder is refused), and any file that
-cannot be read raises :class:`CheckpointError` naming it.
-
-A checkpoint is written into a hidden ``.tmp-checkpoint-N`` folder and renamed into place once complete; old
-checkpoints are renamed to a hidden ``.checkpoint-N.deleting.*`` folder before they are deleted. A visible
-``checkpoint-N`` is therefore always complete, whatever moment a kill hits. Rotation and the cleanup of killed saves
-remove only ``checkpoint-N`` folders and these two kinds of temporaries: any other entry of ``checkpoints/`` (a
-user's ``.git``, a resume's ``.superseded-*`` folder) is left alone.
+A checkpoint holds ``trainer_state.json`` (step, epoch, processes, precision, LR-scheduler states, file list; written
+last), ``training_config.yaml``, the learned networks' and EMA weights (safetensors), Adam and loss-scaler states
+(``torch.save``, read with ``weights_only=True``), each process's RNG states (safetensors) and, with
+``run.export_at_checkpoints``, ``pipeline/`` (docs/TRAINING.md). Unlike ``accelerator.save_state`` nothing is pickled
+and a missing RNG state is an error; the folder must hold exactly the files its state lists, and a file that cannot
+be read raises :class:`CheckpointError` naming it. A checkpoint is built in a hidden ``.tmp-checkpoint-N`` and renamed
+into place, old ones are renamed to ``.checkpoint-N.deleting.*`` before deletion: a visible ``checkpoint-N`` is
+always complete. Rotation removes nothing else from ``checkpoints/`` (a user's ``.git``, ``.superseded-*``).
 """
 
 from __future__ import annotations
@@ -33,7 +17,7 @@ import os
 import random
 import re
 import shutil
-import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,40 +26,33 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 
-from .atomic import default_modes
+from .atomic import (
+    CHECKPOINT_PREFIX,
+    CHECKPOINTS_DIR,
+    PIPELINE_DIR,
+    SCALER_FILE,
+    TRAINER_STATE_FILE,
+    TRAINING_CONFIG_FILE,
+    default_modes,
+    fresh_directory,
+)
 from .training_config import safe_load_yaml
 
-CHECKPOINT_PREFIX = "checkpoint-"
-STATE_FILE = "trainer_state.json"
-CONFIG_FILE = "training_config.yaml"
-SCALER_FILE = "scaler.pt"
-PIPELINE_DIR = "pipeline"
 FORMAT = "hf-dualmcmc-checkpoint/1"
+# what killed saves and deletes leave in checkpoints/ (the only hidden entries a save removes)
+LEFTOVER = re.compile(rf"\.tmp-{CHECKPOINT_PREFIX}\d+|\.{CHECKPOINT_PREFIX}\d+\.deleting\..+")
+RNG_META = "python_version python_gauss_next numpy_kind numpy_pos numpy_has_gauss numpy_cached_gaussian".split()
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed: missing, incomplete, damaged, tampered with, or from another setup."""
 
 
-def checkpoint_files(networks, optimizers, emas, num_processes: int, scaler: bool) -> set[str]:
+def checkpoint_files(networks, optimizers, emas, processes: int, scaler: bool) -> set[str]:
     """The files a checkpoint of this setup holds (besides ``trainer_state.json`` and ``pipeline/``)."""
-    files = {
-        CONFIG_FILE,
-        *(f"{name}.safetensors" for name in networks),
-        *(f"optimizer_{name}.pt" for name in optimizers),
-        *(f"ema_{name}.safetensors" for name in emas),
-        *(f"random_states_{r}.safetensors" for r in range(num_processes)),
-    }
+    files = {TRAINING_CONFIG_FILE, *(f"{n}.safetensors" for n in networks), *(f"ema_{n}.safetensors" for n in emas)}
+    files |= {f"optimizer_{n}.pt" for n in optimizers} | {f"random_states_{r}.safetensors" for r in range(processes)}
     return files | {SCALER_FILE} if scaler else files
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Finding checkpoints
-# ----------------------------------------------------------------------------------------------------------------
-
-
-# what killed saves and deletes leave in checkpoints/ (the only hidden entries a save removes)
-LEFTOVER = re.compile(rf"\.tmp-{CHECKPOINT_PREFIX}\d+|\.{CHECKPOINT_PREFIX}\d+\.deleting\..+")
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -84,77 +61,55 @@ def checkpoint_step(path: Path) -> int | None:
 
 
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """The checkpoints under ``output_dir/checkpoints`` (folders ``checkpoint-N`` holding ``trainer_state.json``),
-    oldest first."""
-    root = Path(output_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [(checkpoint_step(p), p) for p in root.iterdir() if p.is_dir() and (p / STATE_FILE).is_file()]
-    return [p for step, p in sorted((s, p) for s, p in found if s is not None)]
+    """The checkpoints (``checkpoint-N`` folders holding ``trainer_state.json``) of ``output_dir``, oldest first."""
+    found = [(checkpoint_step(p), p) for p in (Path(output_dir) / CHECKPOINTS_DIR).glob(f"{CHECKPOINT_PREFIX}*")]
+    return [p for s, p in sorted(f for f in found if f[0] is not None) if (p / TRAINER_STATE_FILE).is_file()]
 
 
 def resolve_checkpoint(output_dir: str | os.PathLike, which: str) -> Path:
     """``"latest"`` (the newest checkpoint of ``output_dir``) or a checkpoint folder."""
     if which == "latest":
-        checkpoints = list_checkpoints(output_dir)
-        if not checkpoints:
+        if not list_checkpoints(output_dir):
             raise CheckpointError(
                 f"--resume_from_checkpoint latest: no checkpoint under "
-                f"{Path(output_dir) / 'checkpoints'} (start a fresh run without it)"
+                f"{Path(output_dir) / CHECKPOINTS_DIR} (start a fresh run without it)"
             )
-        return checkpoints[-1]
-    path = Path(which)
-    if not (path / STATE_FILE).is_file():
+        return list_checkpoints(output_dir)[-1]
+    if not (Path(which) / TRAINER_STATE_FILE).is_file():
         raise CheckpointError(
-            f"--resume_from_checkpoint {which}: not a complete checkpoint (expected {path / STATE_FILE})"
+            f"--resume_from_checkpoint {which}: not a complete checkpoint (expected {Path(which) / TRAINER_STATE_FILE})"
         )
-    return path
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Writing
-# ----------------------------------------------------------------------------------------------------------------
+    return Path(which)
 
 
 def delete_folder(path: Path) -> None:
     """Rename ``path`` to a hidden sibling, then delete it: a kill mid-delete leaves no half-deleted visible folder."""
-    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.deleting.", dir=path.parent))
+    trash = fresh_directory(path.parent, f".{path.name}.deleting.")
     os.replace(path, trash / path.name)
     shutil.rmtree(trash, ignore_errors=True)
 
 
+def prune_checkpoints(output_dir: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (0: keep all)."""
+    for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
+        delete_folder(old)
+
+
 def save_checkpoint(
-    accelerator,
-    output_dir: str | os.PathLike,
-    step: int,
-    *,
-    networks: dict,
-    optimizers: dict,
-    emas: dict,
-    schedulers: dict,
-    state: dict,
-    config: dict,
-    keep: int,
-    write_pipeline=None,
+    accelerator, output_dir, step, *, networks, optimizers, emas, schedulers, state, config, keep, write_pipeline=None
 ) -> Path:
     """Write ``output_dir/checkpoints/checkpoint-{step}`` (all processes call this) and keep the newest ``keep``
-    (0: all).
-
-    ``networks`` (unwrapped models), ``optimizers``, ``emas`` (``EMAModel``) and ``schedulers`` are dicts keyed by
-    network name; ``state`` (JSON-able, e.g. step and epoch) goes into ``trainer_state.json``, ``config`` (the
-    run's ``TrainConfig.to_dict()``) into ``training_config.yaml``; ``write_pipeline(folder)`` exports a pipeline
-    into the checkpoint. Leftovers of killed saves and deletes (:data:`LEFTOVER`) are removed first.
-    """
-    root = Path(output_dir) / "checkpoints"
+    (0: all). ``networks`` (unwrapped models), ``optimizers``, ``emas`` (``EMAModel``) and ``schedulers`` are dicts
+    keyed by network name; ``state`` (JSON-able) goes into ``trainer_state.json``, ``config`` (the run's
+    ``TrainConfig.to_dict()``) into ``training_config.yaml``; ``write_pipeline(folder)`` exports a pipeline into the
+    checkpoint. Leftovers of killed saves and deletes (:data:`LEFTOVER`) are removed first."""
+    root = Path(output_dir) / CHECKPOINTS_DIR
     final, tmp = root / f"{CHECKPOINT_PREFIX}{step}", root / f".tmp-{CHECKPOINT_PREFIX}{step}"
     main = accelerator.is_main_process
     if main:
         root.mkdir(parents=True, exist_ok=True)
         for stale in (p for p in root.iterdir() if LEFTOVER.fullmatch(p.name)):
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            else:
-                stale.unlink()
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         tmp.mkdir()
     accelerator.wait_for_everyone()
     save_rng_state(tmp / f"random_states_{accelerator.process_index}.safetensors")
@@ -167,35 +122,28 @@ def save_checkpoint(
             save_ema(ema, networks[name], tmp / f"ema_{name}.safetensors")
         if accelerator.scaler is not None:
             torch.save(accelerator.scaler.state_dict(), tmp / SCALER_FILE)
-        (tmp / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        (tmp / TRAINING_CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         if write_pipeline is not None:
             write_pipeline(tmp / PIPELINE_DIR)
     accelerator.wait_for_everyone()
     if main:
-        state = {
-            "format": FORMAT,
-            **state,
-            "num_processes": accelerator.num_processes,
-            "mixed_precision": str(accelerator.mixed_precision),
-            "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
-            "files": sorted(p.name for p in tmp.iterdir() if p.is_file()),
-        }
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")  # last: marks it complete
+        run = {"num_processes": accelerator.num_processes, "mixed_precision": str(accelerator.mixed_precision)}
+        state = {"format": FORMAT, **state, **run, "schedulers": {n: s.state_dict() for n, s in schedulers.items()}}
+        state["files"] = sorted(p.name for p in tmp.iterdir() if p.is_file())
+        (tmp / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")  # last: marks it complete
         default_modes(tmp)  # safetensors writes the weights 0600
         if final.exists():
             delete_folder(final)
         os.replace(tmp, final)
-        for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
-            delete_folder(old)
+        prune_checkpoints(output_dir, keep)
     accelerator.wait_for_everyone()
     return final
 
 
 def save_ema(ema, model: torch.nn.Module, path: Path) -> None:
     """An ``EMAModel``'s shadow weights under ``model``'s parameter names, its settings as JSON metadata."""
-    names = [name for name, _ in model.named_parameters()]
     settings = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
-    tensors = {name: shadow.detach().contiguous() for name, shadow in zip(names, ema.shadow_params)}
+    tensors = {name: s.detach().contiguous() for (name, _), s in zip(model.named_parameters(), ema.shadow_params)}
     save_file(tensors, str(path), metadata={"format": "pt", "ema": json.dumps(settings)})
 
 
@@ -205,65 +153,37 @@ def save_rng_state(path: Path) -> None:
     if torch.cuda.is_available():
         tensors.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     version, internal, gauss_next = random.getstate()
-    tensors["python"] = torch.tensor(internal, dtype=torch.int64)
-    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
-    tensors["numpy"] = torch.from_numpy(keys.astype(np.int64))
-    meta = {
-        "python_version": version,
-        "python_gauss_next": gauss_next,
-        "numpy_kind": kind,
-        "numpy_pos": int(pos),
-        "numpy_has_gauss": int(has_gauss),
-        "numpy_cached_gaussian": float(cached_gaussian),
-    }
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors.update(python=torch.tensor(internal, dtype=torch.int64), numpy=torch.from_numpy(keys.astype(np.int64)))
+    meta = dict(zip(RNG_META, (version, gauss_next, kind, int(pos), int(has_gauss), float(cached))))
     save_file(tensors, str(path), metadata={"format": "pt", "rng": json.dumps(meta)})
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Reading
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _damaged(path: Path, err: BaseException) -> CheckpointError:
-    detail = " ".join(str(err).split())[:300] or type(err).__name__
-    return CheckpointError(
-        f"{path}: cannot be read ({type(err).__name__}: {detail}); the checkpoint is damaged or "
-        "was not written by this trainer (resume from another checkpoint)"
-    )
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     """``(trainer_state, training_config)`` of a checkpoint (JSON and YAML ``safe_load``), after checking that the
     folder holds exactly the files its state lists."""
     path = Path(path)
-    state, config = (_read_text(path / STATE_FILE, json.loads), _read_text(path / CONFIG_FILE, safe_load_yaml))
-    valid = (
-        isinstance(state, dict)
-        and state.get("format") == FORMAT
-        and type(state.get("step")) is int
-        and isinstance(state.get("epoch"), int)
-        and isinstance(state.get("num_processes"), int)
-        and isinstance(state.get("schedulers"), dict)
-        and isinstance(state.get("files"), list)
-    )
-    if not valid:
+    state = _read(path / TRAINER_STATE_FILE, lambda f: json.loads(f.read_text("utf-8")))
+    config = _read(path / TRAINING_CONFIG_FILE, lambda f: safe_load_yaml(f.read_text("utf-8")))
+    valid = isinstance(state, dict) and state.get("format") == FORMAT and type(state.get("step")) is int
+    kinds = {"epoch": int, "num_processes": int, "schedulers": dict, "files": list}
+    if not (valid and all(isinstance(state.get(k), t) for k, t in kinds.items())):
         raise CheckpointError(
-            f"{path / STATE_FILE}: not a trainer state of format {FORMAT!r} (step, epoch, "
+            f"{path / TRAINER_STATE_FILE}: not a trainer state of format {FORMAT!r} (step, epoch, "
             "num_processes, schedulers, files); the checkpoint is damaged, not from this trainer, or "
             "from a version that used accelerator.save_state (those cannot be resumed)"
         )
     named = checkpoint_step(path)
     if named is not None and named != state["step"]:
         raise CheckpointError(
-            f"{path / STATE_FILE}: step {state['step']}, but the folder is {path.name} (step {named}); "
+            f"{path / TRAINER_STATE_FILE}: step {state['step']}, but the folder is {path.name} (step {named}); "
             "the checkpoint was renamed or tampered with (resume from another checkpoint)"
         )
     if not isinstance(config, dict):
         raise CheckpointError(
-            f"{path / CONFIG_FILE}: expected a mapping of config sections, got {type(config).__name__}"
+            f"{path / TRAINING_CONFIG_FILE}: expected a mapping of config sections, got {type(config).__name__}"
         )
-    present = {p.name for p in path.iterdir()} - {STATE_FILE, PIPELINE_DIR}
-    listed = set(state["files"])
+    present, listed = {p.name for p in path.iterdir()} - {TRAINER_STATE_FILE, PIPELINE_DIR}, set(state["files"])
     if listed - present:
         raise CheckpointError(f"{path}: incomplete checkpoint, missing {sorted(listed - present)}")
     if present - listed:
@@ -289,11 +209,8 @@ def load_checkpoint(
             "(another method, run.use_ema, precision or number of processes)"
         )
     for name, model in networks.items():
-        file = path / f"{name}.safetensors"
-        try:
-            load_model(model, str(file), strict=True, device=str(next(model.parameters()).device))
-        except Exception as err:
-            raise _damaged(file, err) from err
+        device = str(next(model.parameters()).device)
+        _read(path / f"{name}.safetensors", partial(load_model, model, strict=True, device=device))
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(_torch_load(path / f"optimizer_{name}.pt"))
     for name, ema in emas.items():
@@ -301,34 +218,38 @@ def load_checkpoint(
     if accelerator.scaler is not None:
         accelerator.scaler.load_state_dict(_torch_load(path / SCALER_FILE))
     for name, scheduler in schedulers.items():
-        load_scheduler_state(scheduler, state["schedulers"].get(name), path / STATE_FILE)
+        load_scheduler_state(scheduler, state["schedulers"].get(name), path / TRAINER_STATE_FILE)
     load_rng_state(path / f"random_states_{accelerator.process_index}.safetensors")
     return state
 
 
-def _read_text(file: Path, parse):
+def _read(file: Path, parse):
+    """``parse(file)``; any error raises :class:`CheckpointError` naming the file."""
     try:
-        return parse(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _damaged(file, err) from err
+        return parse(file)
+    except CheckpointError:
+        raise
+    except Exception as err:  # a damaged file raises many types (OSError, ValueError, YAMLError, SafetensorError...)
+        detail = " ".join(str(err).split())[:300] or type(err).__name__
+        raise CheckpointError(
+            f"{file}: cannot be read ({type(err).__name__}: {detail}); the checkpoint is damaged or "
+            "was not written by this trainer (resume from another checkpoint)"
+        ) from err
 
 
 def _torch_load(file: Path) -> dict:
-    try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise _damaged(file, err) from err
+    obj = _read(file, lambda f: torch.load(f, map_location="cpu", weights_only=True))
     if not isinstance(obj, dict):
         raise CheckpointError(f"{file}: expected a state dict, got {type(obj).__name__}")
     return obj
 
 
 def _read_safetensors(file: Path) -> tuple[dict, dict]:
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-    except Exception as err:
-        raise _damaged(file, err) from err
+    def read(f):
+        with safe_open(str(f), framework="pt") as st:
+            return {k: st.get_tensor(k) for k in st.keys()}, dict(st.metadata() or {})
+
+    return _read(file, read)
 
 
 def load_ema(ema, model: torch.nn.Module, file: Path) -> None:
@@ -336,11 +257,8 @@ def load_ema(ema, model: torch.nn.Module, file: Path) -> None:
     params = dict(model.named_parameters())
     if tensors.keys() != params.keys() or any(tensors[k].shape != p.shape for k, p in params.items()):
         raise CheckpointError(f"{file}: the EMA weights do not match the model's parameters (names or shapes)")
-    try:
-        settings = json.loads(meta["ema"])
-        ema.load_state_dict({**settings, "shadow_params": [tensors[k].to(p.device) for k, p in params.items()]})
-    except (KeyError, TypeError, ValueError) as err:
-        raise _damaged(file, err) from err
+    shadow = [tensors[k].to(p.device) for k, p in params.items()]
+    _read(file, lambda _: ema.load_state_dict({**json.loads(meta["ema"]), "shadow_params": shadow}))
 
 
 def load_scheduler_state(scheduler, saved, where: Path) -> None:
@@ -352,9 +270,8 @@ def load_scheduler_state(scheduler, saved, where: Path) -> None:
             return isinstance(b, list) and len(a) == len(b) and all(same_kind(x, y) for x, y in zip(a, b))
         return (a is None and b is None) or (type(a) is type(b)) or (isinstance(a, float) and type(b) is int)
 
-    if not (
-        isinstance(saved, dict) and saved.keys() == fresh.keys() and all(same_kind(fresh[k], saved[k]) for k in fresh)
-    ):
+    same = isinstance(saved, dict) and saved.keys() == fresh.keys()
+    if not (same and all(same_kind(fresh[k], saved[k]) for k in fresh)):
         raise CheckpointError(
             f"{where}: the saved learning-rate scheduler state does not match {type(scheduler).__name__}"
         )
@@ -367,53 +284,34 @@ def load_rng_state(file: Path) -> None:
     if not file.is_file():
         raise CheckpointError(f"{file}: missing RNG state of this process; the checkpoint is incomplete")
     tensors, meta = _read_safetensors(file)
-    try:
-        m = json.loads(meta["rng"])
-        cpu, python, keys = tensors["torch"], tensors["python"], tensors["numpy"]
-        cuda = [tensors[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in tensors))]
-        ok = (
-            cpu.dtype == torch.uint8
-            and cpu.shape == torch.get_rng_state().shape
-            and python.shape == (625,)
-            and keys.shape == (624,)
-            and int(keys.min()) >= 0
-            and int(keys.max()) < 2**32
-            and int(python.min()) >= 0
-            and int(python.max()) <= 2**32
+    cuda = [tensors[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in tensors))]
+    here = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if len(cuda) != here:
+        raise CheckpointError(
+            f"{file}: RNG states of {len(cuda)} CUDA device(s), this process sees {here}; "
+            "resume on the same kind of machine"
         )
-        if not ok:
-            raise ValueError("unexpected tensor shapes, dtypes or ranges")
-        here = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if len(cuda) != here:
-            raise CheckpointError(
-                f"{file}: RNG states of {len(cuda)} CUDA device(s), this process sees {here}; "
-                "resume on the same kind of machine"
-            )
-        python_state = (int(m["python_version"]), tuple(int(v) for v in python.tolist()), m["python_gauss_next"])
-        numpy_state = (
-            str(m["numpy_kind"]),
-            keys.numpy().astype(np.uint32),
-            int(m["numpy_pos"]),
-            int(m["numpy_has_gauss"]),
-            float(m["numpy_cached_gaussian"]),
-        )
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-        torch.set_rng_state(cpu.contiguous())
-        if cuda:
-            torch.cuda.set_rng_state_all([s.contiguous() for s in cuda])
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise _damaged(file, err) from err
+    _read(file, lambda _: _set_rng_state(tensors, json.loads(meta["rng"]), cuda))
 
 
-__all__ = [
-    "CheckpointError",
-    "checkpoint_files",
-    "list_checkpoints",
-    "load_checkpoint",
-    "read_checkpoint",
-    "resolve_checkpoint",
-    "save_checkpoint",
-]
+def _set_rng_state(tensors: dict, m: dict, cuda: list) -> None:
+    cpu, python, keys = tensors["torch"], tensors["python"], tensors["numpy"]
+    if not (
+        cpu.dtype == torch.uint8
+        and cpu.shape == torch.get_rng_state().shape
+        and python.shape == (625,)
+        and keys.shape == (624,)
+        and 0 <= int(keys.min()) <= int(keys.max()) < 2**32
+        and 0 <= int(python.min()) <= int(python.max()) <= 2**32
+    ):
+        raise ValueError("unexpected tensor shapes, dtypes or ranges")
+    python_state = (int(m["python_version"]), tuple(int(v) for v in python.tolist()), m["python_gauss_next"])
+    numpy_state = (int(m["numpy_pos"]), int(m["numpy_has_gauss"]), float(m["numpy_cached_gaussian"]))
+    random.setstate(python_state)
+    np.random.set_state((str(m["numpy_kind"]), keys.numpy().astype(np.uint32), *numpy_state))
+    torch.set_rng_state(cpu.contiguous())
+    if cuda:
+        torch.cuda.set_rng_state_all([s.contiguous() for s in cuda])
+
+
+__all__ = ["CheckpointError", "list_checkpoints", "load_checkpoint", "read_checkpoint", "save_checkpoint"]

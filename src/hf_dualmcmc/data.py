@@ -10,19 +10,11 @@
 (torch.Size([1, 32, 32]), torch.float32, tensor(True), tensor(True))
 ```
 
-Sources (:func:`load_source`, for training and :mod:`hf_dualmcmc.evaluation`; docs/TRAINING.md): ``"sklearn:digits"``
-(alias ``"digits"``), ``"mnist"`` / ``"mnist:<dir>"`` (IDX), an images ``.npz``, else through ``datasets``: a
-``save_to_disk`` directory, another directory (``load_dataset(dir)`` infers imagefolder / parquet and the splits), a
-data file or glob (``data_files={split: files}``, any split name), or a Hub name. The image column is found by feature
-type unless given; images go through :func:`image_transform` (``transforms.v2``), decoded once into an
-:class:`InMemoryImageDataset` when ``N * C * S * S`` bytes fit ``max_in_memory_bytes``, else on the fly by a
-:class:`LazyImageDataset` (``Dataset.with_transform``); same items (:func:`to_pixel_values`).
-
-Image modes (:func:`to_mode`): 16-bit and 32-bit integer grayscale (``"I;16*"``, ``"I"``) are read as 0..65535 and
-float grayscale (``"F"``) as 0..1, scaled to 8 bits (other values, NaN and inf are refused, naming the file); alpha
-(``"RGBA"``, ``"LA"``, ``"PA"``, a palette's transparent index) is composited on white; palette, CMYK, ``"1"``,
-YCbCr, HSV go through Pillow's ``convert``; LAB is refused. Float ``.npz`` arrays are refused (non-finite ones name
-the image index).
+Sources (:func:`load_source`; the table in docs/TRAINING.md): ``"sklearn:digits"`` (alias ``"digits"``), ``"mnist"`` /
+``"mnist:<dir>"`` (IDX), an images ``.npz``, else through ``datasets``: a ``save_to_disk`` or other directory, a data
+file or glob, a Hub name. Images go through :func:`image_transform` and are decoded once into an
+:class:`InMemoryImageDataset` when they fit ``max_in_memory_bytes``, else on the fly (:class:`LazyImageDataset`).
+High-depth grayscale is scaled to 8 bits, alpha composited on white, LAB and float ``.npz`` arrays refused.
 """
 
 from __future__ import annotations
@@ -290,19 +282,17 @@ def load_npz_images(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: not an .npz archive of plain arrays ({err})") from err
     with data:
         key = next((k for k in ("images", "x", "arr_0") if k in data), None)
-        images = None if key is None else data[key]
-        channels = images.shape[-1] if images is not None and images.ndim == 4 else 1
-        if images is not None and images.dtype.kind in "fc" and not np.isfinite(images).all():
-            index = int(np.argwhere(~np.isfinite(images))[0][0])
-            raise ValueError(f"{path}: image {index} under {key!r} has non-finite values (NaN or inf)")
-        if images is None or images.dtype != np.uint8 or images.ndim not in (3, 4) or channels not in (1, 3, 4):
-            got = (
-                f"{images.dtype} {images.shape} under {key!r}"
-                if images is not None
-                else ("FID statistics (a FID reference only)" if "mu" in data else f"arrays {list(data)}")
-            )
-            raise ValueError(f"{path}: expected uint8 images [N, H, W(, C)] under 'images', 'x' or 'arr_0', got {got}")
-    return images
+        if key is None:
+            got = "FID statistics (a FID reference only)" if "mu" in data else f"arrays {list(data)}"
+        else:
+            images = data[key]
+            got = f"{images.dtype} {images.shape} under {key!r}"
+            if images.dtype.kind in "fc" and not np.isfinite(images).all():
+                index = int(np.argwhere(~np.isfinite(images))[0][0])
+                raise ValueError(f"{path}: image {index} under {key!r} has non-finite values (NaN or inf)")
+            if images.dtype == np.uint8 and (images.ndim == 3 or images.ndim == 4 and images.shape[-1] in (1, 3, 4)):
+                return images
+    raise ValueError(f"{path}: expected uint8 images [N, H, W(, C)] under 'images', 'x' or 'arr_0', got {got}")
 
 
 def _array_dataset(images: np.ndarray, labels: np.ndarray | None = None) -> datasets.Dataset:
@@ -402,16 +392,14 @@ def check_dataset_size(dataset: Any, batch_size: int) -> None:
 
 def describe(dataset: Any) -> str:
     """One line for logs: class, number of images, image shape, storage."""
-    name, lazy = type(dataset).__name__, isinstance(dataset, LazyImageDataset)
-    if not (lazy or isinstance(dataset, InMemoryImageDataset)):
-        return f"{name}: {len(dataset)} items"
-    storage = (
-        f"uint8 in memory ({dataset.images.numel() / 2**20:.1f} MiB)"
-        if not lazy
-        else (
-            f"decoded on the fly from column {dataset.image_column!r} of {dataset.config.source!r} "
-            f"(split {dataset.config.split!r})"
+    name, config = type(dataset).__name__, getattr(dataset, "config", None)
+    if isinstance(dataset, InMemoryImageDataset):
+        storage = f"uint8 in memory ({dataset.images.numel() / 2**20:.1f} MiB)"
+    elif isinstance(dataset, LazyImageDataset):
+        storage = (
+            f"decoded on the fly from column {dataset.image_column!r} of {config.source!r} (split {config.split!r})"
         )
-    )
+    else:
+        return f"{name}: {len(dataset)} items"
     size = f"{dataset.num_channels}x{dataset.image_size}x{dataset.image_size}"
     return f"{name}: {len(dataset)} images, {size} {storage}, random_flip={dataset.random_flip}"

@@ -4,10 +4,10 @@
 * :class:`DualMCMCGeneratorModel` -- ``G(z)``, images in ``[-1, 1]``; ``p(x|z) = N(G(z), sigma^2 I)``.
 * :class:`DualMCMCEncoderModel` -- ``q(z|x) = N(mu(x), diag exp(logvar(x)))``.
 
-Layer shapes follow the authors' networks (``../shared/notes/official-algorithm.md``); initialisation follows theirs
-too: xavier-normal conv weights, PyTorch-default conv biases and linear layers, BatchNorm weight ~ N(0, 1), bias 0.
-Spectral norm uses the parametrization API; after (re-)initialisation the power-iteration vectors are refreshed so
-that a fresh model is already normalised (``post_init`` would otherwise leave stale ``u``/``v``).
+Layer shapes and initialisation follow the authors' networks (github.com/jcui1224/dual-MCMC): xavier-normal conv
+weights, PyTorch-default conv biases and linear layers, BatchNorm weight ~ N(0, 1), bias 0. Spectral norm uses the
+parametrization API; after (re-)initialisation the power-iteration vectors are refreshed (a fresh model is already
+normalised).
 """
 
 from __future__ import annotations
@@ -38,11 +38,6 @@ from .configuration_dualmcmc import (
 SPECTRAL_NORM_REFRESH_ITERATIONS = 50  # power iterations after (re-)initialisation (torch runs 15 on attach)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Outputs
-# ----------------------------------------------------------------------------------------------------------------
-
-
 @dataclass
 class EnergyOutput(ModelOutput):
     """``energy``: ``[batch]`` energies (lower = more likely)."""
@@ -70,11 +65,6 @@ class EncoderOutput(ModelOutput):
 
         eps = randn_tensor(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + torch.exp(0.5 * self.logvar) * eps
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Shared initialisation
-# ----------------------------------------------------------------------------------------------------------------
 
 
 def _is_loaded(tensor: torch.Tensor) -> bool:
@@ -121,11 +111,8 @@ def _check_loaded(model: nn.Module, info: dict, folder: Path) -> None:
     ]
     if problems:
         raise ValueError(f"{folder}: the weights do not match {type(model).__name__}'s config: {'; '.join(problems)}")
-    bad = [
-        name
-        for name, t in (*model.named_parameters(), *model.named_buffers())
-        if t.is_floating_point() and not torch.isfinite(t).all()
-    ]
+    tensors = (*model.named_parameters(), *model.named_buffers())
+    bad = [name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
         raise ValueError(f"{folder}: the weights hold NaN or inf in {bad[:5]}{' ...' if len(bad) > 5 else ''}")
 
@@ -139,34 +126,27 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
     _no_split_modules: list[str] = []
 
     def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
-        # transformers skips "custom code" modules whose direct parameters are all loaded; a spectral-normalised
-        # conv has no direct parameters (they live in its parametrization list), so it would never be initialised.
-        # Our _init_weights only uses the flag-respecting transformers.initialization functions, so always call it.
+        # transformers skips "custom code" modules whose direct parameters are all loaded, which a spectral-normalised
+        # conv never has; our _init_weights only uses the flag-respecting transformers.initialization functions.
         if getattr(module, "_is_hf_initialized", False):
             return
         self._init_weights(module)
         module._is_hf_initialized = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Conv2d):
-            weight = module.parametrizations.weight.original if parametrize.is_parametrized(module) else module.weight
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            sn = parametrize.is_parametrized(module)
+            weight = module.parametrizations.weight.original if sn else module.weight
             fresh = not _is_loaded(weight)
-            hf_init.xavier_normal_(weight)
-            if module.bias is not None:
-                fan_in = weight.shape[1] * weight[0, 0].numel()
+            if isinstance(module, nn.Conv2d):
+                hf_init.xavier_normal_(weight)
+            else:  # PyTorch's default Linear initialisation, as the authors leave it
+                hf_init.kaiming_uniform_(weight, a=math.sqrt(5))
+            if module.bias is not None:  # PyTorch's default bias initialisation
+                fan_in = weight[0].numel()
                 bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
                 hf_init.uniform_(module.bias, -bound, bound)
-            if fresh and parametrize.is_parametrized(module):
-                refresh_spectral_norm(module)
-        elif isinstance(module, nn.Linear):
-            # PyTorch's default Linear initialisation, as the authors leave it.
-            weight = module.parametrizations.weight.original if parametrize.is_parametrized(module) else module.weight
-            fresh = not _is_loaded(weight)
-            hf_init.kaiming_uniform_(weight, a=math.sqrt(5))
-            if module.bias is not None:
-                bound = 1 / math.sqrt(weight.shape[1]) if weight.shape[1] > 0 else 0
-                hf_init.uniform_(module.bias, -bound, bound)
-            if fresh and parametrize.is_parametrized(module):
+            if fresh and sn:
                 refresh_spectral_norm(module)
         elif isinstance(module, nn.BatchNorm2d):
             hf_init.normal_(module.weight, 0.0, 1.0)
@@ -177,18 +157,12 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
-        """``PreTrainedModel.from_pretrained``, with every tensor moved to its own (aligned) storage, and errors that
-        name the file for a local directory: a missing or corrupt ``config.json`` (``OSError``; invalid values:
-        ``ValueError``), an empty or truncated ``*.safetensors`` (``OSError``).
-
-        ``strict`` (default): weights that do not match the config exactly (missing or unexpected tensors, other
-        shapes) or hold NaN / inf raise ``ValueError`` naming the folder and the tensors, instead of transformers'
-        warning and freshly initialised tensors. ``strict=False``: transformers' behaviour.
-
-        transformers hands out the memory-mapped safetensors tensors, which start at arbitrary byte offsets; the CPU's
-        vector kernels then round some reductions differently (1 ulp in the spectral norm), so a loaded model would
-        not compute bit-identically to the one that was saved. The copy is as large as the model, once.
-        """
+        """``PreTrainedModel.from_pretrained`` with errors that name the file of a local directory (a missing or
+        corrupt ``config.json``: ``OSError``, invalid values: ``ValueError``; an empty or truncated ``*.safetensors``:
+        ``OSError``). ``strict`` (default): weights that do not match the config exactly or hold NaN / inf raise
+        ``ValueError`` naming the tensors (``strict=False``: transformers' warning and fresh tensors). Every tensor
+        gets its own aligned storage: memory-mapped tensors at odd offsets round some CPU reductions differently (1
+        ulp in the spectral norm), and a loaded model must compute bit-identically to the saved one."""
         folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
         config_file = folder / "config.json"
         if folder.is_dir() and kwargs.get("config") is None:  # transformers would fall back to a default config
@@ -224,11 +198,6 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
     @property
     def num_parameters_total(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Energy
-# ----------------------------------------------------------------------------------------------------------------
 
 
 def _maybe_sn(layer: nn.Module, enabled: bool, eps: float) -> nn.Module:
@@ -310,11 +279,6 @@ class DualMCMCEnergyModel(_DualMCMCPreTrainedModel):
         return self.forward(pixel_values, return_dict=False)[0]
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Generator
-# ----------------------------------------------------------------------------------------------------------------
-
-
 class GeneratorBlock(nn.Module):
     """``BN-ReLU-up2-conv3-BN-ReLU-conv3`` + shortcut ``up2-conv1x1``."""
 
@@ -341,11 +305,9 @@ class GeneratorBlock(nn.Module):
 
 class DualMCMCGeneratorModel(_DualMCMCPreTrainedModel):
     r"""Generator ``G(z)``: ``latents`` ``[B, latent_dim]`` (or ``[B, latent_dim, 1, 1]``) -> images in ``[-1, 1]``.
-
-    BatchNorm follows the module's mode by default (train: batch statistics and running-statistics updates, as in the
-    authors' training). :meth:`batch_norm_stats` forces ``"batch"`` statistics without touching the running
-    statistics (the authors' sampler: their networks stay in train mode) or ``"running"`` statistics.
-    """
+    BatchNorm follows the module's mode (train: batch statistics, running statistics updated, as the authors train);
+    :meth:`batch_norm_stats` forces ``"batch"`` statistics with the running ones untouched (the authors' sampler:
+    their networks stay in train mode) or ``"running"`` statistics."""
 
     config_class = DualMCMCGeneratorConfig
     main_input_name = "latents"
@@ -362,10 +324,8 @@ class DualMCMCGeneratorModel(_DualMCMCPreTrainedModel):
 
     @contextmanager
     def batch_norm_stats(self, mode: str | None):
-        """Temporarily choose BatchNorm statistics: ``"batch"``, ``"running"`` or ``None`` (follow ``self.training``).
-
-        ``"batch"`` normalises with the statistics of the current batch and leaves the running statistics untouched.
-        """
+        """Temporarily choose BatchNorm statistics: ``"batch"`` (the current batch's, running statistics untouched),
+        ``"running"`` or ``None`` (follow ``self.training``)."""
         if mode not in (None, "batch", "running"):
             raise ValueError(f"batch-norm statistics must be 'batch', 'running' or None, got {mode!r}")
         previous, self._bn_stats = self._bn_stats, mode
@@ -402,11 +362,6 @@ class DualMCMCGeneratorModel(_DualMCMCPreTrainedModel):
         return self.forward(latents, return_dict=False)[0]
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Encoder (inference model)
-# ----------------------------------------------------------------------------------------------------------------
-
-
 class DualMCMCEncoderModel(_DualMCMCPreTrainedModel):
     r"""Inference model ``q(z|x)``: ``pixel_values`` in ``[-1, 1]`` -> ``mean``, ``logvar`` of shape ``[B, latent_dim]``."""
 
@@ -415,10 +370,8 @@ class DualMCMCEncoderModel(_DualMCMCPreTrainedModel):
     def __init__(self, config: DualMCMCEncoderConfig):
         super().__init__(config)
         ch = config.channels
-        if config.first_stride == 1:
-            stem = nn.Conv2d(config.num_channels, ch[0], 3, 1, 1, bias=False)
-        else:
-            stem = nn.Conv2d(config.num_channels, ch[0], 4, 2, 1, bias=False)
+        kernel, stride = (3, 1) if config.first_stride == 1 else (4, 2)
+        stem = nn.Conv2d(config.num_channels, ch[0], kernel, stride, 1, bias=False)
         layers: list[nn.Module] = [stem, nn.LeakyReLU(config.negative_slope)]
         for i in range(len(ch) - 1):
             layers += [nn.Conv2d(ch[i], ch[i + 1], 4, 2, 1, bias=False), nn.LeakyReLU(config.negative_slope)]

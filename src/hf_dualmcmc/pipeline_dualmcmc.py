@@ -3,9 +3,8 @@ by Langevin steps on the energy ``E``; reconstruction: encoder draws revised on 
 
 from __future__ import annotations
 
-import inspect
+import math
 import os
-import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -17,8 +16,9 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import BaseOutput, logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
-from .atomic import default_modes
-from .langevin import _check_finite, _checked, _generators, chain_mode, energy_langevin, posterior_langevin
+from .atomic import MODEL_INDEX_FILE, default_modes
+from .configuration_dualmcmc import OFFICIAL_SAMPLER
+from .langevin import GeneratorLike, chain_mode, check_int, check_real, energy_langevin, posterior_langevin
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel
 
 logger = logging.get_logger(__name__)
@@ -28,6 +28,16 @@ COMPONENTS = {
     "encoder": DualMCMCEncoderModel,
 }
 HUB_ARGUMENTS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
+# the sampler settings (``__init__``'s arguments after the components), defaults: the authors' FID sampler
+SAMPLER_DEFAULTS = {**OFFICIAL_SAMPLER, "proposal": "generator", "noise_init_range": 1.0}
+# the rules of the pipeline's arguments by name: choices, integers >= a minimum, else finite numbers > 0 or >= 0
+CHOICES = {
+    "output_type": ("pil", "np", "pt", "latent"),
+    "proposal": ("generator", "noise"),
+    "bn_stats": ("batch", "running"),
+}
+MIN_INT = {"num_inference_steps": 0, "num_latent_steps": 0, "batch_size": 1, "num_points": 2}
+POSITIVE = ("step_size", "latent_step_size", "noise_init_range")
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -47,11 +57,51 @@ def _is_a(module, cls: type) -> bool:
     return isinstance(module, cls) or any(c.__name__ == cls.__name__ for c in type(module).__mro__)
 
 
-def _renamed_steps(num_inference_steps, num_revision_steps):
-    """``num_revision_steps``: the first release's name of ``num_inference_steps`` (deprecated alias)."""
-    if num_revision_steps is not None:
-        warnings.warn("num_revision_steps is deprecated: use num_inference_steps", FutureWarning, stacklevel=3)
-    return num_revision_steps if num_inference_steps is None else num_inference_steps
+def check_argument(name: str, value):
+    """The pipeline argument ``name`` checked by its rule (``CHOICES``, ``MIN_INT``, ``POSITIVE``; numpy scalars
+    too): the value (an ``int``, a ``float`` or the choice), else a ``ValueError`` naming ``name``."""
+    if name in CHOICES:
+        if value not in CHOICES[name]:
+            raise ValueError(f"{name} must be one of {CHOICES[name]}, got {value!r}")
+        return value
+    if name in MIN_INT:
+        return check_int(value, name, MIN_INT[name])
+    return check_real(value, name, positive=name in POSITIVE)
+
+
+def check_sampler_settings(**settings) -> dict:
+    """The sampler settings of :class:`DualMCMCPipeline` (the names of ``SAMPLER_DEFAULTS``) checked, in that order,
+    with a missing or ``None`` setting set to its default (the authors' FID sampler,
+    ``configuration_dualmcmc.OFFICIAL_SAMPLER``). ``ValueError`` naming the argument and what was expected."""
+    unknown = sorted(set(settings) - set(SAMPLER_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown sampler setting(s) {unknown}: expected some of {list(SAMPLER_DEFAULTS)}")
+    return {
+        name: check_argument(name, default if settings.get(name) is None else settings[name])
+        for name, default in SAMPLER_DEFAULTS.items()
+    }
+
+
+def _check_finite(x: torch.Tensor, name: str, low: float = -math.inf, high: float = math.inf) -> None:
+    """``ValueError`` naming ``name`` unless ``x`` is a non-empty batch of finite values in ``[low, high]`` (+-1e-4)."""
+    if x.ndim == 0 or x.numel() == 0:
+        raise ValueError(f"{name} is empty: expected at least one sample, got shape {tuple(x.shape)}")
+    lo, hi = x.min().item(), x.max().item()
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo >= low - 1e-4 and hi <= high + 1e-4):
+        raise ValueError(f"{name} values must be finite, in [{low:g}, {high:g}]; got min {lo:.4g}, max {hi:.4g}")
+
+
+def _generators(generator, batch_size: int) -> GeneratorLike:
+    """``generator`` as a ``torch.Generator`` or one per sample (a list); integers seed CPU generators."""
+    many = isinstance(generator, (list, tuple))
+    if many and len(generator) != batch_size:
+        raise ValueError(f"generator: a list needs one per sample: expected {batch_size}, got {len(generator)}")
+    what = "generator (a torch.Generator, an integer seed, or a list of them)"
+    gens = [
+        g if isinstance(g, torch.Generator) else torch.Generator().manual_seed(check_int(g, what, -(2**63)))
+        for g in (generator if many else [] if generator is None else [generator])
+    ]
+    return gens if many else (gens or [None])[0]
 
 
 def _pipeline_folder(name: str, **hub_kwargs) -> str:
@@ -59,34 +109,24 @@ def _pipeline_folder(name: str, **hub_kwargs) -> str:
     :meth:`DualMCMCPipeline.from_pretrained` reads (``OSError`` naming the repository when it cannot be had)."""
     if os.path.isdir(name):
         return name
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import (
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub import constants, errors, snapshot_download
 
-    patterns = [
-        "model_index.json",
-        *(f"{c}/{p}" for c in COMPONENTS for p in ("config.json", "*.safetensors", "*.index.json")),
-    ]
+    offline = os.environ.get("HF_HUB_OFFLINE", "")
+    reasons = {  # the first that matches
+        errors.HFValidationError: f"{name!r} is neither a local folder nor a valid Hub repository id ('org/name')",
+        errors.RevisionNotFoundError: f"the Hub repository {name!r} has no revision {hub_kwargs.get('revision')!r}",
+        errors.RepositoryNotFoundError: f"{name!r} is not a local folder and the Hub ({constants.ENDPOINT}) has no "
+        "repository of that name that you can access (check the id; for a private one log in with `hf auth login`)",
+        errors.LocalEntryNotFoundError: f"{name!r} is not a local folder nor in the Hugging Face cache, and the Hub "
+        f"cannot be reached (offline: HF_HUB_OFFLINE={offline!r})",
+    }
+    files = ("config.json", "*.safetensors", "*.index.json")
     try:
-        return snapshot_download(name, allow_patterns=patterns, **hub_kwargs)
-    except HFValidationError as err:
-        raise OSError(f"{name!r} is neither a local folder nor a valid Hub repository id ('org/name'): {err}") from err
-    except RepositoryNotFoundError as err:
-        raise OSError(
-            f"{name!r} is not a local folder and the Hub ({constants.ENDPOINT}) has no repository of that name "
-            "that you can access (check the id; for a private repository log in with `hf auth login`)"
-        ) from err
-    except RevisionNotFoundError as err:
-        raise OSError(f"the Hub repository {name!r} has no revision {hub_kwargs.get('revision')!r}") from err
-    except LocalEntryNotFoundError as err:
-        raise OSError(
-            f"{name!r} is not a local folder nor in the Hugging Face cache, and the Hub cannot be reached "
-            f"(offline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}): {err}"
-        ) from err
+        return snapshot_download(
+            name, allow_patterns=[MODEL_INDEX_FILE, *(f"{c}/{f}" for c in COMPONENTS for f in files)], **hub_kwargs
+        )
+    except tuple(reasons) as err:
+        raise OSError(f"{next(r for cls, r in reasons.items() if isinstance(err, cls))}: {err}") from err
 
 
 @dataclass
@@ -120,30 +160,22 @@ class DualMCMCPipeline(DiffusionPipeline):
         generator_model,
         encoder=None,
         num_inference_steps=None,
-        step_size=0.4,
-        noise_scale=0.001,
-        bn_stats="batch",
-        num_latent_steps=10,
-        latent_step_size=0.1,
-        latent_noise_scale=0.1,
-        proposal="generator",
-        noise_init_range=1.0,
-        num_revision_steps=None,
+        step_size=None,
+        noise_scale=None,
+        bn_stats=None,
+        num_latent_steps=None,
+        latent_step_size=None,
+        latent_noise_scale=None,
+        proposal=None,
+        noise_init_range=None,
     ):
+        """The components and the sampler settings (``None``: ``SAMPLER_DEFAULTS``, the authors' FID sampler), checked
+        by :func:`check_sampler_settings` and stored in the config."""
         super().__init__()
-        settings = dict(
-            num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps),
-            step_size=step_size,
-            noise_scale=noise_scale,
-            bn_stats=bn_stats,
-            num_latent_steps=num_latent_steps,
-            latent_step_size=latent_step_size,
-            latent_noise_scale=latent_noise_scale,
-            proposal=proposal,
-            noise_init_range=noise_init_range,
-        )
-        settings = dict(zip(settings, _checked({"num_inference_steps": 70}, **settings)))
-        self._check_components(energy_model, generator_model, encoder, proposal, settings["num_inference_steps"])
+        given = locals()
+        settings = check_sampler_settings(**{name: given[name] for name in SAMPLER_DEFAULTS})
+        steps = settings["num_inference_steps"]
+        self._check_components(energy_model, generator_model, encoder, settings["proposal"], steps)
         self.register_modules(energy_model=energy_model, generator_model=generator_model, encoder=encoder)
         self.register_to_config(**settings)
         self.image_processor = VaeImageProcessor(
@@ -154,38 +186,37 @@ class DualMCMCPipeline(DiffusionPipeline):
     def _check_components(energy_model, generator_model, encoder, proposal, steps) -> None:
         if generator_model is None and (proposal == "generator" or encoder is not None):
             raise ValueError(
-                f"{'an encoder' if encoder is not None else 'proposal=' + repr(proposal)} needs generator_model"
+                f"{'an encoder' if encoder is not None else f'proposal={proposal!r}'} needs generator_model"
             )
         if energy_model is None and (proposal == "noise" or steps != 0):
             raise ValueError(
                 f"energy_model=None needs proposal='generator', num_inference_steps=0; got {proposal!r}, {steps}"
             )
-        components = {
-            "generator_model": (generator_model, DualMCMCGeneratorModel),
-            "energy_model": (energy_model, DualMCMCEnergyModel),
-            "encoder": (encoder, DualMCMCEncoderModel),
-        }
-        for name, (module, cls) in components.items():
-            if module is not None and not _is_a(module, cls):
-                raise ValueError(f"{name} must be a {cls.__name__} or None, got {type(module).__name__}")
-        shapes = {n: (m.config.num_channels, m.config.image_size) for n, (m, _) in components.items() if m is not None}
+        given = {"generator_model": generator_model, "energy_model": energy_model, "encoder": encoder}
+        for name, module in given.items():
+            if module is not None and not _is_a(module, COMPONENTS[name]):
+                raise ValueError(f"{name} must be a {COMPONENTS[name].__name__} or None, got {type(module).__name__}")
+        shapes = {n: (m.config.num_channels, m.config.image_size) for n, m in given.items() if m is not None}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"the components disagree on (num_channels, image_size): {shapes}; expected equal")
         if encoder is not None and (e := encoder.config.latent_dim) != (g := generator_model.config.latent_dim):
             raise ValueError(f"encoder latent_dim {e} != generator_model latent_dim {g}: expected equal")
 
-    def check_inputs(self, batch_size, latents, generator, return_energies, tensor_inputs, **settings):
-        """Validate :meth:`__call__`'s arguments (``ValueError`` naming the argument); returns them normalised."""
-        steps, step_size, noise_scale, bn_stats, _ = _checked(self.config, **settings)
+    def sampler_settings(self, **overrides) -> dict:
+        """The config's sampler settings with the ``overrides`` that are not ``None``, checked."""
+        stored = {name: self.config[name] for name in SAMPLER_DEFAULTS}
+        return check_sampler_settings(**{**stored, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def check_inputs(self, batch_size, latents, generator, return_energies, tensor_inputs, output_type, steps):
+        """Validate :meth:`__call__`'s other arguments (``ValueError`` naming the argument); returns them normalised."""
+        check_argument("output_type", output_type)
         if self.energy_model is None and (steps != 0 or return_energies):
             raise ValueError(
                 "this pipeline has no energy_model (a generator + encoder baseline): expected "
                 f"num_inference_steps=0 and return_energies=False, got {steps} and {return_energies}"
             )
-        if not set(tensor_inputs) <= set(self._callback_tensor_inputs):
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got {tensor_inputs}"
-            )
+        if not set(tensor_inputs) <= set(allowed := self._callback_tensor_inputs):
+            raise ValueError(f"callback_on_step_end_tensor_inputs must be in {allowed}, got {tensor_inputs}")
         if latents is not None:  # the generator checks their shape
             if self.config.proposal == "noise" or not isinstance(latents, torch.Tensor):
                 raise ValueError(
@@ -194,8 +225,8 @@ class DualMCMCPipeline(DiffusionPipeline):
                 )
             _check_finite(latents, "latents")
             batch_size, latents = latents.shape[0], latents.to(device=self._execution_device, dtype=torch.float32)
-        (batch_size,) = _checked(batch_size=batch_size)
-        return batch_size, steps, step_size, noise_scale, bn_stats, latents, _generators(generator, batch_size)
+        batch_size = check_argument("batch_size", batch_size)
+        return batch_size, latents, _generators(generator, batch_size)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -249,12 +280,11 @@ class DualMCMCPipeline(DiffusionPipeline):
         bn_stats: str | None = None,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("sample",),
-        num_revision_steps: int | None = None,
     ):
         r"""Sample the EBM: proposals ``x0 = G(z)``, then ``num_inference_steps`` Langevin steps on ``E``.
 
-        ``batch_size`` is ignored when ``latents`` (``z``) are given; the sampler settings default to the config's
-        (``num_revision_steps``: deprecated alias); ``generator``: a ``torch.Generator``, a seed or one per sample.
+        ``batch_size`` is ignored when ``latents`` (``z``) are given; the sampler settings default to the config's;
+        ``generator``: a ``torch.Generator``, a seed or one per sample.
         ``output_type``: ``"pil"``, ``"np"`` / ``"pt"`` (``[0, 1]``) or ``"latent"`` (the float32 chain state in model
         space ``[-1, 1]``, not clamped); ``return_dict=False`` gives ``(images,)`` + ``proposals`` if ``return_proposals``
         + ``energies`` if ``return_energies``. ``callback_on_step_end(pipe, i, i, callback_kwargs)`` runs after Langevin
@@ -266,34 +296,22 @@ class DualMCMCPipeline(DiffusionPipeline):
         # 0. settings (default: the config's) and input checks
         is_object = isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks))  # diffusers' callbacks
         inputs = callback_on_step_end.tensor_inputs if is_object else callback_on_step_end_tensor_inputs
-        batch_size, steps, step_size, noise_scale, bn_stats, latents, generator = self.check_inputs(
-            batch_size,
-            latents,
-            generator,
-            return_energies,
-            inputs,
-            num_inference_steps=_renamed_steps(num_inference_steps, num_revision_steps),
-            step_size=step_size,
-            noise_scale=noise_scale,
-            bn_stats=bn_stats,
-            output_type=output_type,
+        cfg = self.sampler_settings(
+            num_inference_steps=num_inference_steps, step_size=step_size, noise_scale=noise_scale, bn_stats=bn_stats
         )
-        cfg, device = self.config, self._execution_device
+        chain, device = (cfg["num_inference_steps"], cfg["step_size"], cfg["noise_scale"]), self._execution_device
+        checked = self.check_inputs(batch_size, latents, generator, return_energies, inputs, output_type, chain[0])
+        batch_size, latents, generator = checked
 
         # 1. chain start: latents z ~ N(0, I); or uniform noise (proposal="noise"), drawn as randn_tensor draws
-        if cfg.proposal == "noise":
+        if cfg["proposal"] == "noise":
             n, gens = (1, generator) if isinstance(generator, list) else (batch_size, [generator])
-            u = torch.cat(
-                [
-                    torch.rand((n, *self.image_shape), generator=g, device=g.device if g is not None else "cpu")
-                    for g in gens
-                ]
-            )
-            proposals = (u.to(device) * 2 - 1) * cfg.noise_init_range
+            devices = [g.device if g is not None else "cpu" for g in gens]
+            u = torch.cat([torch.rand((n, *self.image_shape), generator=g, device=d) for g, d in zip(gens, devices)])
+            proposals = (u.to(device) * 2 - 1) * cfg["noise_init_range"]
         elif latents is None:
-            latents = randn_tensor(
-                (batch_size, self.latent_dim), generator=generator, device=device, dtype=torch.float32
-            )
+            shape = (batch_size, self.latent_dim)
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
 
         def on_step(i: int, x: torch.Tensor) -> torch.Tensor | None:  # a returned "sample" replaces the chain state
             bar.update()
@@ -302,21 +320,14 @@ class DualMCMCPipeline(DiffusionPipeline):
                 raise ValueError(f"callback_on_step_end must return a dict, got {type(outputs).__name__}")
             return (outputs or {}).get("sample")
 
-        with self._sampling_state(bn_stats), self.progress_bar(total=steps) as bar, chain_mode(self.energy_model):
+        bar = self.progress_bar(total=chain[0])
+        with self._sampling_state(cfg["bn_stats"]), bar, chain_mode(self.energy_model):
             # 2. proposals x0 = G(z)
-            if cfg.proposal == "generator":
+            if cfg["proposal"] == "generator":
                 proposals = self._decode(latents)
             # 3. Langevin revision on E (without energy_model: 0 steps, the samples are the proposals)
-            out = energy_langevin(
-                self._energy,
-                proposals,
-                steps,
-                step_size,
-                noise_scale,
-                generator=generator,
-                return_energies=return_energies,
-                callback=on_step,
-            )
+            kwargs = dict(generator=generator, return_energies=return_energies, callback=on_step)
+            out = energy_langevin(self._energy, proposals, *chain, **kwargs)
 
         # 4. postprocess
         proposals = proposals if return_proposals else None
@@ -325,19 +336,14 @@ class DualMCMCPipeline(DiffusionPipeline):
     def preprocess(self, images=None, pixel_values: torch.Tensor | None = None) -> torch.Tensor:
         """``images`` (``VaeImageProcessor`` inputs, uint8 or in ``[0, 1]``) or ``pixel_values`` (``[-1, 1]``), checked."""
         if (images is None) == (pixel_values is None):
-            raise ValueError(
-                "pass exactly one of `images` (values in [0, 1], PIL or uint8) or `pixel_values` (in [-1, 1])"
-            )
+            raise ValueError("pass exactly one of `images` (in [0, 1], PIL or uint8) or `pixel_values` (in [-1, 1])")
         name, low = ("images", 0.0) if pixel_values is None else ("pixel_values", -1.0)
         if pixel_values is not None and not isinstance(pixel_values, torch.Tensor):
             raise ValueError(f"pixel_values must be a torch.Tensor in [-1, 1], got {type(pixel_values).__name__}")
         loader = VaeImageProcessor(**{**self.image_processor.config, "do_normalize": False})  # keeps uint8 / [0, 1]
+        images = list(images) if isinstance(images, tuple) else images
         try:
-            x = (
-                pixel_values
-                if images is None
-                else loader.preprocess(list(images) if isinstance(images, tuple) else images)
-            )
+            x = pixel_values if images is None else loader.preprocess(images)
         except (ValueError, IndexError) as err:
             raise ValueError(f"images must be PIL image(s), numpy arrays or torch tensors (or a list): {err}") from err
         x = x / 255.0 if x.dtype == torch.uint8 else x.float()
@@ -369,31 +375,17 @@ class DualMCMCPipeline(DiffusionPipeline):
         ``G(z0)`` (the paper's "Inf" row; "Inf+L" revised), energies: z-chain potentials, latents: the revised ``z``."""
         if self.encoder is None:
             raise ValueError("this pipeline has no encoder: reconstruction/inference needs `encoder`")
-        steps, step_size, noise_scale, bn_stats, _ = _checked(
-            self.config,
-            num_latent_steps=num_latent_steps,
-            latent_step_size=None,
-            latent_noise_scale=None,
-            bn_stats=bn_stats,
-            output_type=output_type,
-        )
+        check_argument("output_type", output_type)
+        cfg = self.sampler_settings(num_latent_steps=num_latent_steps, bn_stats=bn_stats)
+        chain = (cfg["num_latent_steps"], cfg["latent_step_size"], cfg["latent_noise_scale"])
         x, g = self.preprocess(images, pixel_values), self.generator_model
-        generator = _generators(generator, x.shape[0])
-        with self._sampling_state(bn_stats), chain_mode(g):
+        generator, stds = _generators(generator, x.shape[0]), (g.config.observation_std, g.config.prior_std)
+        with self._sampling_state(cfg["bn_stats"]), chain_mode(g):
             # encoder draw z0 ~ q(z|x), Langevin revision of z on the generator posterior, decode
             q = self.encoder(x.to(self.encoder.dtype))
             z0 = (q.sample(generator) if sample_posterior else q.mean).float()
             out = posterior_langevin(
-                self._decode,
-                z0,
-                x,
-                steps,
-                step_size,
-                noise_scale,
-                g.config.observation_std,
-                g.config.prior_std,
-                generator=generator,
-                return_energies=return_energies,
+                self._decode, z0, x, *chain, *stds, generator=generator, return_energies=return_energies
             )
             recon, initial = self._decode(out.sample), self._decode(z0) if return_proposals else None
         return self._output(recon, initial, out.energies, out.sample, output_type, return_dict)
@@ -415,65 +407,44 @@ class DualMCMCPipeline(DiffusionPipeline):
         bn_stats: str | None = None,
     ):
         """Linear latent interpolation (paper Fig. 4) between two latents or two images (encoder mean + z-chain)."""
-        (num_points,) = _checked(num_points=num_points)
+        num_points = check_argument("num_points", num_points)
         if [v is not None for v in (start, end, start_latents, end_latents)] not in ([1, 1, 0, 0], [0, 0, 1, 1]):
             raise ValueError("give both endpoints: start and end images, or start_latents and end_latents (not both)")
-        if start is not None:
+        if start is not None:  # the encoder's means, revised by the z-chain
             pair = torch.cat([self.preprocess(images=start), self.preprocess(images=end)])
-            z = self.reconstruct(
-                pixel_values=pair,
-                num_latent_steps=num_latent_steps,
-                generator=generator,
-                sample_posterior=False,
-                output_type="latent",
-                bn_stats=bn_stats,
-            ).latents
+            kwargs = dict(num_latent_steps=num_latent_steps, generator=generator, bn_stats=bn_stats)
+            z = self.reconstruct(pixel_values=pair, sample_posterior=False, output_type="latent", **kwargs).latents
         else:
             z = [torch.as_tensor(t).reshape(1, -1).float() for t in (start_latents, end_latents)]
-            if z[0].shape != z[1].shape:
-                raise ValueError(
-                    f"start_latents and end_latents must have equal sizes, got {z[0].shape[1]}, {z[1].shape[1]}"
-                )
+            if (a := z[0].shape[1]) != (b := z[1].shape[1]):
+                raise ValueError(f"start_latents and end_latents must have equal sizes, got {a}, {b}")
             z = torch.cat(z)
         if z.shape[0] != 2:
             raise ValueError(f"interpolate takes one start and one end image or latent vector, got {z.shape[0]}")
         w = torch.linspace(0, 1, num_points, device=z.device).unsqueeze(1)
-        return self(
-            latents=(1 - w) * z[:1] + w * z[1:],
-            num_inference_steps=num_inference_steps,
-            generator=generator,
-            output_type=output_type,
-            return_dict=return_dict,
-            bn_stats=bn_stats,
-        )
+        kwargs = dict(generator=generator, output_type=output_type, return_dict=return_dict, bn_stats=bn_stats)
+        return self(latents=(1 - w) * z[:1] + w * z[1:], num_inference_steps=num_inference_steps, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> DualMCMCPipeline:
-        """Load a saved pipeline folder or a Hub repository with this module's classes: no code from the repository runs.
+        """Load a saved pipeline folder or a Hub repository with this module's classes: no code from the repository runs
+        (``save_pretrained``'s layout or ``hf_dualmcmc.hub.export_for_hub``'s; ``trust_remote_code`` is ignored).
 
-        Both layouts load: ``save_pretrained``'s and the uploaded one (``hf_dualmcmc.hub.export_for_hub``, whose code
-        files let ``DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`` load it without this package),
-        so ``trust_remote_code`` is not needed here (accepted and ignored). Keyword arguments: components
-        (``energy_model=...``; ``None`` leaves one out), sampler settings (``num_inference_steps=30``, ...),
-        ``torch_dtype`` (a dtype, or a dict per component with a ``"default"``), ``variant``, and the Hub download
-        arguments ``revision`` (a branch, tag or commit), ``cache_dir``, ``token``, ``local_files_only``,
-        ``force_download``. From a Hub repository only ``model_index.json`` and the components' ``config.json`` and
-        safetensors weights are downloaded.
+        Keyword arguments: components (``energy_model=...``; ``None`` leaves one out), sampler settings
+        (``num_inference_steps=30``, ...), ``torch_dtype`` (a dtype, or a dict per component with a ``"default"``),
+        ``variant``, and the Hub download arguments ``revision``, ``cache_dir``, ``token``, ``local_files_only``,
+        ``force_download`` (only ``model_index.json`` and the components' configs and safetensors are downloaded).
         """
         if kwargs.pop("custom_pipeline", None) is not None:
-            raise ValueError(
-                "DualMCMCPipeline.from_pretrained loads DualMCMCPipeline: use DiffusionPipeline.from_pretrained "
-                "for custom_pipeline"
-            )
+            raise ValueError("custom_pipeline: use DiffusionPipeline.from_pretrained (this loads DualMCMCPipeline)")
         kwargs.pop("trust_remote_code", None)
         if kwargs.pop("use_safetensors", True) is False:
-            raise ValueError(
-                "use_safetensors=False: DualMCMCPipeline loads safetensors weights only (pickles can run code)"
-            )
+            raise ValueError("use_safetensors=False: only safetensors weights are loaded (pickles can run code)")
         hub_kwargs = {k: kwargs.pop(k) for k in HUB_ARGUMENTS if k in kwargs}
-        torch_dtype, variant = kwargs.pop("torch_dtype", None), kwargs.pop("variant", None)
+        dtypes, variant = kwargs.pop("torch_dtype", None), kwargs.pop("variant", None)
+        dtypes = dtypes if isinstance(dtypes, dict) else {"default": dtypes}
         passed = {k: kwargs.pop(k) for k in COMPONENTS if k in kwargs}
-        settings = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *COMPONENTS)]
+        settings = list(SAMPLER_DEFAULTS)
         overrides = {k: kwargs.pop(k) for k in settings if k in kwargs}
         if kwargs:
             raise ValueError(
@@ -494,9 +465,7 @@ class DualMCMCPipeline(DiffusionPipeline):
                 raise ValueError(f"{folder}/model_index.json names {name} {spec!r}; expected a {model_class.__name__}")
             else:
                 model = model_class.from_pretrained(folder, subfolder=name, variant=variant, use_safetensors=True)
-                dtype = (
-                    torch_dtype.get(name, torch_dtype.get("default")) if isinstance(torch_dtype, dict) else torch_dtype
-                )
+                dtype = dtypes.get(name, dtypes.get("default"))
                 models[name] = model if dtype is None else model.to(dtype)
         stored = {k: v for k, v in index.items() if k in settings}
         ignored = sorted(k for k in index if not k.startswith("_") and k not in settings and k not in COMPONENTS)
@@ -506,30 +475,14 @@ class DualMCMCPipeline(DiffusionPipeline):
         pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
         return pipe
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        create_pr: bool = False,
-        **card_kwargs,
-    ):
+    def push_to_hub(self, repo_id, commit_message=None, private=None, token=None, create_pr=False, **card_kwargs):
         """Upload this pipeline with this project's model card (``hf_dualmcmc.hub.push_to_hub``) instead of diffusers'
         generic one; ``card_kwargs`` (``template``, ``dataset``, ``training_config``, ``metrics``, ``extra_tags``) go
         to ``hf_dualmcmc.hub.write_model_card``. ``save_pretrained(..., push_to_hub=True)`` uploads through here."""
         import importlib  # not `from .hub import`: remote-code loaders would then look for a hub.py next to this file
 
-        hub = importlib.import_module("hf_dualmcmc.hub")
-        return hub.push_to_hub(
-            self,
-            repo_id,
-            commit_message=commit_message,
-            private=private,
-            token=token,
-            create_pr=create_pr,
-            **card_kwargs,
-        )
+        kwargs = dict(commit_message=commit_message, private=private, token=token, create_pr=create_pr)
+        return importlib.import_module("hf_dualmcmc.hub").push_to_hub(self, repo_id, **kwargs, **card_kwargs)
 
     def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
         """``DiffusionPipeline.save_pretrained``; ``push_to_hub=True`` then uploads with :meth:`push_to_hub` (kwargs
@@ -537,12 +490,11 @@ class DualMCMCPipeline(DiffusionPipeline):
         hub_keys = ("repo_id", "commit_message", "private", "token", "create_pr")
         hub_kwargs = {k: kwargs.pop(k) for k in hub_keys if k in kwargs}
         super().save_pretrained(save_directory, *args, **kwargs)
-        written = [os.path.join(save_directory, name) for name in ("model_index.json", *COMPONENTS)]
+        written = [os.path.join(save_directory, name) for name in (MODEL_INDEX_FILE, *COMPONENTS)]
         default_modes(*(path for path in written if os.path.exists(path)))  # safetensors writes weights 0600
         if push_to_hub:
-            self.push_to_hub(
-                hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory)), **hub_kwargs
-            )
+            repo_id = hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory))
+            self.push_to_hub(repo_id, **hub_kwargs)
 
 
-__all__ = ["DualMCMCPipeline", "DualMCMCPipelineOutput"]
+__all__ = ["SAMPLER_DEFAULTS", "DualMCMCPipeline", "DualMCMCPipelineOutput", "check_argument", "check_sampler_settings"]

@@ -1,17 +1,10 @@
 """Reading torch files without running code: ``torch.load(weights_only=True)`` with errors that say what is wrong.
 
-A ``torch.save`` file (``.pt``/``.pth``) is a pickle, and plain unpickling calls whatever the file names (``os.system``,
-``open``, any class's ``__reduce__``). ``weights_only=True`` restricts it to tensors, numbers, strings, ``None`` and
-containers, and refuses anything else before calling it. :func:`load_torch_file` is that call, with torch's errors
-turned into a :class:`ValueError` naming the file, what was expected and what is wrong: code it would run
-(:class:`UnsafePickleError`, naming what it would call), a truncated file, or no checkpoint. Torch's own advice (to
-retry without the restriction) is never passed on: it is what would run the code.
-
-```python
->>> from hf_dualmcmc.serialization import load_torch_file
->>> state = load_torch_file("ckpt.pth", what="checkpoint", expected="a dict of state dicts")
-```
-"""
+A ``torch.save`` file is a pickle, and plain unpickling calls whatever the file names. :func:`load_torch_file` reads
+only tensors, numbers, strings and containers, and turns torch's errors into a ``ValueError`` naming the file, what
+was expected and what is wrong (:class:`UnsafePickleError` names the code it would run). Torch's advice to retry
+without the restriction is never passed on: that is what would run the code. Example:
+``load_torch_file("ckpt.pth", what="checkpoint", expected="a dict of state dicts")``."""
 
 from __future__ import annotations
 
@@ -22,6 +15,7 @@ import pickle
 import pickletools
 import re
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,18 +35,10 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def load_torch_file(source: str | os.PathLike | bytes, *, what: str, expected: str, name: str | None = None) -> Any:
-    """``torch.load(source, map_location="cpu", weights_only=True)``, refusing anything that would run code.
-
-    Args:
-        source: a path, or the file's bytes (then ``name`` names it in messages).
-        what: what the file is, for messages (e.g. ``"official checkpoint"``).
-        expected: what it should hold, for messages (e.g. ``"a dict with keys netG, netE, netI"``).
-
-    Raises:
-        UnsafePickleError: the file references a Python global outside torch's weights-only allow-list.
-        ValueError: the file is empty, truncated/corrupt or not a ``torch.save`` file (told apart by its first
-            bytes: a zip archive, a pickle, or neither).
-    """
+    """``torch.load(source, map_location="cpu", weights_only=True)`` of a path or the file's bytes (``name`` names
+    them), refusing anything that would run code. ``what`` (the file) and ``expected`` (what it should hold) are for
+    messages. Raises :class:`UnsafePickleError` for a global outside torch's weights-only allow-list, ``ValueError``
+    for an empty, truncated or corrupt file or one that is not a ``torch.save`` file (told by its first bytes)."""
     label = f"{what} {name or str(source)!r}"
     try:
         return torch.load(
@@ -69,12 +55,11 @@ def load_torch_file(source: str | os.PathLike | bytes, *, what: str, expected: s
 
 
 def _foreign_globals(source: str | os.PathLike | bytes) -> list[str]:
-    """The Python objects outside torch's weights-only allow-list that a pickle (or the ``data.pkl`` of a
-    ``torch.save`` zip) names, read with :mod:`pickletools` (nothing is imported); those of a truncated pickle up to
-    where it ends. Torch's own message names only the first, and none when it stops earlier (protocol 4's frames)."""
+    """The objects outside torch's allow-list that a pickle (or a ``torch.save`` zip's ``data.pkl``) names, read with
+    :mod:`pickletools` (nothing imported; a truncated pickle up to where it ends): torch names only the first."""
     found, strings = [], []
     try:
-        data = source if isinstance(source, bytes) else open(source, "rb").read()
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
         if data[:2] == b"PK":
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 data = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
@@ -99,8 +84,7 @@ def _foreign_globals(source: str | os.PathLike | bytes) -> list[str]:
 def _first_line(err: Exception) -> str:
     """The gist of torch's message, without its advice to retry with the restriction off."""
     text = str(err).strip()
-    opcode = re.search(r"Unsupported operand (\d+)", text)
-    if opcode:
+    if opcode := re.search(r"Unsupported operand (\d+)", text):
         return f"unsupported pickle opcode {opcode.group(1)}"
     if isinstance(err, pickle.UnpicklingError) or "weights_only" in text:
         return "the weights-only unpickler refused it"
@@ -110,11 +94,8 @@ def _first_line(err: Exception) -> str:
 def _diagnose(source: str | os.PathLike | bytes) -> str:
     """What a file torch.load could not read looks like, from its first bytes."""
     try:
-        if isinstance(source, bytes):
-            head = source[:4]
-        else:
-            with open(source, "rb") as f:
-                head = f.read(4)
+        with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as f:
+            head = f.read(4)
     except OSError:
         return "could not be read"
     if not head:

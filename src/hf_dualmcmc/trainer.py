@@ -1,10 +1,10 @@
 """The training loop behind ``accelerate launch scripts/train.py`` (one loop a reader can follow).
 
-``train(config)`` builds the three models from :class:`ModelSettings`, loads images with :mod:`hf_dualmcmc.data`,
+``train(config)`` builds the three models from ``config.model``, loads images with :mod:`hf_dualmcmc.data`,
 picks the step function once (:func:`hf_dualmcmc.training.dual_mcmc_step` with its speed options, or a baseline of
 :mod:`hf_dualmcmc.baselines` for ``teaching.method``) and runs one loop whose phases are commented: data, step,
-log, sample, checkpoint, stop. Around it, Accelerate: one or many processes, mixed precision ``no``/``bf16``/``fp16``
-(MCMC chains always run through the unwrapped models with float32 state), gradient accumulation
+log, sample, checkpoint, stop. Around it, Accelerate: one or many processes, mixed precision (``run.mixed_precision``:
+``auto`` picks bf16 where the hardware computes it natively; MCMC chains always run through the unwrapped models with float32 state), gradient accumulation
 (``run.gradient_accumulation_steps`` micro-batches per update), trackers (TensorBoard by default: scalars and sample
 grids). Optionally an EMA of the energy and generator weights (``run.use_ema``), exported as the pipeline's weights.
 
@@ -26,6 +26,7 @@ PosixPath('outputs/digits/pipeline')
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import math
@@ -34,7 +35,6 @@ import re
 import shutil
 import socket
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -49,85 +49,37 @@ from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, s
 from diffusers.utils import make_image_grid
 from tqdm.auto import tqdm
 
-from .atomic import default_modes
-from .baselines import method_networks, teaching_step
+from . import atomic
+from .atomic import atomic_write, fresh_directory
 from .checkpointing import (
-    CHECKPOINT_PREFIX,
     LEFTOVER,
     CheckpointError,
     checkpoint_step,
     list_checkpoints,
     load_checkpoint,
+    prune_checkpoints,
     read_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
 )
-from .configuration_dualmcmc import (
-    DualMCMCEncoderConfig,
-    DualMCMCEnergyConfig,
-    DualMCMCGeneratorConfig,
-    default_encoder_layout,
-    default_energy_layout,
-    default_generator_mults,
-)
 from .data import DataConfig, check_dataset_size, describe, load_image_dataset
+from .hub import overlap
 from .modeling_dualmcmc import DualMCMCEncoderModel, DualMCMCEnergyModel, DualMCMCGeneratorModel, refresh_spectral_norm
 from .performance import chain_compiler, to_memory_format
 from .pipeline_dualmcmc import DualMCMCPipeline
-from .training import StepOutput, dual_mcmc_step, make_optimizers, make_schedulers
-from .training_config import ConfigError, ModelSettings, SamplerSettings, TeachingConfig, TrainConfig
+from .training import METHODS, StepOutput, make_optimizers, make_schedulers
+from .training_config import RESUMABLE_KEYS, ConfigError, ModelSettings, TeachingConfig, TrainConfig, network_configs
 
 logger = get_logger(__name__)
 
 NETWORKS = ("energy", "generator", "encoder")
-HISTORY_FILE = "history.jsonl"
-CONFIG_FILE = "training_config.yaml"
-# what a run writes into output_dir, each listed in the manifest before it is first written
-RUN_FILES = ("history.jsonl", "checkpoints", "pipeline", "samples", "logs", "training_config.yaml")
-MANIFEST_FILE, MANIFEST_FORMAT = ".hf-dualmcmc-run.json", "hf-dualmcmc-run/1"
-LOCK_FILE, HOLDER_FILE = ".hf-dualmcmc.lock", ".hf-dualmcmc.lock.json"
 # what the run writes inside its folders (anything else there is the user's: overwrite refuses to set it aside)
 OWN_CONTENT = {
-    "checkpoints": re.compile(rf"{CHECKPOINT_PREFIX}\d+|\.superseded-.+|{LEFTOVER.pattern}"),
-    "samples": re.compile(r"step_\d+_\w+\.png"),
-    "logs": re.compile("dualmcmc"),
-}
-# what a resumed run may change (the rest must equal the checkpoint's training_config.yaml): where, how long, how
-# often, what is logged and exported; nothing that changes a number the training computes
-RESUMABLE_KEYS = {
-    "run": {
-        "output_dir",
-        "overwrite_output_dir",
-        "max_steps",
-        "epochs",
-        "max_minutes",
-        "log_every",
-        "sample_every",
-        "num_sample_images",
-        "checkpoint_every",
-        "checkpoints_total_limit",
-        "export_at_checkpoints",
-        "report_to",
-        "num_workers",
-        "dataset_name",
-        "card_template",
-        "push_to_hub",
-        "hub_model_id",
-        "hub_private",
-        "hub_license",
-        "mixed_precision",
-    },  # the precision actually used is compared instead (trainer_state.json)
-    "data": {"max_in_memory_bytes", "cache_dir"},
-    "teaching": {"explode_threshold"},
-    "sampler": {
-        "num_inference_steps",
-        "step_size",
-        "noise_scale",
-        "bn_stats",
-        "num_latent_steps",
-        "latent_step_size",
-        "latent_noise_scale",
-    },
+    atomic.CHECKPOINTS_DIR: re.compile(
+        rf"{atomic.CHECKPOINT_PREFIX}\d+|{re.escape(atomic.SUPERSEDED_PREFIX)}.+|{LEFTOVER.pattern}"
+    ),
+    atomic.SAMPLES_DIR: re.compile(r"step_\d+_\w+\.png"),
+    atomic.LOGS_DIR: re.compile("dualmcmc"),
 }
 
 
@@ -147,43 +99,10 @@ USER_ERRORS = (ConfigError, CheckpointError, OutputDirError, DataError)
 """What ``scripts/train.py`` reports as one ``error: ...`` line with exit code 2."""
 
 
-def build_models(data: DataConfig, settings: ModelSettings):
+def build_models(data: DataConfig, model: ModelSettings):
     """Fresh (energy, generator, encoder) for the data's image size and channels."""
-    size, ch = data.image_size, data.num_channels
-    e_mults, e_down = default_energy_layout(size)
-    i_mults, i_stride = default_encoder_layout(size)
-    energy = DualMCMCEnergyModel(
-        DualMCMCEnergyConfig(
-            image_size=size,
-            num_channels=ch,
-            base_channels=settings.ndf,
-            channel_mults=settings.energy_channel_mults or e_mults,
-            downsample=settings.energy_downsample or e_down,
-            spectral_norm=settings.spectral_norm,
-        )
-    )
-    generator = DualMCMCGeneratorModel(
-        DualMCMCGeneratorConfig(
-            latent_dim=settings.latent_dim,
-            image_size=size,
-            num_channels=ch,
-            base_channels=settings.ngf,
-            channel_mults=settings.generator_channel_mults or default_generator_mults(size),
-            observation_std=settings.observation_std,
-            prior_std=settings.prior_std,
-        )
-    )
-    encoder = DualMCMCEncoderModel(
-        DualMCMCEncoderConfig(
-            image_size=size,
-            num_channels=ch,
-            latent_dim=settings.latent_dim,
-            base_channels=settings.nif,
-            channel_mults=settings.encoder_channel_mults or i_mults,
-            first_stride=settings.encoder_first_stride or i_stride,
-        )
-    )
-    return energy, generator, encoder
+    configs = network_configs(data, model)
+    return tuple(cls(c) for cls, c in zip((DualMCMCEnergyModel, DualMCMCGeneratorModel, DualMCMCEncoderModel), configs))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -221,24 +140,17 @@ class EpochBatchSampler(torch.utils.data.Sampler):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def build_pipeline(
-    energy, generator, encoder, sampler: SamplerSettings, teaching: TeachingConfig | None = None
-) -> DualMCMCPipeline:
+def build_pipeline(energy, generator, encoder, sampler, teaching: TeachingConfig | None = None) -> DualMCMCPipeline:
     """The exported pipeline. Baselines (``teaching.method``) export what they learned: ``short_run`` an energy with
     uniform-noise proposals (``proposal="noise"``), ``cooperative`` no encoder, ``inference_only`` no energy (its
     samples are the generator's: ``num_inference_steps=0``)."""
     noise = teaching is not None and teaching.method == "short_run"
+    settings = {**dataclasses.asdict(sampler), **({} if energy is not None else {"num_inference_steps": 0})}
     pipe = DualMCMCPipeline(
         energy,
         generator,
         encoder,
-        num_inference_steps=sampler.num_inference_steps if energy is not None else 0,
-        step_size=sampler.step_size,
-        noise_scale=sampler.noise_scale,
-        bn_stats=sampler.bn_stats,
-        num_latent_steps=sampler.num_latent_steps,
-        latent_step_size=sampler.latent_step_size,
-        latent_noise_scale=sampler.latent_noise_scale,
+        **settings,
         proposal="noise" if noise else "generator",
         noise_init_range=teaching.noise_init_range if noise else 1.0,
     )
@@ -282,16 +194,15 @@ def export_pipeline(
 ):
     """``save_pretrained`` + sample grid + model card, built in a temporary folder and moved into place. The card
     loads it from ``model_id`` (default: ``directory``)."""
-    from .atomic import atomic_directory
     from .hub import write_model_card
 
-    with atomic_directory(directory) as tmp:
+    with atomic.atomic_directory(directory) as tmp:
         pipe.save_pretrained(tmp)
         grid_name = None
         if grid is not None:
-            grid_name = "samples.png"
+            grid_name = atomic.SAMPLE_GRID_FILE
             grid.save(tmp / grid_name)
-        (tmp / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        (tmp / atomic.TRAINING_CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         write_model_card(
             tmp,
             template=config.run.card_template,  # a paper template names its own data set
@@ -312,22 +223,21 @@ def export_pipeline(
 
 
 def read_manifest(output_dir: Path) -> set[str]:
-    """The entries of ``output_dir`` that a run of this trainer listed in its manifest (:data:`MANIFEST_FILE`) as
-    written by it: the only ones ``run.overwrite_output_dir`` may set aside. No manifest: none."""
-    file = output_dir / MANIFEST_FILE
+    """The entries of ``output_dir`` that its manifest lists as written by a run of this trainer: the only ones
+    ``run.overwrite_output_dir`` may set aside. No manifest: none."""
+    file = output_dir / atomic.MANIFEST_FILE
     if not os.path.lexists(file):
         return set()
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        manifest = err
-    entries = (
-        manifest.get("entries") if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT else None
-    )
-    if not (isinstance(entries, list) and set(entries) <= set(RUN_FILES)):
+    except (OSError, ValueError):
+        manifest = None
+    ours = isinstance(manifest, dict) and manifest.get("format") == atomic.MANIFEST_FORMAT
+    entries = manifest.get("entries") if ours else None
+    if not (isinstance(entries, list) and all(e in atomic.RUN_FILES for e in entries)):
         raise OutputDirError(
-            f"{file}: not a run manifest of format {MANIFEST_FORMAT!r} listing some of "
-            f"{', '.join(RUN_FILES)}; this trainer did not write it, so nothing in run.output_dir "
+            f"{file}: not a run manifest of format {atomic.MANIFEST_FORMAT!r} listing some of "
+            f"{', '.join(atomic.RUN_FILES)}; this trainer did not write it, so nothing in run.output_dir "
             f"{output_dir} is taken as its own (move it away or choose another run.output_dir)"
         )
     return set(entries)
@@ -337,15 +247,15 @@ def claim(output_dir: Path, *names: str) -> None:
     """List ``names`` in the manifest before they are first written (main process)."""
     listed = read_manifest(output_dir)
     if not set(names) <= listed:
-        manifest = {"format": MANIFEST_FORMAT, "entries": sorted(listed | set(names))}
-        _atomic_write(output_dir / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+        manifest = {"format": atomic.MANIFEST_FORMAT, "entries": sorted(listed | set(names))}
+        atomic_write(output_dir / atomic.MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
 
 def foreign_entries(output_dir: Path, inside: bool = False) -> list[str]:
     """What of ``output_dir`` carries a name this trainer writes but is not listed in its manifest (the user's);
     ``inside``: also what a listed folder holds that this trainer does not write there (a ``checkpoints/.git``)."""
     listed = read_manifest(output_dir)
-    foreign = [name for name in RUN_FILES if os.path.lexists(output_dir / name) and name not in listed]
+    foreign = [name for name in atomic.RUN_FILES if os.path.lexists(output_dir / name) and name not in listed]
     for name, own in OWN_CONTENT.items() if inside else ():
         if name in listed and (output_dir / name).is_dir():
             foreign += sorted(f"{name}/{p.name}" for p in (output_dir / name).iterdir() if not own.fullmatch(p.name))
@@ -357,26 +267,21 @@ def holds_run(output_dir: Path) -> bool:
     return any(os.path.lexists(output_dir / name) for name in read_manifest(output_dir))
 
 
-def _overlap(a: Path, b: Path) -> bool:
-    a, b = a.resolve(), b.resolve()
-    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
-
-
 def check_output_dir(output_dir: Path, config: TrainConfig, resume: Path | None) -> None:
     """Before anything is written (and again under the lock): ``output_dir`` can be a folder, overlaps neither the
-    data nor the checkpoint resumed from, holds no file of the user under a name this run writes, and holds no other
-    run (unless ``run.overwrite_output_dir``; a resumed run writes into its checkpoint's output_dir or a new one)."""
+    data nor the checkpoint resumed from, holds no file of the user under a name this run writes, and no other run
+    (unless ``run.overwrite_output_dir``; a resumed run writes into its checkpoint's output_dir or a new one)."""
     where = next(p for p in (output_dir.absolute(), *output_dir.absolute().parents) if os.path.lexists(p))
     if not where.is_dir():
         raise OutputDirError(f"run.output_dir {output_dir}: {where} is not a folder")
     source = config.data.source.removeprefix("mnist:")
-    if source and Path(source).expanduser().exists() and _overlap(output_dir, Path(source).expanduser()):
+    if source and Path(source).expanduser().exists() and overlap(output_dir, Path(source).expanduser()):
         raise OutputDirError(
             f"run.output_dir {output_dir} and data.source {config.data.source} overlap (a run "
             "writes nothing among its inputs, nor reads them from among its outputs): choose another "
             "run.output_dir"
         )
-    if resume is not None and output_dir.resolve().is_relative_to(resume.resolve()):
+    if resume is not None and overlap(output_dir, resume) in ("is", "is inside"):
         raise OutputDirError(
             f"run.output_dir {output_dir} is inside the checkpoint {resume} it resumes from: choose "
             "the checkpoint's own output_dir or another one"
@@ -385,12 +290,11 @@ def check_output_dir(output_dir: Path, config: TrainConfig, resume: Path | None)
     if foreign:
         raise OutputDirError(
             f"run.output_dir {output_dir} holds {', '.join(foreign)} that this trainer did not write "
-            f"(not listed in {MANIFEST_FILE}); nothing there is overwritten or deleted: move them "
+            f"(not listed in {atomic.MANIFEST_FILE}); nothing there is overwritten or deleted: move them "
             "away or choose another run.output_dir"
         )
     if resume is not None:
-        own = resume.resolve().is_relative_to((output_dir / "checkpoints").resolve())
-        if not own and holds_run(output_dir):
+        if overlap(resume, output_dir / atomic.CHECKPOINTS_DIR) not in ("is", "is inside") and holds_run(output_dir):
             raise OutputDirError(
                 f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume "
                 "into the checkpoint's own output_dir or into an empty one"
@@ -405,60 +309,48 @@ def check_output_dir(output_dir: Path, config: TrainConfig, resume: Path | None)
 
 def lock_output_dir(output_dir: Path):
     """One run per folder: an exclusive lock on ``output_dir/.hf-dualmcmc.lock`` (``filelock``: ``flock``, released
-    by the OS when the process dies, so a killed run leaves no stale lock), held until :func:`unlock_output_dir`."""
+    by the OS when the process dies, so a killed run leaves no stale lock), held until :func:`unlock_output_dir`,
+    and ``.hf-dualmcmc.lock.json`` naming the holder for the message of a run that is refused."""
     from filelock import FileLock, Timeout
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(output_dir / LOCK_FILE)
+    lock, holder_file = FileLock(output_dir / atomic.LOCK_FILE), output_dir / atomic.HOLDER_FILE
     try:
         lock.acquire(timeout=0)
     except Timeout:
         for _ in range(20):  # the holder names itself just after it takes the lock: give it up to 2 s
             try:
-                holder = json.loads((output_dir / HOLDER_FILE).read_text(encoding="utf-8"))
+                holder = json.loads(holder_file.read_text(encoding="utf-8"))
                 holder = f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
                 break
             except (OSError, ValueError, TypeError, KeyError):
-                holder = f"holder unknown: {HOLDER_FILE} is missing or unreadable"
+                holder = f"holder unknown: {atomic.HOLDER_FILE} is missing or unreadable"
                 time.sleep(0.1)
         raise OutputDirError(
             f"run.output_dir {output_dir} is in use by another training run ({holder}): wait for it "
             "or choose another run.output_dir"
         ) from None
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "command": " ".join(sys.argv)}
+    atomic_write(holder_file, json.dumps(holder) + "\n")  # (a killed run's file is overwritten by the next holder)
     return lock
 
 
-def name_holder(output_dir: Path) -> None:
-    """``.hf-dualmcmc.lock.json``: who holds the lock, for the message of a run that is refused (a killed run's file
-    is simply overwritten by the next holder)."""
-    holder = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "command": " ".join(sys.argv),
-    }
-    _atomic_write(output_dir / HOLDER_FILE, json.dumps(holder) + "\n")
-
-
 def unlock_output_dir(output_dir: Path, lock) -> None:
-    (output_dir / HOLDER_FILE).unlink(missing_ok=True)
+    (output_dir / atomic.HOLDER_FILE).unlink(missing_ok=True)
     lock.release()  # (the empty lock file stays: removing it would let two runs lock two different files)
 
 
 def set_aside_previous_run(output_dir: Path) -> Path | None:
     """``run.overwrite_output_dir``: move what the previous run's manifest lists (and the manifest) into a hidden
-    ``.previous-run-*`` folder (renames only, nothing deleted); it is deleted once the new run has written its first
-    checkpoint (or its pipeline) and moved back if the new run fails before that."""
-    listed = read_manifest(output_dir)
-    entries = [
-        output_dir / name
-        for name in (*RUN_FILES, MANIFEST_FILE)
-        if (name in listed or name == MANIFEST_FILE) and os.path.lexists(output_dir / name)
-    ]
+    ``.previous-run-*`` folder (renames only); it is deleted once the new run has written its first checkpoint (or
+    its pipeline) and moved back if the new run fails before that."""
+    names = (*sorted(read_manifest(output_dir)), atomic.MANIFEST_FILE)  # the manifest last: a kill midway leaves it
+    entries = [output_dir / name for name in names if os.path.lexists(output_dir / name)]  # listing what is in place
     if not entries:
         return None
-    aside = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=output_dir))
-    for entry in entries:  # the manifest last: a kill midway leaves it listing what is still in place
+    aside = fresh_directory(output_dir, atomic.PREVIOUS_RUN_PREFIX)
+    for entry in entries:
         os.replace(entry, aside / entry.name)
     logger.warning(
         f"run.overwrite_output_dir: the previous run in {output_dir} is set aside in {aside} until this "
@@ -470,38 +362,31 @@ def set_aside_previous_run(output_dir: Path) -> Path | None:
 def restore_previous_run(output_dir: Path, aside: Path) -> None:
     """The new run failed before its first checkpoint: remove what it wrote (its manifest lists it), move the
     previous run back."""
-    for name in (*read_manifest(output_dir), MANIFEST_FILE):
-        new = output_dir / name
-        if new.is_dir() and not new.is_symlink():
-            shutil.rmtree(new)
-        elif os.path.lexists(new):
-            new.unlink()
+    for new in (output_dir / name for name in (*read_manifest(output_dir), atomic.MANIFEST_FILE)):
+        shutil.rmtree(new) if new.is_dir() and not new.is_symlink() else new.unlink(missing_ok=True)
     for entry in aside.iterdir():
         os.replace(entry, output_dir / entry.name)
     aside.rmdir()
     logger.warning(f"this run failed before its first checkpoint: the previous run is back in {output_dir}")
 
 
-def rewind_output_dir(output_dir: Path, step: int) -> None:
+def rewind_output_dir(output_dir: Path, step: int, keep: int) -> None:
     """Resuming from step ``step``: newer checkpoints are set aside (kept) in ``checkpoints/.superseded-*`` (the
-    resumed run writes its own) and ``history.jsonl`` keeps the records up to it (and drops a line a kill cut short)."""
-    newer = [
-        p
-        for p in sorted((output_dir / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*"))
-        if (checkpoint_step(p) or 0) > step and p.is_dir()
-    ]
-    if newer:
-        aside = Path(
-            tempfile.mkdtemp(prefix=f".superseded-{time.strftime('%Y%m%d-%H%M%S')}-", dir=output_dir / "checkpoints")
-        )
-        default_modes(aside)
+    resumed run writes its own), older ones beyond the newest ``keep`` are deleted (as the save that wrote the step
+    would have, had it not been killed), and ``history.jsonl`` keeps the records up to ``step`` (and drops a line a
+    kill cut short)."""
+    checkpoints = output_dir / atomic.CHECKPOINTS_DIR
+    found = checkpoints.glob(f"{atomic.CHECKPOINT_PREFIX}*")
+    if newer := sorted(p for p in found if p.is_dir() and (checkpoint_step(p) or 0) > step):
+        aside = fresh_directory(checkpoints, f"{atomic.SUPERSEDED_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-")
         for checkpoint in newer:
             os.replace(checkpoint, aside / checkpoint.name)
         logger.warning(
             f"resuming from step {step}: the newer checkpoints {', '.join(p.name for p in newer)} are kept in {aside}",
             main_process_only=True,
         )
-    history = output_dir / HISTORY_FILE
+    prune_checkpoints(output_dir, keep)
+    history = output_dir / atomic.HISTORY_FILE
     if history.exists():
         kept = []
         for line in history.read_text(encoding="utf-8").splitlines():
@@ -511,16 +396,16 @@ def rewind_output_dir(output_dir: Path, step: int) -> None:
                 continue
             if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
                 kept.append(line + "\n")
-        _atomic_write(history, "".join(kept))
+        atomic_write(history, "".join(kept))
 
 
 def check_resumable(config: TrainConfig, saved: dict, state: dict, accelerator: Accelerator, path: Path) -> None:
-    """A resumed run continues bit-identically, so it may change only :data:`RESUMABLE_KEYS` (where, how long, how
-    often, what is logged and exported) and must run with the same number of processes and precision."""
+    """A resumed run continues bit-identically, so it may change only the fields marked resumable (where, how long,
+    how often, what is logged and exported) and must run with the same number of processes and precision."""
     try:
         saved_config = TrainConfig.from_dict(saved).to_dict()
     except ConfigError as err:
-        raise CheckpointError(f"{path / CONFIG_FILE}: {err}") from err
+        raise CheckpointError(f"{path / atomic.TRAINING_CONFIG_FILE}: {err}") from err
     changed = [
         f"{section}.{key} (checkpoint {saved_config[section][key]!r}, now {value!r})"
         for section, values in config.to_dict().items()
@@ -528,12 +413,11 @@ def check_resumable(config: TrainConfig, saved: dict, state: dict, accelerator: 
         if key not in RESUMABLE_KEYS.get(section, ()) and saved_config[section][key] != value
     ]
     if changed:
-        allowed = ", ".join(f"run.{k}" for k in sorted(RESUMABLE_KEYS["run"] - {"mixed_precision"}))
+        allowed = ", ".join(f"{section}.{key}" for section, keys in RESUMABLE_KEYS.items() for key in sorted(keys))
         raise ConfigError(
             ", ".join(c.split(" ")[0] for c in changed),
             f"cannot change when resuming from {path}: {'; '.join(changed)}. A resumed run continues "
-            f"bit-identically; it may change {allowed}, data.max_in_memory_bytes, data.cache_dir, "
-            "teaching.explode_threshold and sampler.* (start a new run for anything else)",
+            f"bit-identically; it may change {allowed} (start a new run for anything else)",
         )
     for what, then, now in (
         ("processes", state["num_processes"], accelerator.num_processes),
@@ -599,6 +483,30 @@ class TrainResult:
     grad_scaler: bool = False  # fp16: accelerate's loss scaler is active
 
 
+def resolve_mixed_precision(setting: str | None) -> str | None:
+    """``run.mixed_precision``: ``"auto"`` is what ``accelerate launch`` / its config chose (other than ``no``), else
+    ``"bf16"`` where the device computes bfloat16 natively (:func:`~hf_dualmcmc.performance.bf16_is_native`) and
+    ``"no"`` elsewhere (emulated bf16 is many times slower than float32); the choice is logged."""
+    from accelerate import PartialState
+    from accelerate.state import AcceleratorState, is_initialized
+
+    from . import performance
+
+    if setting != "auto":
+        return setting
+    device, launched = PartialState().device, os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if is_initialized():  # accelerate keeps a process's first precision
+        precision, why = AcceleratorState().mixed_precision, "this process's accelerate state has it"
+    elif launched != "no":
+        precision, why = launched, "chosen by accelerate launch / its config"
+    elif performance.bf16_is_native(device):
+        precision, why = "bf16", f"{device} computes bfloat16 natively"
+    else:
+        precision, why = "no", f"bfloat16 is not native on {device}: float32"
+    logger.info(f"run.mixed_precision auto: {precision} ({why})", main_process_only=True)
+    return precision
+
+
 def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> TrainResult:
     """Run Dual-MCMC teaching (or ``teaching.method``) as configured; returns this invocation's per-step history and
     the export path. ``resume_from_checkpoint``: ``"latest"`` or a checkpoint folder."""
@@ -606,10 +514,10 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     output_dir = Path(run.output_dir)
     k = run.gradient_accumulation_steps
     accelerator = Accelerator(
-        mixed_precision=run.mixed_precision,
+        mixed_precision=resolve_mixed_precision(run.mixed_precision),
         gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=k, sync_with_dataloader=False),
         log_with=None if run.report_to in (None, "none") else run.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / atomic.LOGS_DIR)),
     )
     main = accelerator.is_main_process
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
@@ -621,12 +529,6 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         )
 
     # what this run continues, where it writes: checked before anything is built or decoded
-    if (run.channels_last or run.compile) and teaching.method != "dual_mcmc":
-        raise ConfigError(
-            "run.channels_last",
-            f"run.channels_last / run.compile are options of the dual_mcmc step, "
-            f"not of teaching.method={teaching.method!r}",
-        )
     resume = resolve_checkpoint(output_dir, resume_from_checkpoint) if resume_from_checkpoint else None
     if resume is not None:
         saved_state, saved_config = read_checkpoint(resume)
@@ -635,7 +537,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
 
     # models, optimizers, data
     set_seed(run.seed)  # identical initial weights on every process
-    keep = method_networks(teaching.method)  # baselines learn (and export) only some of the three networks
+    keep = METHODS[teaching.method].networks  # baselines learn (and export) only some of the three networks
     energy, generator, encoder = (
         m if name in keep else None for name, m in zip(NETWORKS, build_models(config.data, config.model))
     )
@@ -684,16 +586,14 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         step = load_checkpoint(accelerator, resume, **checkpointed)["step"]  # weights, optimizers, EMA, LR, RNG
         logger.info(f"resumed from {resume} at step {step}", main_process_only=True)
 
-    # the step function, chosen once: dual-MCMC with its speed options, or the baseline's
-    if teaching.method == "dual_mcmc":
-        compiler = chain_compiler(accelerator.device) if run.compile else None
-        step_fn = functools.partial(dual_mcmc_step, memory_format=memory_format, chain_compiler=compiler)
-    else:
-        step_fn = teaching_step
+    # the step function of teaching.method (training.METHODS) and its hooks (the speed options: dual_mcmc only)
+    step_fn = METHODS[teaching.method].step
     hooks = {
         "backward": accelerator.backward,
         "autocast": accelerator.autocast,
         "unwrap": lambda m: None if m is None else accelerator.unwrap_model(m),
+        "memory_format": memory_format,
+        "chain_compiler": chain_compiler(accelerator.device) if run.compile else None,
     }
 
     def pipeline() -> DualMCMCPipeline:
@@ -718,14 +618,13 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         if _any(accelerator, refused is not None):  # every process stops, none waits for the others
             raise refused or OutputDirError(f"run.output_dir {output_dir}: refused by the main process")
         if main:
-            name_holder(output_dir)
             if resume is not None:
-                rewind_output_dir(output_dir, step)
+                rewind_output_dir(output_dir, step, run.checkpoints_total_limit)
             elif run.overwrite_output_dir:
                 previous_run = set_aside_previous_run(output_dir)
-            claim(output_dir, CONFIG_FILE, HISTORY_FILE)
-            _atomic_write(output_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
-            history_file = open(output_dir / HISTORY_FILE, "a", encoding="utf-8")  # noqa: SIM115
+            claim(output_dir, atomic.TRAINING_CONFIG_FILE, atomic.HISTORY_FILE)
+            atomic_write(output_dir / atomic.TRAINING_CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
+            history_file = open(output_dir / atomic.HISTORY_FILE, "a", encoding="utf-8")  # noqa: SIM115
         accelerator.wait_for_everyone()
         logger.info(
             f"data: {describe(dataset)}; {steps_per_epoch} steps/epoch of {k} x {run.batch_size} images per "
@@ -734,7 +633,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         )
         if accelerator.trackers == [] and run.report_to not in (None, "none"):
             if main:
-                claim(output_dir, "logs")
+                claim(output_dir, atomic.LOGS_DIR)
             accelerator.init_trackers("dualmcmc", config=_flat(config.to_dict()))
         last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
         # a wall-clock budget without max_steps ends long before epochs x steps: no total, so no made-up ETA
@@ -796,16 +695,14 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
 
             # sample: grids of the pipeline as it would be exported, to samples/ and the trackers
             if run.sample_every and step % run.sample_every == 0 and main:
-                claim(output_dir, "samples")
+                claim(output_dir, atomic.SAMPLES_DIR)
                 _log_images(accelerator, _write_grids(pipeline(), config, data, output_dir, step), step)
 
             # checkpoint: written aside, renamed into place; the newest checkpoints_total_limit are kept
             if run.checkpoint_every and (step % run.checkpoint_every == 0 or last):
-                named = str(
-                    output_dir / "checkpoints" / f"checkpoint-{step}" / "pipeline"
-                )  # (written in a temp folder)
+                named = f"{output_dir / atomic.CHECKPOINTS_DIR}/{atomic.CHECKPOINT_PREFIX}{step}/{atomic.PIPELINE_DIR}"
                 if main:
-                    claim(output_dir, "checkpoints")
+                    claim(output_dir, atomic.CHECKPOINTS_DIR)
                 last_checkpoint = save_checkpoint(
                     accelerator,
                     output_dir,
@@ -829,8 +726,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         if main:
             pipe = pipeline()
             grid = sample_grids(pipe, data, run.num_sample_images, run.seed)[0][1] if data is not None else None
-            claim(output_dir, "pipeline")
-            pipeline_dir = export_pipeline(pipe, output_dir / "pipeline", config, grid)
+            claim(output_dir, atomic.PIPELINE_DIR)
+            pipeline_dir = export_pipeline(pipe, output_dir / atomic.PIPELINE_DIR, config, grid)
             previous_run = _discard(previous_run)
             logger.info(f"exported {pipeline_dir} after {step} steps ({seconds:.1f} s)", main_process_only=True)
     except BaseException:
@@ -892,12 +789,6 @@ def _discard(previous_run: Path | None) -> None:
     return None
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _any(accelerator: Accelerator, flag: bool) -> bool:
     """Whether ``flag`` holds on any process (all processes agree, so none waits for the others)."""
     flags = torch.tensor([float(flag)], device=accelerator.device)
@@ -911,7 +802,7 @@ def _write_grids(pipe: DualMCMCPipeline, config: TrainConfig, data, output_dir: 
     grids = {"proposals_vs_revised": side_by_side(*samples)}
     if recon is not None:
         grids["data_vs_reconstructions"] = side_by_side(*recon)
-    folder = output_dir / "samples"
+    folder = output_dir / atomic.SAMPLES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for tag, image in grids.items():
         image.save(folder / f"step_{step:07d}_{tag}.png")
@@ -930,17 +821,12 @@ def _log_images(accelerator: Accelerator, images: dict, step: int) -> None:
             tracker.log({f"samples/{tag}": wandb.Image(image) for tag, image in images.items()}, step=step)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        elif isinstance(v, (int, float, str, bool)):
-            out[key] = v
-        else:
-            out[key] = str(v)
-    return out
+def _flat(config: dict) -> dict:
+    """``{"section.key": value}`` (values the trackers take: numbers, strings, else their text)."""
+    scalar = (int, float, str, bool)
+    return {
+        f"{s}.{k}": v if isinstance(v, scalar) else str(v) for s, values in config.items() for k, v in values.items()
+    }
 
 
 __all__ = [

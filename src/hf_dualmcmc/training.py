@@ -1,4 +1,4 @@
-"""Dual-MCMC teaching: the three objectives and one training iteration in the authors' order.
+"""Dual-MCMC teaching: the three objectives, one training iteration in the authors' order, and its baselines.
 
 The paper (Cui & Han, NeurIPS 2023, Sec. 3) learns all three models by minimising KL divergences between joint
 densities of ``(x, z)``:
@@ -9,20 +9,30 @@ densities of ``(x, z)``:
   ``Q~ = p_data(x) T^z_theta q_phi(z|x)`` (encoder latents revised by the z-chain).
 
 Each objective below is one function whose docstring names the KL term it implements; :func:`dual_mcmc_step` runs
-one iteration exactly in the order of the authors' code (see ``../shared/notes/official-algorithm.md``).
+one iteration exactly in the order of the authors' code (``docs/official-algorithm.md``). The paper's baselines are
+other steps of the same pieces: :data:`METHODS` maps ``TeachingConfig.method`` to its step and the networks it
+learns. Every step has the signature ``step(data, energy, generator, encoder, optimizers, config, **hooks)``
+(``optimizers`` as :func:`make_optimizers` returns them, ``None`` for a network the method lacks; ``hooks``: the
+fields of :class:`StepHooks`) and returns a :class:`StepOutput` (``0.0`` for the losses a method does not have).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
 
 from .langevin import chain_mode, energy_langevin, posterior_langevin
-from .training_config import TEACHING_METHODS, TeachingConfig
+
+if TYPE_CHECKING:
+    from .training_config import TeachingConfig
+
+NETWORKS = ("energy", "generator", "encoder")  # the order of a step's networks and of its optimizers
 
 # ----------------------------------------------------------------------------------------------------------------
 # The three objectives
@@ -35,10 +45,8 @@ def sum_squared_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_nll(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``-log q(z|x)`` up to a constant: ``0.5 sum(logvar) + 0.5 sum((z - mu)^2 / (1e-6 + exp(logvar)))``.
-
-    Works for any batch size (the authors' version breaks at batch size 1).
-    """
+    """Per-sample ``-log q(z|x)`` up to a constant: ``0.5 sum(logvar) + 0.5 sum((z - mu)^2 / (1e-6 + exp(logvar)))``
+    (for any batch size; the authors' version breaks at batch size 1)."""
     z, mean, logvar = z.flatten(1).float(), mean.flatten(1).float(), logvar.flatten(1).float()
     return 0.5 * logvar.sum(1) + 0.5 * ((z - mean).pow(2) / (1e-6 + logvar.exp())).sum(1)
 
@@ -62,14 +70,7 @@ def generator_teaching_term(proposal: torch.Tensor, revised: torch.Tensor) -> to
     return sum_squared_error(proposal, revised.detach()) / proposal.shape[0]
 
 
-def generator_loss(
-    reconstruction: torch.Tensor,
-    data: torch.Tensor,
-    proposal: torch.Tensor,
-    revised: torch.Tensor,
-    data_weight: float = 1.0,
-    teaching_weight: float = 50.0,
-) -> torch.Tensor:
+def generator_loss(reconstruction, data, proposal, revised, data_weight=1.0, teaching_weight=50.0) -> torch.Tensor:
     r"""Generator objective (paper Eq. 8): ``KL(Q~_{phi_t,theta_t} || P_theta) + KL(P~_{theta_t,alpha_t} || P_theta)``.
 
     ``data_weight * ||G(z~) - x||^2 / B + teaching_weight * ||G(z) - x~||^2 / B``: :func:`generator_data_term` and
@@ -101,14 +102,7 @@ def encoder_teaching_term(sample_mean: torch.Tensor, sample_logvar: torch.Tensor
 
 
 def encoder_loss(
-    data_mean: torch.Tensor,
-    data_logvar: torch.Tensor,
-    revised_latent: torch.Tensor,
-    sample_mean: torch.Tensor,
-    sample_logvar: torch.Tensor,
-    latent: torch.Tensor,
-    data_weight: float = 1.0,
-    teaching_weight: float = 0.1,
+    data_mean, data_logvar, revised_latent, sample_mean, sample_logvar, latent, data_weight=1.0, teaching_weight=0.1
 ) -> torch.Tensor:
     r"""Encoder objective (paper Eq. 9): ``KL(Q~_{phi_t,theta_t} || Q_phi) + KL(P~_{theta_t,alpha_t} || Pi_{alpha,phi})``.
 
@@ -132,21 +126,22 @@ def energy_loss(data_energy: torch.Tensor, sample_energy: torch.Tensor, temperat
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# One iteration
+# The pieces of an iteration
 # ----------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class StepOutput:
-    """Scalars of one iteration (python floats) and, optionally, the revised tensors for logging."""
+    """Scalars of one iteration (python floats; ``0.0`` for what a method lacks) and, with ``keep_tensors``, its
+    images in ``extras``."""
 
-    loss_energy: float
-    loss_generator: float
-    loss_encoder: float
-    energy_data: float
-    energy_samples: float
-    recon_sse: float
-    proposal_gap: float
+    loss_energy: float = 0.0
+    loss_generator: float = 0.0
+    loss_encoder: float = 0.0
+    energy_data: float = 0.0
+    energy_samples: float = 0.0
+    recon_sse: float = 0.0
+    proposal_gap: float = 0.0
     extras: dict = field(default_factory=dict)
 
     @property
@@ -154,126 +149,60 @@ class StepOutput:
         return abs(self.energy_data - self.energy_samples)
 
     def as_dict(self) -> dict[str, float]:
-        d = {k: v for k, v in asdict(self).items() if k != "extras"}
-        d["energy_gap"] = self.energy_gap
-        return d
+        return {**{k: v for k, v in asdict(self).items() if k != "extras"}, "energy_gap": self.energy_gap}
 
     def is_finite(self) -> bool:
         return all(math.isfinite(v) for v in self.as_dict().values())
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if hasattr(module, "module") and isinstance(module.module, nn.Module) else module
+@dataclass
+class StepHooks:
+    """How a step runs, not what it computes: the keyword arguments of every step.
 
-
-def dual_mcmc_step(
-    data: torch.Tensor,
-    energy: nn.Module,
-    generator: nn.Module,
-    encoder: nn.Module,
-    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer, torch.optim.Optimizer],
-    config: TeachingConfig,
-    *,
-    backward: Callable[[torch.Tensor], None] | None = None,
-    autocast: Callable[[], object] | None = None,
-    unwrap: Callable[[nn.Module], nn.Module] | None = None,
-    keep_tensors: bool = False,
-    memory_format: torch.memory_format | None = None,
-    chain_compiler: Callable[[Callable], Callable] | None = None,
-) -> StepOutput:
-    """One Dual-MCMC teaching iteration, in the authors' order.
-
-    1. ``z ~ N(0, I)``, ``x0 = G(z)``, ``x~ = T^x(x0)`` (x-chain on E).
-    2. ``(mu, logvar) = q(x)``, ``z0 = mu + sigma * eps``, ``z~ = T^z(z0 | x)``; generator step on
-       :func:`generator_loss` with ``G(z~)`` and the same ``x0``.
-    3. encoder step on :func:`encoder_loss` with ``(mu, logvar)`` and ``q(x~)``.
-    4. ``x1 = G(z)`` with the *updated* generator (same ``z``), ``x1 = T^x(x1)`` when ``rerun_chain_for_energy``;
-       energy step on :func:`energy_loss` ``(E(x), E(x1))``.
-
-    Args:
-        data: real images ``[B, C, H, W]`` in ``[-1, 1]`` on the models' device.
-        energy / generator / encoder: the models (possibly DDP-wrapped: forwards that need gradients go through
-            them; the MCMC chains run through ``unwrap(model)``).
-        optimizers: ``(opt_energy, opt_generator, opt_encoder)``.
+    Attributes:
         backward: ``loss -> None`` (``accelerator.backward`` for mixed precision / DDP; default ``loss.backward()``).
-        autocast: a context-manager factory for network forwards (``accelerator.autocast``); chain states and
-            losses stay float32.
-        keep_tensors: put ``x0``, ``x~``, ``x1`` and ``G(z~)`` (detached) in ``StepOutput.extras``.
+        autocast: a context-manager factory for network forwards (``accelerator.autocast``); chain states and losses
+            stay float32.
+        unwrap: the module the MCMC chains run through (``accelerator.unwrap_model``; default: a DDP's ``.module``);
+            forwards that need gradients go through the (possibly wrapped) models.
+        keep_tensors: put the iteration's images (detached) in ``StepOutput.extras``.
         memory_format: e.g. ``torch.channels_last``: the data and the x-chain states are laid out in it (convert the
-            models too, :func:`hf_dualmcmc.performance.to_memory_format`). Same math, other conv kernels.
+            models too, ``hf_dualmcmc.performance.to_memory_format``). Same math, other conv kernels.
         chain_compiler: ``fn -> compiled fn`` applied to the energy function the x-chains call (e.g.
-            :func:`hf_dualmcmc.performance.chain_compiler`, ``torch.compile``); ``None`` runs it eagerly.
-
-    All randomness comes from the global torch RNG, in a fixed order: ``z``, x-chain noise, ``eps``, z-chain noise,
-    second x-chain noise.
+            ``hf_dualmcmc.performance.chain_compiler``, ``torch.compile``); ``None`` runs it eagerly.
     """
-    backward, autocast, unwrap = step_defaults(backward, autocast, unwrap)
-    opt_e, opt_g, opt_i = optimizers
-    cfg = config
-    e_raw, g_raw = unwrap(energy), unwrap(generator)
-    batch = data.shape[0]
-    latent_dim = g_raw.config.latent_dim
-    device = data.device
-    layout = (lambda t: t.contiguous(memory_format=memory_format)) if memory_format is not None else (lambda t: t)
-    data = layout(data)
-    # only the energy is compiled: compiled train-mode BatchNorm updates the generator's running statistics with
-    # in-place ops that bump version counters, which the eager graph of ``x0 = G(z)`` (alive during the z-chain) saved
-    energy_fn = under_autocast(chain_compiler(e_raw.energy) if chain_compiler is not None else e_raw.energy, autocast)
-    decode_fn = under_autocast(g_raw.generate, autocast)
 
-    # 1. generator proposals, revised by the EBM
-    z = torch.randn(batch, latent_dim, device=device)
-    with autocast():
-        x0 = generator(z, return_dict=False)[0]
-    x_rev = revise_with_energy(e_raw, energy_fn, layout(x0.detach()), cfg)
-    # 2. generator update from both revised pairs
-    mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, decode_fn, data, cfg, autocast)
-    with autocast():
-        recon = generator(z_rev, return_dict=False)[0]
-    loss_g = generator_loss(recon, data, x0, x_rev, cfg.data_weight, cfg.generator_teaching_weight)
-    optimizer_step(opt_g, loss_g, backward)
-    # 3. encoder update from both revised pairs
-    with autocast():
-        mean_rev, logvar_rev = encoder(x_rev, return_dict=False)
-    loss_i = encoder_loss(mean, logvar, z_rev, mean_rev, logvar_rev, z, cfg.data_weight, cfg.encoder_teaching_weight)
-    optimizer_step(opt_i, loss_i, backward)
-    # 4. energy update: data against (revised) proposals of the updated generator
-    loss_e, e_data, e_samples, x1 = energy_update(
-        energy, e_raw, g_raw, z, data, opt_e, cfg, energy_fn, backward=backward, autocast=autocast, layout=layout
-    )
+    backward: Callable[[torch.Tensor], None] | None = None
+    autocast: Callable[[], object] | None = None
+    unwrap: Callable[[nn.Module], nn.Module] | None = None
+    keep_tensors: bool = False
+    memory_format: torch.memory_format | None = None
+    chain_compiler: Callable[[Callable], Callable] | None = None
 
-    out = StepOutput(
-        loss_energy=loss_e.item(),
-        loss_generator=loss_g.item(),
-        loss_encoder=loss_i.item(),
-        energy_data=e_data.float().mean().item(),
-        energy_samples=e_samples.float().mean().item(),
-        recon_sse=sum_squared_error(recon.detach(), data).item() / batch,
-        proposal_gap=sum_squared_error(x0.detach(), x_rev).item() / batch,
-    )
-    if keep_tensors:
-        out.extras = {
-            "proposals": x0.detach(),
-            "revised": x_rev,
-            "samples": x1.detach(),
-            "reconstructions": recon.detach(),
-        }
-    return out
+    def __post_init__(self):
+        self.backward = self.backward or (lambda loss: loss.backward())
+        self.autocast = self.autocast or nullcontext
+        self.unwrap = self.unwrap or (lambda m: m.module if isinstance(getattr(m, "module", None), nn.Module) else m)
 
+    def layout(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.memory_format is None else t.contiguous(memory_format=self.memory_format)
 
-def step_defaults(backward, autocast, unwrap):
-    """The defaults of a step's hooks: ``loss.backward()``, no autocast, unwrap ``.module`` (DDP)."""
-    return backward or (lambda loss: loss.backward()), autocast or _null_context, unwrap or _unwrap
+    def chain_fn(self, fn: Callable[[torch.Tensor], torch.Tensor], compile: bool = False):
+        """``fn`` (compiled by ``chain_compiler`` when ``compile``) called under ``autocast()``: a chain's network."""
+        fn = self.chain_compiler(fn) if compile and self.chain_compiler is not None else fn
 
+        def call(x: torch.Tensor) -> torch.Tensor:
+            with self.autocast():
+                return fn(x)
 
-def under_autocast(fn: Callable[[torch.Tensor], torch.Tensor], autocast: Callable[[], object]):
-    """``fn`` called inside ``autocast()``: the network call a chain makes (its state stays float32)."""
+        return call
 
-    def call(x: torch.Tensor) -> torch.Tensor:
-        with autocast():
-            return fn(x)
-
-    return call
+    def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """``backward(loss)``, ``step``, ``zero_grad`` (to None). Gradients are cleared after the step, so that with
+        Accelerate's gradient accumulation (``step`` / ``zero_grad`` act on the last micro-batch only) they add up."""
+        self.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
 
 def revise_with_energy(e_raw: nn.Module, energy_fn: Callable, x: torch.Tensor, config: TeachingConfig) -> torch.Tensor:
@@ -283,101 +212,206 @@ def revise_with_energy(e_raw: nn.Module, energy_fn: Callable, x: torch.Tensor, c
         return energy_langevin(energy_fn, x, config.num_steps, config.step_size, config.chain_noise).sample
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, backward: Callable[[torch.Tensor], None]):
-    """``backward(loss)``, ``step``, ``zero_grad`` (to None): one parameter update.
-
-    Gradients are cleared after the step (they are ``None`` before every backward: nothing else writes ``.grad``),
-    so that with Accelerate's gradient accumulation, where ``step`` and ``zero_grad`` of a prepared optimizer act
-    only on the last micro-batch, the gradients of the micro-batches add up.
-    """
-    backward(loss)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
-def infer_revised_latents(
-    encoder: nn.Module,
-    g_raw: nn.Module,
-    decode_fn: Callable,
-    data: torch.Tensor,
-    config: TeachingConfig,
-    autocast: Callable[[], object],
-):
-    """The data side of the iteration: ``(mu, logvar) = q(x)`` (with its graph), ``z0 = mu + exp(logvar/2) * eps``
-    and the z-chain ``z~ = T^z(z0 | x)`` through the unwrapped generator ``g_raw`` (``decode_fn`` calls it).
-
-    Returns ``(mean, logvar, z~)``; ``z~`` is detached float32. Draws ``eps`` then the z-chain noise.
-    """
-    with autocast():
+def infer_revised_latents(encoder: nn.Module, g_raw: nn.Module, data, config: TeachingConfig, hooks: StepHooks):
+    """The data side: ``(mu, logvar) = q(x)`` (with its graph), ``z0 = mu + exp(logvar/2) * eps`` and the z-chain
+    ``z~ = T^z(z0 | x)`` through the unwrapped generator ``g_raw``. Returns ``(mean, logvar, z~)`` (``z~`` detached
+    float32); draws ``eps`` then the z-chain noise."""
+    with hooks.autocast():
         mean, logvar = encoder(data, return_dict=False)
     eps = torch.randn_like(mean, dtype=torch.float32)
     z0 = mean.detach().float() + torch.exp(0.5 * logvar.detach().float()) * eps
+    cfg, g = config, g_raw.config
     with chain_mode(g_raw):
         z_rev = posterior_langevin(
-            decode_fn,
-            z0,
-            data,
-            config.num_latent_steps,
-            config.latent_step_size,
-            config.latent_noise_scale,
-            g_raw.config.observation_std,
-            g_raw.config.prior_std,
-        ).sample
+            hooks.chain_fn(g_raw.generate), z0, data, cfg.num_latent_steps, cfg.latent_step_size,
+            cfg.latent_noise_scale, g.observation_std, g.prior_std,
+        ).sample  # fmt: skip
     return mean, logvar, z_rev
 
 
-def energy_update(
-    energy: nn.Module,
-    e_raw: nn.Module,
-    g_raw: nn.Module,
-    z: torch.Tensor,
-    data: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    config: TeachingConfig,
-    energy_fn: Callable,
-    *,
-    backward: Callable[[torch.Tensor], None],
-    autocast: Callable[[], object],
-    layout: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
-):
-    """The last part of the iteration: ``x1 = G(z)`` with the *updated* generator (same ``z``), revised by a second
-    x-chain when ``rerun_chain_for_energy`` (``energy_fn`` calls the unwrapped energy ``e_raw``), then an energy step on
-    :func:`energy_loss` ``(E(x), E(x1))`` through ``energy`` (possibly DDP-wrapped).
-
-    Returns ``(loss_e, E(data), E(x1), x1)``.
-    """
-    with torch.no_grad(), autocast():
+def energy_update(energy, e_raw, g_raw, z, data, optimizer, config: TeachingConfig, energy_fn, hooks: StepHooks):
+    """``x1 = G(z)`` with the *updated* generator (same ``z``), revised by a second x-chain when
+    ``rerun_chain_for_energy``, then an energy step on :func:`energy_loss` ``(E(x), E(x1))`` through ``energy``
+    (possibly DDP-wrapped). Returns ``(loss_e, E(data), E(x1), x1)``."""
+    with torch.no_grad(), hooks.autocast():
         x1 = g_raw.generate(z)
     if config.rerun_chain_for_energy:
-        x1 = revise_with_energy(e_raw, energy_fn, layout(x1), config)
-    with autocast():
+        x1 = revise_with_energy(e_raw, energy_fn, hooks.layout(x1), config)
+    with hooks.autocast():
         e_data = energy(data, return_dict=False)[0]
         e_samples = energy(x1.detach(), return_dict=False)[0]
     loss_e = energy_loss(e_data, e_samples, config.temperature)
-    optimizer_step(optimizer, loss_e, backward)
+    hooks.update(optimizer, loss_e)
     return loss_e, e_data, e_samples, x1
 
 
-class _null_context:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def _energies(e_data: torch.Tensor, e_samples: torch.Tensor) -> dict[str, float]:
+    return {"energy_data": e_data.float().mean().item(), "energy_samples": e_samples.float().mean().item()}
 
 
-def make_optimizers(
-    energy: nn.Module | None, generator: nn.Module | None, encoder: nn.Module | None, config: TeachingConfig
-) -> tuple[torch.optim.Adam | None, torch.optim.Adam | None, torch.optim.Adam | None]:
-    """The authors' three Adam optimizers (betas (0, 0.9), coupled L2 weight decay); ``None`` for a missing network
-    (the baselines of :mod:`hf_dualmcmc.baselines` train only some of the three)."""
+# ----------------------------------------------------------------------------------------------------------------
+# One iteration per method
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def dual_mcmc_step(data, energy, generator, encoder, optimizers, config: TeachingConfig, **hooks) -> StepOutput:
+    """One Dual-MCMC teaching iteration, in the authors' order.
+
+    1. ``z ~ N(0, I)``, ``x0 = G(z)``, ``x~ = T^x(x0)`` (x-chain on E).
+    2. ``(mu, logvar) = q(x)``, ``z0 = mu + sigma * eps``, ``z~ = T^z(z0 | x)``; generator step on
+       :func:`generator_loss` with ``G(z~)`` and the same ``x0``.
+    3. encoder step on :func:`encoder_loss` with ``(mu, logvar)`` and ``q(x~)``.
+    4. ``x1 = G(z)`` with the *updated* generator (same ``z``), ``x1 = T^x(x1)`` when ``rerun_chain_for_energy``;
+       energy step on :func:`energy_loss` ``(E(x), E(x1))``.
+
+    ``data``: real images ``[B, C, H, W]`` in ``[-1, 1]`` on the models' device; ``optimizers``: ``(opt_energy,
+    opt_generator, opt_encoder)``; ``hooks``: :class:`StepHooks`. All randomness comes from the global torch RNG, in
+    a fixed order: ``z``, x-chain noise, ``eps``, z-chain noise, second x-chain noise.
+    """
+    h, cfg = StepHooks(**hooks), config
+    opt_e, opt_g, opt_i = optimizers
+    e_raw, g_raw = h.unwrap(energy), h.unwrap(generator)
+    data = h.layout(data)
+    # only the energy is compiled: compiled train-mode BatchNorm updates the generator's running statistics with
+    # in-place ops that bump version counters, which the eager graph of ``x0 = G(z)`` (alive during the z-chain) saved
+    energy_fn = h.chain_fn(e_raw.energy, compile=True)
+
+    # 1. generator proposals, revised by the EBM
+    z = torch.randn(data.shape[0], g_raw.config.latent_dim, device=data.device)
+    with h.autocast():
+        x0 = generator(z, return_dict=False)[0]
+    x_rev = revise_with_energy(e_raw, energy_fn, h.layout(x0.detach()), cfg)
+    # 2. generator update from both revised pairs
+    mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, data, cfg, h)
+    with h.autocast():
+        recon = generator(z_rev, return_dict=False)[0]
+    loss_g = generator_loss(recon, data, x0, x_rev, cfg.data_weight, cfg.generator_teaching_weight)
+    h.update(opt_g, loss_g)
+    # 3. encoder update from both revised pairs
+    with h.autocast():
+        mean_rev, logvar_rev = encoder(x_rev, return_dict=False)
+    loss_i = encoder_loss(mean, logvar, z_rev, mean_rev, logvar_rev, z, cfg.data_weight, cfg.encoder_teaching_weight)
+    h.update(opt_i, loss_i)
+    # 4. energy update: data against (revised) proposals of the updated generator
+    loss_e, e_data, e_samples, x1 = energy_update(energy, e_raw, g_raw, z, data, opt_e, cfg, energy_fn, h)
+
+    x0, recon, x1 = x0.detach(), recon.detach(), x1.detach()
+    return StepOutput(
+        loss_energy=loss_e.item(),
+        loss_generator=loss_g.item(),
+        loss_encoder=loss_i.item(),
+        **_energies(e_data, e_samples),
+        recon_sse=sum_squared_error(recon, data).item() / data.shape[0],
+        proposal_gap=sum_squared_error(x0, x_rev).item() / data.shape[0],
+        extras=dict(proposals=x0, revised=x_rev, samples=x1, reconstructions=recon) if h.keep_tensors else {},
+    )
+
+
+def short_run_step(data, energy, generator, encoder, optimizers, config: TeachingConfig, **hooks) -> StepOutput:
+    """The noise-initialised short-run EBM (Nijkamp et al. 2019): ``x0 ~ Uniform[-r, r]`` with the data's shape
+    (``r = noise_init_range``), ``x~ = T^x(x0)`` with the dual-MCMC chain settings; energy step on :func:`energy_loss`
+    ``(E(x), E(x~))`` (``rerun_chain_for_energy`` does not apply: no generator to update between two chains)."""
+    h, cfg = StepHooks(**hooks), config
+    e_raw, data = h.unwrap(energy), h.layout(data)
+    x0 = (torch.rand(data.shape, device=data.device, dtype=torch.float32) * 2 - 1) * cfg.noise_init_range
+    x_rev = revise_with_energy(e_raw, h.chain_fn(e_raw.energy, compile=True), h.layout(x0), cfg)
+    with h.autocast():
+        e_data = energy(data, return_dict=False)[0]
+        e_samples = energy(x_rev, return_dict=False)[0]
+    loss_e = energy_loss(e_data, e_samples, cfg.temperature)
+    h.update(optimizers[0], loss_e)
+    return StepOutput(
+        loss_energy=loss_e.item(),
+        **_energies(e_data, e_samples),
+        proposal_gap=sum_squared_error(x0, x_rev).item() / data.shape[0],
+        extras=dict(proposals=x0, revised=x_rev, samples=x_rev) if h.keep_tensors else {},
+    )
+
+
+def cooperative_step(data, energy, generator, encoder, optimizers, config: TeachingConfig, **hooks) -> StepOutput:
+    """Cooperative learning (CoopNets, Xie et al. 2018): dual-MCMC without the encoder and without learning from data.
+
+    1. ``z ~ N(0, I)``, ``x0 = G(z)``, ``x~ = T^x(x0)``.
+    2. generator step on ``generator_teaching_weight *`` :func:`generator_teaching_term` (``||G(z) - x~||^2 / B``:
+       the generator absorbs the EBM's revision; there is no data term).
+    3. energy step as in dual-MCMC (updated generator, second chain when ``rerun_chain_for_energy``).
+    """
+    h, cfg = StepHooks(**hooks), config
+    opt_e, opt_g, _ = optimizers
+    e_raw, g_raw, data = h.unwrap(energy), h.unwrap(generator), h.layout(data)
+    energy_fn = h.chain_fn(e_raw.energy, compile=True)
+    z = torch.randn(data.shape[0], g_raw.config.latent_dim, device=data.device)
+    with h.autocast():
+        x0 = generator(z, return_dict=False)[0]
+    x_rev = revise_with_energy(e_raw, energy_fn, h.layout(x0.detach()), cfg)
+    loss_g = cfg.generator_teaching_weight * generator_teaching_term(x0, x_rev)
+    h.update(opt_g, loss_g)
+    loss_e, e_data, e_samples, x1 = energy_update(energy, e_raw, g_raw, z, data, opt_e, cfg, energy_fn, h)
+    return StepOutput(
+        loss_energy=loss_e.item(),
+        loss_generator=loss_g.item(),
+        **_energies(e_data, e_samples),
+        proposal_gap=sum_squared_error(x0.detach(), x_rev).item() / data.shape[0],
+        extras=dict(proposals=x0.detach(), revised=x_rev, samples=x1.detach()) if h.keep_tensors else {},
+    )
+
+
+def inference_only_step(data, energy, generator, encoder, optimizers, config: TeachingConfig, **hooks) -> StepOutput:
+    """Generator + encoder with encoder-initialised posterior MCMC and no EBM (the paper's "Inf" / "Inf+L"):
+    ``z~ = T^z(z0 | x)`` from ``z0 ~ q(z|x)``; generator step on ``data_weight *`` :func:`generator_data_term`
+    (``||G(z~) - x||^2 / B``), encoder step on ``data_weight *`` :func:`encoder_data_term` (no teaching terms)."""
+    h, cfg = StepHooks(**hooks), config
+    _, opt_g, opt_i = optimizers
+    g_raw, data = h.unwrap(generator), h.layout(data)
+    mean, logvar, z_rev = infer_revised_latents(encoder, g_raw, data, cfg, h)
+    with h.autocast():
+        recon = generator(z_rev, return_dict=False)[0]
+    loss_g = cfg.data_weight * generator_data_term(recon, data)
+    h.update(opt_g, loss_g)
+    loss_i = cfg.data_weight * encoder_data_term(mean, logvar, z_rev)
+    h.update(opt_i, loss_i)
+    return StepOutput(
+        loss_generator=loss_g.item(),
+        loss_encoder=loss_i.item(),
+        recon_sse=sum_squared_error(recon.detach(), data).item() / data.shape[0],
+        extras=dict(reconstructions=recon.detach(), latents=z_rev) if h.keep_tensors else {},
+    )
+
+
+class Method(NamedTuple):
+    step: Callable[..., StepOutput]
+    networks: tuple[str, ...]  # those of NETWORKS the method learns (and exports)
+
+
+# ``TeachingConfig.method`` -> its step and networks. A new method: write its step (the signature above) and add it.
+METHODS: dict[str, Method] = {
+    "dual_mcmc": Method(dual_mcmc_step, ("energy", "generator", "encoder")),
+    "short_run": Method(short_run_step, ("energy",)),
+    "cooperative": Method(cooperative_step, ("energy", "generator")),
+    "inference_only": Method(inference_only_step, ("generator", "encoder")),
+}
+
+
+def teaching_step(data, energy, generator, encoder, optimizers, config: TeachingConfig, **hooks) -> StepOutput:
+    """One iteration of ``config.method`` (:data:`METHODS`), after checking that its networks are given."""
+    if config.method not in METHODS:
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {config.method!r}")
+    given = dict(zip(NETWORKS, (energy, generator, encoder)))
+    missing = [name for name in METHODS[config.method].networks if given[name] is None]
+    if missing:
+        raise ValueError(f"method {config.method!r} needs the {', '.join(missing)} model(s) (got None)")
+    if len(optimizers) != 3:
+        raise ValueError(f"optimizers must be (opt_energy, opt_generator, opt_encoder), got {len(optimizers)} items")
+    return METHODS[config.method].step(data, energy, generator, encoder, optimizers, config, **hooks)
+
+
+def make_optimizers(energy, generator, encoder, config: TeachingConfig) -> tuple[torch.optim.Adam | None, ...]:
+    """The authors' three Adam optimizers (betas (0, 0.9), coupled L2 weight decay), in the order of ``NETWORKS``;
+    ``None`` for a missing network (a method that learns only some of the three)."""
 
     def adam(module, lr, weight_decay):
-        return (
-            None
-            if module is None
-            else torch.optim.Adam(module.parameters(), lr=lr, betas=config.betas, weight_decay=weight_decay)
-        )
+        if module is not None:
+            return torch.optim.Adam(module.parameters(), lr=lr, betas=config.betas, weight_decay=weight_decay)
 
     return (
         adam(energy, config.lr_energy, config.weight_decay_energy),
@@ -390,26 +424,3 @@ def make_schedulers(optimizers, config: TeachingConfig) -> list[torch.optim.lr_s
     """ExponentialLR(gamma=lr_decay) per optimizer (``None`` entries skipped), to be stepped once at the start of
     every epoch after the first."""
     return [torch.optim.lr_scheduler.ExponentialLR(opt, gamma=config.lr_decay) for opt in optimizers if opt is not None]
-
-
-__all__ = [
-    "TEACHING_METHODS",
-    "StepOutput",
-    "TeachingConfig",
-    "dual_mcmc_step",
-    "encoder_data_term",
-    "encoder_loss",
-    "encoder_teaching_term",
-    "energy_loss",
-    "energy_update",
-    "gaussian_nll",
-    "generator_data_term",
-    "generator_loss",
-    "generator_teaching_term",
-    "infer_revised_latents",
-    "make_optimizers",
-    "make_schedulers",
-    "optimizer_step",
-    "revise_with_energy",
-    "sum_squared_error",
-]

@@ -1,4 +1,4 @@
-"""The paper's analysis figures and tables on any :class:`~hf_dualmcmc.DualMCMCPipeline`.
+"""The paper's analysis figures and tables on any :class:`~hf_dualmcmc.DualMCMCPipeline`:
 
 * :func:`reconstruction_mse` -- Table 3 ("Inf" vs "Inf+L") and the MSE-vs-z-steps curve of Fig. 2 (right);
 * :func:`energy_profile` -- Fig. 2 (left): mean energy per x-step and the proposal -> revised image strip;
@@ -15,7 +15,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,28 +22,19 @@ import PIL.Image
 import torch
 from diffusers.utils import make_image_grid
 
-from ..langevin import chain_mode, energy_langevin
-from .images import to_uint8
+from ..atomic import atomic_write
+from .images import pixel_values, quiet, sampler_settings, to_uint8
+
+
+def _write(path: str | os.PathLike, data) -> str:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return str(atomic_write(path, data))
 
 
 def write_json(path: str | os.PathLike, data) -> str:
-    """Atomically write ``data`` as indented JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-    os.replace(tmp, path)
-    return str(path)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray | torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    """Atomically write ``data`` as indented JSON (numpy / torch values as numbers and lists, paths as strings)."""
+    default = lambda obj: obj.tolist() if hasattr(obj, "tolist") else str(obj)  # noqa: E731
+    return _write(path, json.dumps(data, indent=2, default=default) + "\n")
 
 
 def save_image(image: PIL.Image.Image, path: str | os.PathLike, min_size: int = 256) -> str:
@@ -53,57 +43,25 @@ def save_image(image: PIL.Image.Image, path: str | os.PathLike, min_size: int = 
     factor = max(1, -(-min_size // max(1, min(image.size))))
     if factor > 1:
         image = image.resize((image.width * factor, image.height * factor), PIL.Image.NEAREST)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return str(path)
+    return _write(path, lambda f: image.save(f, format="PNG"))
 
 
-def _save_figure(fig, path: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return str(path)
+def _grid(images: Sequence[np.ndarray], rows: int, cols: int) -> PIL.Image.Image:  # uint8 [H, W, C] images
+    return make_image_grid([PIL.Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in images], rows, cols)
 
 
-def _pyplot():
-    import matplotlib
+def _plot(path: Path, x, y, xlabel: str, ylabel: str, title: str, std=None) -> str:
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _to_pil(images_uint8: np.ndarray) -> list[PIL.Image.Image]:
-    return [PIL.Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in images_uint8]
-
-
-def _pixel_values(images) -> torch.Tensor:
-    """uint8 ``[N, H, W, C]`` / float ``[0, 1]`` images -> model-space ``[N, C, H, W]`` in ``[-1, 1]``."""
-    x = torch.from_numpy(to_uint8(images)).permute(0, 3, 1, 2).float() / 255.0
-    return x * 2.0 - 1.0
-
-
-@contextmanager
-def _quiet(pipe):
-    previous = dict(getattr(pipe, "_progress_bar_config", {}))
-    pipe.set_progress_bar_config(disable=True)
-    try:
-        yield
-    finally:
-        pipe.set_progress_bar_config(**previous) if previous else pipe.set_progress_bar_config(disable=False)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Table 3 / Fig. 2 (right): reconstruction
-# ----------------------------------------------------------------------------------------------------------------
+    fig = Figure(figsize=(4.5, 3.2))
+    ax = fig.subplots()
+    ax.plot(x, y, marker="o" if std is None else None, label=ylabel)
+    if std is not None:
+        ax.fill_between(x, np.asarray(y) - std, np.asarray(y) + std, alpha=0.25, label="+/- 1 std")
+        ax.legend()
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    return _write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
 
 
 def reconstruction_mse(
@@ -129,176 +87,94 @@ def reconstruction_mse(
     from tqdm.auto import tqdm
 
     steps = pipe.config.num_latent_steps if num_latent_steps is None else num_latent_steps
-    if curve_steps is None:
-        curve_steps = sorted({0, 1, 2, 5, steps, 2 * steps})
-    curve_steps = sorted({int(s) for s in curve_steps} | {steps})
-    x = _pixel_values(images)
+    curve_steps = sorted({int(s) for s in (curve_steps or (0, 1, 2, 5, 2 * steps))} | {steps})
+    x = pixel_values(images)
     target = (x + 1.0) / 2.0
-    sq_err = {s: 0.0 for s in curve_steps}
-    sq_err_inf = 0.0
-    n_pix = target.numel()
-    examples = None
-    with _quiet(pipe):
+    sq_err, sq_err_inf, examples = dict.fromkeys(curve_steps, 0.0), 0.0, None
+    kw = {"sample_posterior": sample_posterior, "return_proposals": True, "output_type": "pt", "bn_stats": bn_stats}
+    with quiet(pipe):
         for s in tqdm(curve_steps, desc="recon z-steps", disable=not progress):
             for i in range(0, x.shape[0], batch_size):
-                out = pipe.reconstruct(
-                    pixel_values=x[i : i + batch_size],
-                    num_latent_steps=s,
-                    generator=seed + i,
-                    sample_posterior=sample_posterior,
-                    return_proposals=True,
-                    output_type="pt",
-                    bn_stats=bn_stats,
-                )
-                tgt = target[i : i + batch_size]
-                sq_err[s] += float((out.images.cpu() - tgt).pow(2).sum())
+                out = pipe.reconstruct(pixel_values=x[i : i + batch_size], num_latent_steps=s, generator=seed + i, **kw)
+                tgt, recon, proposals = target[i : i + batch_size], out.images.cpu(), out.proposals.cpu()
+                sq_err[s] += float((recon - tgt).pow(2).sum())
                 if s == curve_steps[0]:
-                    sq_err_inf += float((out.proposals.cpu() - tgt).pow(2).sum())
+                    sq_err_inf += float((proposals - tgt).pow(2).sum())
                 if s == steps and i == 0:
-                    k = min(8, tgt.shape[0])
-                    examples = (tgt[:k], out.proposals[:k].cpu(), out.images[:k].cpu())
-    curve = [{"num_latent_steps": s, "mse": sq_err[s] / n_pix} for s in curve_steps]
-    results = {
-        "num_images": int(x.shape[0]),
-        "num_latent_steps": steps,
-        "mse_inf": sq_err_inf / n_pix,
-        "mse_inf_plus_l": sq_err[steps] / n_pix,
-        "curve": curve,
-        "settings": {
-            "latent_step_size": pipe.config.latent_step_size,
-            "latent_noise_scale": pipe.config.latent_noise_scale,
-            "sample_posterior": sample_posterior,
-            "bn_stats": bn_stats or pipe.config.bn_stats,
-            "batch_size": batch_size,
-            "seed": seed,
-            "convention": "per-pixel mean squared error on images in [0, 1]",
-        },
-    }
+                    examples = [to_uint8(t[:8]) for t in (tgt, proposals, recon)]
+    mse = {s: e / target.numel() for s, e in sq_err.items()}
+    curve = [{"num_latent_steps": s, "mse": m} for s, m in mse.items()]
+    results = {"num_images": len(x), "num_latent_steps": steps, "mse_inf": sq_err_inf / target.numel()}
+    results.update(mse_inf_plus_l=mse[steps], curve=curve)
+    settings = {k: pipe.config[k] for k in ("latent_step_size", "latent_noise_scale")}
+    settings.update(sample_posterior=sample_posterior, bn_stats=bn_stats or pipe.config.bn_stats, batch_size=batch_size)
+    results["settings"] = {**settings, "seed": seed, "convention": "per-pixel mean squared error on images in [0, 1]"}
     if out_dir is not None:
         out_dir = Path(out_dir)
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.plot([c["num_latent_steps"] for c in curve], [c["mse"] for c in curve], marker="o")
-        ax.set_xlabel("z-chain Langevin steps")
-        ax.set_ylabel("per-pixel MSE")
-        ax.set_title("Reconstruction MSE vs. inference steps")
-        ax.grid(alpha=0.3)
-        results["files"] = {"curve_png": _save_figure(fig, out_dir / "recon_mse_curve.png")}
-        if examples is not None:
-            rows = [to_uint8(t) for t in examples]
-            k = rows[0].shape[0]
-            grid = make_image_grid(_to_pil(np.concatenate(rows)), rows=3, cols=k)
-            results["files"]["examples_png"] = save_image(grid, out_dir / "recon_examples.png")
+        steps_mse = ([c["num_latent_steps"] for c in curve], [c["mse"] for c in curve])
+        title = "Reconstruction MSE vs. inference steps"
+        curve_png = _plot(out_dir / "recon_mse_curve.png", *steps_mse, "z-chain Langevin steps", "per-pixel MSE", title)
+        grid = _grid(np.concatenate(examples), rows=3, cols=len(examples[0]))
+        results["files"] = {"curve_png": curve_png, "examples_png": save_image(grid, out_dir / "recon_examples.png")}
         write_json(out_dir / "recon_mse.json", results)
     return results
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Fig. 2 (left): energy profile of the MCMC revision
-# ----------------------------------------------------------------------------------------------------------------
 
 
 def energy_profile(
     pipe,
     *,
     batch_size: int = 16,
-    num_inference_steps: int | None = None,
-    step_size: float | None = None,
-    noise_scale: float | None = None,
-    bn_stats: str | None = None,
     num_snapshots: int = 6,
     strip_rows: int = 4,
     seed: int = 0,
     out_dir: str | os.PathLike | None = None,
+    **sampler,
 ) -> dict:
     """Mean (and std) energy at every x-chain step, and an image strip proposal -> revised.
 
-    Runs exactly the pipeline's sampler: ``z`` and the chain noise from one ``torch.Generator(seed)``, the proposal
-    ``G(z)`` from the pipeline (``num_inference_steps=0``), then :func:`~hf_dualmcmc.energy_langevin` on the energy
-    model in eval mode with a callback taking ``num_snapshots`` snapshots. With ``out_dir``: ``energy_profile.json``,
-    ``energy_profile.png`` and ``revision_strip.png`` (rows: samples, columns: steps).
+    One call of the pipeline (``return_energies=True``, seed ``seed``, the ``sampler`` overrides of
+    ``num_inference_steps``, ``step_size``, ``noise_scale``, ``bn_stats``) whose ``callback_on_step_end`` keeps
+    ``num_snapshots`` chain states. With ``out_dir``: ``energy_profile.json``, ``energy_profile.png`` and
+    ``revision_strip.png`` (rows: samples, columns: steps).
     """
-    cfg = pipe.config
-    steps = cfg.num_inference_steps if num_inference_steps is None else num_inference_steps
-    step_size = cfg.step_size if step_size is None else step_size
-    noise_scale = cfg.noise_scale if noise_scale is None else noise_scale
-    bn_stats = cfg.bn_stats if bn_stats is None else bn_stats
     if num_snapshots < 2:
         raise ValueError(f"num_snapshots must be >= 2, got {num_snapshots}")
+    sampler = sampler_settings(pipe, **sampler)
+    steps = sampler["num_inference_steps"]
+    snap_steps = sorted({round(v) for v in np.linspace(0, steps, num_snapshots)})
+    snapshots = {}
+
+    def record(pipe, i, t, tensors):  # after Langevin step i: the chain state (model space, float32)
+        if i + 1 in snap_steps:
+            snapshots[i + 1] = ((tensors["sample"].clamp(-1, 1) + 1) / 2).cpu()
+        return {}
+
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    with _quiet(pipe):
-        proposal = pipe(
-            batch_size=batch_size, num_inference_steps=0, generator=generator, output_type="pt", bn_stats=bn_stats
-        ).images
-    x0 = proposal.float() * 2.0 - 1.0
-    snap_steps = sorted({int(round(v)) for v in np.linspace(0, steps, num_snapshots)})
-    snapshots = {0: x0.clone()}
-
-    def record(step: int, x: torch.Tensor) -> None:
-        if step + 1 in snap_steps:
-            snapshots[step + 1] = x.detach().clone()
-
-    energy_model = pipe.energy_model
-    was_training = energy_model.training
-    energy_model.eval()
-    dtype = energy_model.dtype
-    try:
-        with chain_mode(energy_model):
-            out = energy_langevin(
-                lambda x: energy_model.energy(x.to(dtype)),
-                x0.to(energy_model.device),
-                steps,
-                step_size,
-                noise_scale,
-                generator=generator,
-                return_energies=True,
-                callback=record,
-            )
-    finally:
-        energy_model.train(was_training)
+    with quiet(pipe):
+        kwargs = {
+            "output_type": "pt",
+            "return_proposals": True,
+            "return_energies": True,
+            "callback_on_step_end": record,
+        }
+        out = pipe(batch_size=batch_size, generator=generator, **kwargs, **sampler)
+    snapshots[0] = out.proposals.cpu()
     energies = out.energies.double().cpu()
-    results = {
-        "num_samples": batch_size,
-        "steps": list(range(steps + 1)),
-        "mean_energy": energies.mean(1).tolist(),
-        "std_energy": energies.std(1).tolist() if batch_size > 1 else [0.0] * (steps + 1),
-        "energy_change": float(energies[-1].mean() - energies[0].mean()),
-        "snapshot_steps": snap_steps,
-        "sampler": {
-            "num_inference_steps": steps,
-            "step_size": step_size,
-            "noise_scale": noise_scale,
-            "bn_stats": bn_stats,
-            "seed": seed,
-        },
-    }
+    std = energies.std(1) if batch_size > 1 else torch.zeros(steps + 1, dtype=torch.float64)
+    mean = energies.mean(1)
+    results = {"num_samples": batch_size, "steps": list(range(steps + 1)), "mean_energy": mean.tolist()}
+    results.update(std_energy=std.tolist(), energy_change=float(mean[-1] - mean[0]), snapshot_steps=snap_steps)
+    results["sampler"] = {**sampler, "seed": seed}
     if out_dir is not None:
         out_dir = Path(out_dir)
-        plt = _pyplot()
-        mean, std = energies.mean(1).numpy(), energies.std(1).numpy() if batch_size > 1 else np.zeros(steps + 1)
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.plot(results["steps"], mean, label="mean energy")
-        ax.fill_between(results["steps"], mean - std, mean + std, alpha=0.25, label="+/- 1 std")
-        ax.set_xlabel("x-chain Langevin step")
-        ax.set_ylabel("energy E(x)")
-        ax.set_title("Energy profile of the MCMC revision")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        results["files"] = {"profile_png": _save_figure(fig, out_dir / "energy_profile.png")}
+        args = (results["steps"], results["mean_energy"], "x-chain Langevin step", "energy E(x)")
+        profile_png = _plot(out_dir / "energy_profile.png", *args, "Energy profile of the MCMC revision", std.numpy())
         rows = min(strip_rows, batch_size)
-        cells = []
-        for r in range(rows):
-            for s in snap_steps:
-                cells.append(to_uint8((snapshots[s][r : r + 1].cpu().clamp(-1, 1) + 1) / 2)[0])
-        grid = make_image_grid(_to_pil(np.stack(cells)), rows=rows, cols=len(snap_steps))
-        results["files"]["strip_png"] = save_image(grid, out_dir / "revision_strip.png")
+        cells = [to_uint8(snapshots[s][r : r + 1])[0] for r in range(rows) for s in snap_steps]
+        grid = _grid(cells, rows, len(snap_steps))
+        results["files"] = {"profile_png": profile_png, "strip_png": save_image(grid, out_dir / "revision_strip.png")}
         write_json(out_dir / "energy_profile.json", results)
     return results
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Fig. 4: interpolation
-# ----------------------------------------------------------------------------------------------------------------
 
 
 def interpolation_grids(
@@ -312,60 +188,35 @@ def interpolation_grids(
     seed: int = 0,
     out_dir: str | os.PathLike | None = None,
 ) -> dict:
-    """Generation rows (``z_a -> z_b``, ``z ~ N(0, I)``) and, with ``images`` and an encoder, reconstruction rows.
-
-    Reconstruction rows interpolate between inferred latents of consecutive pairs ``images[2r], images[2r + 1]``.
-    With ``out_dir``: ``interpolation_generation.png`` / ``interpolation_reconstruction.png`` and
-    ``interpolation.json``. Returns the grids (PIL) under ``"grids"`` and the settings.
-    """
+    """Generation rows (``z_a -> z_b``, ``z ~ N(0, I)``) and, with ``images`` and an encoder, reconstruction rows
+    between the inferred latents of ``images[2r], images[2r + 1]``. With ``out_dir``: ``interpolation_<kind>.png``
+    and ``interpolation.json``. Returns the grids (PIL) under ``"grids"`` and the settings."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
+    kwargs = {"num_points": num_points, "num_inference_steps": num_inference_steps, "generator": generator}
     grids: dict[str, PIL.Image.Image] = {}
-    with _quiet(pipe):
+    with quiet(pipe):
         rows = []
         for _ in range(num_rows):
             z = torch.randn(2, pipe.latent_dim, generator=generator)
-            rows += pipe.interpolate(
-                start_latents=z[0],
-                end_latents=z[1],
-                num_points=num_points,
-                num_inference_steps=num_inference_steps,
-                generator=generator,
-            ).images
+            rows += pipe.interpolate(start_latents=z[0], end_latents=z[1], **kwargs).images
         grids["generation"] = make_image_grid(rows, rows=num_rows, cols=num_points)
         if images is not None and pipe.encoder is not None:
-            imgs = to_uint8(images)
-            pairs = min(num_rows, imgs.shape[0] // 2)
+            images = to_uint8(images)
+            pairs = min(num_rows, images.shape[0] // 2)
             if pairs < 1:
-                raise ValueError(f"reconstruction interpolation needs at least 2 images, got {imgs.shape[0]}")
-            rows = []
-            for r in range(pairs):
-                rows += pipe.interpolate(
-                    imgs[2 * r],
-                    imgs[2 * r + 1],
-                    num_points=num_points,
-                    num_inference_steps=num_inference_steps,
-                    num_latent_steps=num_latent_steps,
-                    generator=generator,
-                ).images
+                raise ValueError(f"reconstruction interpolation needs at least 2 images, got {images.shape[0]}")
+            kwargs["num_latent_steps"] = num_latent_steps
+            rows = [
+                im for r in range(pairs) for im in pipe.interpolate(images[2 * r], images[2 * r + 1], **kwargs).images
+            ]
             grids["reconstruction"] = make_image_grid(rows, rows=pairs, cols=num_points)
-    results = {
-        "num_rows": num_rows,
-        "num_points": num_points,
-        "num_inference_steps": pipe.config.num_inference_steps if num_inference_steps is None else num_inference_steps,
-        "num_latent_steps": pipe.config.num_latent_steps if num_latent_steps is None else num_latent_steps,
-        "seed": seed,
-        "kinds": sorted(grids),
-    }
+    results = {"num_rows": num_rows, "num_points": num_points, "seed": seed, "kinds": sorted(grids)}
+    for key, value in (("num_inference_steps", num_inference_steps), ("num_latent_steps", num_latent_steps)):
+        results[key] = pipe.config[key] if value is None else value
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        results["files"] = {k: save_image(g, out_dir / f"interpolation_{k}.png") for k, g in grids.items()}
-        write_json(out_dir / "interpolation.json", results)
+        results["files"] = {k: save_image(g, Path(out_dir, f"interpolation_{k}.png")) for k, g in grids.items()}
+        write_json(Path(out_dir, "interpolation.json"), results)
     return {**results, "grids": grids}
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Tables 4-5: ablations over chain lengths
-# ----------------------------------------------------------------------------------------------------------------
 
 
 def markdown_table(rows: list[dict], columns: Sequence[str] | None = None, floatfmt: str = ".4g") -> str:
@@ -375,15 +226,10 @@ def markdown_table(rows: list[dict], columns: Sequence[str] | None = None, float
     columns = list(columns or dict.fromkeys(k for r in rows for k in r))
 
     def cell(v):
-        if v is None:
-            return ""
-        if isinstance(v, float):
-            return format(v, floatfmt)
-        return str(v)
+        return "" if v is None else format(v, floatfmt) if isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows])
 
 
 def ablation_sweep(
@@ -408,67 +254,36 @@ def ablation_sweep(
     """
     from tqdm.auto import tqdm
 
-    x_rows = []
-    with _quiet(pipe):
+    x_rows, kw = [], {"output_type": "pt", "return_energies": True}
+    with quiet(pipe):
         for s in tqdm(list(x_steps), desc="ablation x-steps", disable=not progress):
             generator = torch.Generator(device="cpu").manual_seed(seed)
             samples, energies = [], []
             start = time.perf_counter()
             for i in range(0, num_samples, batch_size):
-                out = pipe(
-                    batch_size=min(batch_size, num_samples - i),
-                    num_inference_steps=int(s),
-                    generator=generator,
-                    output_type="pt",
-                    return_energies=True,
-                )
+                n = min(batch_size, num_samples - i)
+                out = pipe(batch_size=n, num_inference_steps=int(s), generator=generator, **kw)
                 samples.append(to_uint8(out.images))
-                if out.energies is not None:
-                    energies.append(out.energies[-1].double().cpu())
-            elapsed = time.perf_counter() - start
-            samples = np.concatenate(samples)
-            row = {"x_steps": int(s), "seconds_per_sample": elapsed / num_samples}
-            if energies:
-                row["mean_final_energy"] = float(torch.cat(energies).mean())
-            if sample_metric is not None:
-                row.update(sample_metric(samples))
-            x_rows.append(row)
+                energies.append(out.energies[-1].double().cpu())
+            row = {"x_steps": int(s), "seconds_per_sample": (time.perf_counter() - start) / num_samples}
+            row["mean_final_energy"] = float(torch.cat(energies).mean())
+            x_rows.append({**row, **(sample_metric(np.concatenate(samples)) if sample_metric else {})})
     z_rows = []
     if images is not None and pipe.encoder is not None and len(z_steps):
-        rec = reconstruction_mse(
-            pipe,
-            images,
-            num_latent_steps=int(max(z_steps)),
-            curve_steps=z_steps,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-        )
-        z_rows = [
-            {"z_steps": c["num_latent_steps"], "recon_mse": c["mse"]}
-            for c in rec["curve"]
-            if c["num_latent_steps"] in {int(z) for z in z_steps}
-        ]
-        z_rows.insert(0, {"z_steps": "encoder only (Inf)", "recon_mse": rec["mse_inf"]})
+        kwargs = {"batch_size": batch_size, "seed": seed, "progress": progress}
+        rec = reconstruction_mse(pipe, images, num_latent_steps=int(max(z_steps)), curve_steps=z_steps, **kwargs)
+        curve = {c["num_latent_steps"]: c["mse"] for c in rec["curve"]}
+        z_rows = [{"z_steps": "encoder only (Inf)", "recon_mse": rec["mse_inf"]}]
+        z_rows += [{"z_steps": z, "recon_mse": curve[z]} for z in sorted({int(z) for z in z_steps})]
     markdown = "### x-chain steps\n\n" + markdown_table(x_rows)
     if z_rows:
         markdown += "\n\n### z-chain steps\n\n" + markdown_table(z_rows)
     results = {"x_steps": x_rows, "z_steps": z_rows, "num_samples": num_samples, "seed": seed, "markdown": markdown}
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        write_json(out_dir / "ablation.json", results)
-        tmp = out_dir / "ablation.md.tmp"
-        tmp.write_text(markdown + "\n")
-        os.replace(tmp, out_dir / "ablation.md")
+        write_json(Path(out_dir, "ablation.json"), results)
+        _write(Path(out_dir, "ablation.md"), markdown + "\n")
     return results
 
 
-__all__ = [
-    "ablation_sweep",
-    "energy_profile",
-    "interpolation_grids",
-    "markdown_table",
-    "reconstruction_mse",
-    "save_image",
-    "write_json",
-]
+__all__ = ["ablation_sweep", "energy_profile", "interpolation_grids", "markdown_table", "reconstruction_mse"]
+__all__ += ["save_image", "write_json"]

@@ -1,15 +1,12 @@
-"""Image sources and sampling helpers shared by the evaluation suite.
-
-Every function here speaks one currency: ``uint8`` arrays ``[N, H, W, C]`` (``C`` = 1 or 3), the format FID/IS
-libraries quantise to and image files store. :func:`load_images` reads any source of the training data's grammar
-(:mod:`hf_dualmcmc.data`: ``"sklearn:digits"`` / ``"digits"``, ``"mnist"``, an images ``.npz``, a directory, a
-parquet file or glob, a ``save_to_disk`` directory, a Hub name) through the same loader and ``transforms.v2``
-preprocessing as training, so the held-out ``"test"`` partitions of digits and MNIST are the ones training never saw.
+"""Image sources and sampling for the evaluation suite, in one currency: ``uint8`` arrays ``[N, H, W, C]`` (``C`` = 1
+or 3). :func:`load_images` reads any source of the training data's grammar (:mod:`hf_dualmcmc.data`) through the same
+loader and preprocessing as training, so the held-out ``"test"`` partitions are the ones training never saw.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import datasets
 import numpy as np
@@ -59,20 +56,15 @@ def load_images(
     split: str = "test",
     resize: str | None = None,
 ) -> np.ndarray:
-    """The first ``max_images`` images of ``split`` of ``source`` (see the module docstring) as ``uint8 [N, S, S, C]``.
-
-    Preprocessed as for training (:func:`hf_dualmcmc.data.image_transform`) to ``image_size`` (default: the first
-    image's larger side) and ``num_channels`` (default: 1 for grayscale images, else 3) with the ``resize`` policy,
-    by default ``"pad"`` when the images are no larger than ``image_size`` (MNIST 28 -> 32, as trained), else
-    ``"resize"`` (bilinear, antialiased). ``split``: ``"test"``, the held-out partition, by default.
-    """
+    """The first ``max_images`` images of ``split`` of ``source`` as ``uint8 [N, S, S, C]``, preprocessed as for
+    training to ``image_size`` (default: the first image's larger side) and ``num_channels`` (default: 1 for gray
+    images, else 3); ``resize``: ``"pad"`` when the images are no larger (MNIST 28 -> 32), else ``"resize"``."""
     return _load(source, split, image_size, num_channels, max_images, resize)[0]
 
 
 def builtin_split(name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """``(uint8 [N, S, S, 1], int64 labels [N])`` of ``"mnist"`` (padded to 32 px) or ``"digits"`` (8 px) for
-    ``split`` ``"train"``/``"test"``/``"all"``: the training data's partitions, so a model trained on ``"train"``
-    (the default of ``configs/mnist.yaml`` / ``configs/digits.yaml``) never saw ``"test"``."""
+    """``(uint8 [N, S, S, 1], int64 labels [N])`` of ``"mnist"`` (padded to 32 px) or ``"digits"`` (8 px) for the
+    training data's partition ``split`` (``"train"``, ``"test"``, ``"all"``)."""
     if name not in BUILTIN_SOURCES:
         raise ValueError(f"unknown built-in source {name!r}; expected one of {BUILTIN_SOURCES}")
     images, dataset = _load(name, split, BUILTIN_IMAGE_SIZE[name], 1, None, "pad")
@@ -82,33 +74,21 @@ def builtin_split(name: str, split: str = "test") -> tuple[np.ndarray, np.ndarra
 
 
 def to_uint8(images) -> np.ndarray:
-    """Quantise images to ``uint8 [N, H, W, C]``.
-
-    Accepts PIL images, numpy arrays (uint8, or float in ``[0, 1]``; ``[N, H, W, C]``, ``[N, H, W]``) and torch
-    tensors ``[N, C, H, W]`` in ``[0, 1]``. Floats are rounded (``round(255 * x)``), as image files store them.
-    """
+    """Quantise PIL images, numpy arrays (uint8, or float in ``[0, 1]``; ``[N, H, W(, C)]``) or torch tensors
+    ``[N, C, H, W]`` in ``[0, 1]`` to ``uint8 [N, H, W, C]`` (``round(255 * x)``, as image files store them)."""
     if isinstance(images, PIL.Image.Image):
         images = [images]
-    if isinstance(images, list):
-        if not images:
-            raise ValueError("expected at least one image, got an empty list")
-        if isinstance(images[0], PIL.Image.Image):
-            arrays = [np.asarray(im) for im in images]
-            images = np.stack([a if a.ndim == 3 else a[..., None] for a in arrays])
-        else:
-            images = np.asarray(images)
+    if isinstance(images, list) and images and isinstance(images[0], PIL.Image.Image):
+        images = np.stack([np.atleast_3d(np.asarray(im)) for im in images])
     if isinstance(images, torch.Tensor):
         if images.dim() != 4:
             raise ValueError(f"torch images must be [N, C, H, W] in [0, 1], got shape {tuple(images.shape)}")
         images = images.detach().float().cpu().permute(0, 2, 3, 1).numpy()
-    if not isinstance(images, np.ndarray):
-        raise ValueError(f"expected PIL images, a numpy array or a torch tensor, got {type(images).__name__}")
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+    images = np.asarray(images)
+    images = images[..., None] if images.ndim == 3 else images
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4) or not images.size:
         raise ValueError(f"images must be [N, H, W, C] with C in (1, 3), got shape {images.shape}")
-    if images.shape[-1] == 4:
-        images = images[..., :3]
+    images = images[..., :3]
     if images.dtype == np.uint8:
         return np.ascontiguousarray(images)
     images = images.astype(np.float64)
@@ -123,63 +103,51 @@ def as_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
-def sample_images(
-    pipe,
-    num_samples: int,
-    *,
-    batch_size: int = 100,
-    seed: int = 0,
-    num_inference_steps: int | None = None,
-    step_size: float | None = None,
-    noise_scale: float | None = None,
-    bn_stats: str | None = None,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Draw ``num_samples`` from a :class:`~hf_dualmcmc.DualMCMCPipeline` in batches.
+def pixel_values(images) -> torch.Tensor:
+    """Images (anything :func:`to_uint8` accepts) -> model space ``[N, C, H, W]`` in ``[-1, 1]`` (float32, CPU)."""
+    return torch.from_numpy(np.ascontiguousarray(to_uint8(images))).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
-    Returns ``(proposals, revised, sampler)``: two ``uint8 [N, H, W, C]`` arrays (generator proposals and the
-    Langevin-revised samples) and the resolved sampler settings (steps, step size, noise, BN mode, batch size, seed).
-    The batch size matters with ``bn_stats="batch"``: the authors sample in batches of 100.
-    """
-    from tqdm.auto import tqdm
 
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
-    cfg = pipe.config
-    sampler = {
-        "num_inference_steps": cfg.num_inference_steps if num_inference_steps is None else num_inference_steps,
-        "step_size": cfg.step_size if step_size is None else step_size,
-        "noise_scale": cfg.noise_scale if noise_scale is None else noise_scale,
-        "bn_stats": cfg.bn_stats if bn_stats is None else bn_stats,
-        "batch_size": batch_size,
-        "seed": seed,
-    }
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    proposals, revised = [], []
-    was_disabled = getattr(pipe, "_progress_bar_config", {}).get("disable", False)
+SAMPLER_SETTINGS = ("num_inference_steps", "step_size", "noise_scale", "bn_stats")
+
+
+def sampler_settings(pipe, **overrides) -> dict:
+    """The x-chain sampler settings: the pipeline config's, replaced by the ``overrides`` that are not ``None``."""
+    if set(overrides) - set(SAMPLER_SETTINGS):
+        raise TypeError(f"unknown sampler settings {sorted(set(overrides) - set(SAMPLER_SETTINGS))}")
+    return {k: pipe.config[k] if overrides.get(k) is None else overrides[k] for k in SAMPLER_SETTINGS}
+
+
+@contextmanager
+def quiet(pipe):
+    """The pipeline's progress bars off inside the block."""
+    previous = dict(getattr(pipe, "_progress_bar_config", {}))
     pipe.set_progress_bar_config(disable=True)
     try:
-        with tqdm(total=num_samples, desc="sampling", unit="img", disable=not progress) as bar:
-            done = 0
-            while done < num_samples:
-                n = min(batch_size, num_samples - done)
-                out = pipe(
-                    batch_size=n,
-                    num_inference_steps=sampler["num_inference_steps"],
-                    step_size=sampler["step_size"],
-                    noise_scale=sampler["noise_scale"],
-                    bn_stats=sampler["bn_stats"],
-                    generator=generator,
-                    output_type="pt",
-                    return_proposals=True,
-                )
-                proposals.append(to_uint8(out.proposals))
-                revised.append(to_uint8(out.images))
-                done += n
-                bar.update(n)
+        yield pipe
     finally:
-        pipe.set_progress_bar_config(disable=was_disabled)
-    return np.concatenate(proposals), np.concatenate(revised), sampler
+        pipe.set_progress_bar_config(**previous)
 
 
-__all__ = ["BUILTIN_SOURCES", "as_rgb", "builtin_split", "load_images", "sample_images", "to_uint8"]
+def sample_images(
+    pipe, num_samples: int, *, batch_size: int = 100, seed: int = 0, progress: bool = True, **sampler
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(proposals, revised, settings)``: ``num_samples`` generator proposals and Langevin-revised samples (``uint8
+    [N, H, W, C]``) drawn in batches (they matter with ``bn_stats="batch"``: the authors sample 100 at a time), and the
+    resolved settings. ``sampler``: ``num_inference_steps``, ``step_size``, ``noise_scale``, ``bn_stats`` overrides."""
+    from tqdm.auto import tqdm
+
+    settings = sampler_settings(pipe, **sampler)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    proposals, revised = [], []
+    with quiet(pipe):
+        for i in tqdm(range(0, num_samples, batch_size), desc="sampling", unit="batch", disable=not progress):
+            n = min(batch_size, num_samples - i)
+            out = pipe(batch_size=n, generator=generator, output_type="pt", return_proposals=True, **settings)
+            proposals.append(to_uint8(out.proposals))
+            revised.append(to_uint8(out.images))
+    return np.concatenate(proposals), np.concatenate(revised), {**settings, "batch_size": batch_size, "seed": seed}
+
+
+__all__ = ["BUILTIN_SOURCES", "as_rgb", "builtin_split", "load_images", "pixel_values", "quiet", "sample_images"]
+__all__ += ["sampler_settings", "to_uint8"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard
 
-from ..atomic import atomic_write
+from ..atomic import MODEL_CARD_FILE, atomic_write
 from ..training_config import safe_load_yaml
 
 # results-dict key -> (model-index metric type, human-readable name)
@@ -29,12 +29,9 @@ METRIC_NAMES = {
 
 
 def check_model_card_path(card_path: str | os.PathLike) -> Path:
-    """The card :func:`write_model_index` may write for ``card_path`` (a folder means its ``README.md``): a ``.md``
-    file that is new (in an existing folder) or already a model card (YAML front matter). Anything else, e.g.
-    ``model_index.json`` or a project README without front matter, is refused, so that no other file is rewritten."""
-    path = Path(card_path)
-    if path.is_dir():
-        path = path / "README.md"
+    """The card :func:`write_model_index` may write for ``card_path`` (a folder means its ``README.md``): a new ``.md``
+    file in an existing folder, or an existing model card (YAML front matter). Anything else is refused unchanged."""
+    path = Path(card_path) / MODEL_CARD_FILE if Path(card_path).is_dir() else Path(card_path)
     label = f"model card {str(path)!r}"
     if path.suffix.lower() != ".md":
         raise ValueError(f"{label}: expected a README.md (a .md file); refusing to rewrite another file as a card")
@@ -50,10 +47,7 @@ def check_model_card_path(card_path: str | os.PathLike) -> Path:
     except (UnicodeDecodeError, ValueError, OSError) as err:  # ConfigError: anchors, duplicate keys, bad YAML
         raise ValueError(f"{label} is not a readable model card ({type(err).__name__}); it was not changed") from None
     if not isinstance(meta, dict):
-        raise ValueError(
-            f"{label} exists and is not a model card (no YAML front matter); it was not changed: pass "
-            "a card's README.md or a new file"
-        )
+        raise ValueError(f"{label} exists and is not a model card (no YAML front matter); it was not changed")
     return path
 
 
@@ -68,46 +62,28 @@ def write_model_index(
     dataset_split: str | None = None,
     source_name: str | None = None,
 ) -> ModelCard:
-    """Merge ``results`` (metric name -> number) into the ``model-index`` of the model card at ``card_path``.
+    """Merge the numbers of ``results`` into the ``model-index`` of the card at ``card_path``
+    (:func:`check_model_card_path`), keeping its other metadata, and return the written card (atomic write).
 
-    Writes only a model card (:func:`check_model_card_path`): an existing card's front matter is kept (other metadata
-    untouched), a missing file becomes a new card; any other existing file is refused unchanged. Known keys (``fid``, ``fid_proposal``, ``is``,
-    ``domain_fd``, ``recon_mse``, ``mse_inf``, ... see :data:`METRIC_NAMES`) get standard metric types; others are
-    used verbatim. Non-numeric values are skipped. A result with the same task, dataset and metric type replaces the
-    old one. ``model_name`` defaults to the card's existing model-index name, else the folder name. Atomic write.
-
-    Returns the written :class:`~huggingface_hub.ModelCard`.
+    Keys of :data:`METRIC_NAMES` get standard metric types, others are used verbatim; a result with the same task,
+    dataset and metric type replaces the old one. ``model_name``: the card's, else the folder name.
     """
-    if not isinstance(results, dict):
-        raise ValueError(f"results must be a dict of metric name -> number, got {type(results).__name__}")
     if not dataset_name or not dataset_type:
         raise ValueError("dataset_name and dataset_type are required (e.g. 'CIFAR-10', 'cifar10')")
     path = check_model_card_path(card_path)
     card = ModelCard(path.read_text(encoding="utf-8") if path.exists() else "", ignore_metadata_errors=True)
-    new = []
+    where = {"task_type": task, "dataset_type": dataset_type, "dataset_name": dataset_name}
+    where.update(dataset_split=dataset_split, source_name=source_name)
+    new = {}  # one result per (task, dataset, metric type); later keys win (fid_revised over fid)
     for key, value in results.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        metric_type, metric_name = METRIC_NAMES.get(key, (key, key))
-        new.append(
-            EvalResult(
-                task_type=task,
-                dataset_type=dataset_type,
-                dataset_name=dataset_name,
-                dataset_split=dataset_split,
-                metric_type=metric_type,
-                metric_name=metric_name,
-                metric_value=float(value),
-                source_name=source_name,
-            )
-        )
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metric_type, metric_name = METRIC_NAMES.get(key, (key, key))
+            result = EvalResult(**where, metric_type=metric_type, metric_name=metric_name, metric_value=float(value))
+            new[(task, dataset_type, metric_type)] = result
     if not new:
         raise ValueError(f"results hold no numeric metrics: got keys {sorted(results)}")
-    # one result per (task, dataset, metric type); later keys win (fid_revised over fid when both are given)
-    new = list({(r.task_type, r.dataset_type, r.metric_type): r for r in new}.values())
-    keys = {(r.task_type, r.dataset_type, r.metric_type) for r in new}
-    kept = [r for r in (card.data.eval_results or []) if (r.task_type, r.dataset_type, r.metric_type) not in keys]
-    card.data.eval_results = kept + new
+    kept = [r for r in card.data.eval_results or [] if (r.task_type, r.dataset_type, r.metric_type) not in new]
+    card.data.eval_results = kept + list(new.values())
     card.data.model_name = model_name or card.data.model_name or path.resolve().parent.name
     atomic_write(path, str(card))
     return card

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .training import StepOutput
-from .training_config import TeachingConfig
+from hf_dualmcmc.training import StepOutput
+from hf_dualmcmc.training_config import TeachingConfig
 
 
 def reference_energy_chain(
