@@ -6,9 +6,10 @@
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_data.py --module /tmp/old_data.py
 
 Sources: ``sklearn:digits`` (all 1,797, 8x8 gray), ``mnist`` (the 9,000 "train" images padded to 32 px; skipped
-without ``../shared``), and a synthetic imagefolder and parquet file of ``--num_images`` 32x32 RGB PNGs written to a
-temporary directory. Columns (images/s): ``decode`` = ``load_image_dataset`` (datasets cache warm: each source is
-loaded once before timing) decoding everything into a uint8 tensor; ``item`` = ``ds[i]`` over the in-memory dataset;
+without ``$HF_DUALMCMC_MNIST_DIR`` or ``../shared/data/mnist``), and a synthetic imagefolder and parquet file of
+``--num_images`` 32x32 RGB PNGs written to a temporary directory. Columns (images/s): ``decode`` =
+``load_image_dataset`` (datasets cache warm: each source is loaded once before timing) decoding everything into a
+uint8 tensor; ``item`` = ``ds[i]`` over the in-memory dataset;
 ``loader`` = one ``DataLoader(batch_size=64)`` epoch over it; ``lazy item`` / ``lazy loader`` = the same with
 ``max_in_memory_bytes=0`` (per-item decoding), over at most ``--lazy_items`` images. The module under test only needs
 ``DataConfig`` and ``load_image_dataset`` (the API of both the old and the new data.py).
@@ -121,13 +122,13 @@ def main(argv=None) -> int:
         ),
         flush=True,
     )
-    mnist = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO.parent / "shared")) / "data" / "mnist"
+    mnist = Path(os.environ.get("HF_DUALMCMC_MNIST_DIR") or REPO.parent / "shared" / "data" / "mnist")
     if (mnist / "t10k-images-idx3-ubyte.gz").is_file():
         print(
             bench(
                 data,
                 "mnist (pad 28 -> 32)",
-                dict(source="mnist", image_size=32, num_channels=1, resize="pad"),
+                dict(source=f"mnist:{mnist}", image_size=32, num_channels=1, resize="pad"),
                 args.lazy_items,
             ),
             flush=True,

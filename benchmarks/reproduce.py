@@ -5,10 +5,10 @@ Toy suite (2-D data, MLPs, exact grid-normalised density; see ``benchmarks/toy.p
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/reproduce.py --suite toy \
         --toys 8gaussians,rings,checkerboard --seeds 0,1,2 --iterations 600
 
-MNIST suite (the 10k test split under ../shared/data/mnist: trains on data.py's "train" partition, images 0-8999,
-padded to 32 px, through ``hf_dualmcmc.trainer`` with ``teaching.method``; evaluates on the held-out 9000-9999 with
-``hf_dualmcmc.evaluation``; defaults: 400 iterations, batch 32, 15-step x-chains, about 12 minutes for dual-MCMC on
-2 cores)::
+MNIST suite (the 10k test split in $HF_DUALMCMC_MNIST_DIR, default ../shared/data/mnist: trains on data.py's "train"
+partition, images 0-8999, padded to 32 px, through ``hf_dualmcmc.trainer`` with ``teaching.method``; evaluates on the
+held-out 9000-9999 with ``hf_dualmcmc.evaluation``; defaults: 400 iterations, batch 32, 15-step x-chains, about 12
+minutes for dual-MCMC on 2 cores)::
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/reproduce.py --suite mnist --seeds 0
 
@@ -63,6 +63,7 @@ from hf_dualmcmc.atomic import atomic_write  # noqa: E402
 from hf_dualmcmc.cli import ArgumentParser  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"  # the default of $HF_DUALMCMC_MNIST_DIR
 METHODS = ("dual_mcmc", "cooperative", "short_run", "inference_only")
 # the image suites: the data.source names of the dataset each one evaluates on (hf_dualmcmc.evaluation's builtins)
 SUITE_SOURCES = {"mnist": ("mnist",), "digits": ("sklearn:digits", "digits")}
@@ -308,6 +309,8 @@ def run_image_suite(args, method: str, seed: int) -> dict:
                 f"{path} was trained with other settings than these; name this run with --variant "
                 f"(and --set) or retrain it with --force"
             )
+        if args.reevaluate:  # the cached run's pipelines scored again with this file's metrics (e.g. OOD)
+            return evaluate_record(args, path, cached)
         return cached
     # an interrupted run continues from its last checkpoint (its train_seconds then count this invocation only); one
     # killed before its first checkpoint, or one with a wall-clock budget (which cannot be split), starts over
@@ -335,16 +338,29 @@ def run_image_suite(args, method: str, seed: int) -> dict:
         "energy_gap_trajectory": energy_gap_trajectory(read_history(out_dir / "history.jsonl", result.history)),
     }
     record["config"]["run"]["output_dir"] = repo_relative(out_dir)
-    started = time.perf_counter()
-    record["metrics"], grids = evaluate_images(result.pipeline_dir, args)
-    record["eval_seconds"] = time.perf_counter() - started
-    if grids:
-        write_npz(path.with_suffix(".npz"), grids)
-    write_text(path, json.dumps(record, indent=2))
+    record = evaluate_record(args, path, record)
     print(
         f"[{args.suite}] {run_name(method, args.variant)}: {result.step} it, {result.seconds:.0f} s, {record['metrics']}",
         flush=True,
     )
+    return record
+
+
+def evaluate_record(args, path: Path, record: dict) -> dict:
+    """Score the run's exported pipeline (and, with ``--eval_steps``, the pipelines its checkpoints hold: e.g. step
+    1,800 of a 3,600-step run is the 1,800-step recipe), store the metrics in ``record`` and write it to ``path``."""
+    started = time.perf_counter()
+    record["metrics"], grids = evaluate_images(REPO / record["pipeline"], args)
+    run_dir = REPO / record["config"]["run"]["output_dir"]
+    for step in args.eval_steps:
+        folder = run_dir / "checkpoints" / f"checkpoint-{step}" / "pipeline"
+        if not folder.is_dir():
+            raise SystemExit(f"--eval_steps {step}: {folder} does not exist (run.export_at_checkpoints?)")
+        record.setdefault("checkpoints", {})[str(step)] = evaluate_images(folder, args)[0]
+    record["eval_seconds"] = time.perf_counter() - started
+    if grids:
+        write_npz(path.with_suffix(".npz"), grids)
+    write_text(path, json.dumps(record, indent=2))
     return record
 
 
@@ -403,7 +419,27 @@ def evaluate_images(pipeline_dir, args) -> tuple[dict, dict]:
         held_out = builtin_split(args.suite, "test")[0][:500]
         rec = reconstruction_mse(pipe, held_out, seed=0, progress=False)
         metrics.update({k: rec[k] for k in ("mse_inf", "mse_inf_plus_l") if k in rec})
+    if pipe.energy_model is not None:
+        metrics["ood_energy"] = ood_energy(pipe, args.suite)
     return metrics, grids
+
+
+# the other handwriting of each suite's OOD protocol (docs/EVALUATION.md): the held-out split of the other data set
+OOD_OTHER = {"mnist": "sklearn:digits", "digits": "mnist"}
+
+
+def ood_energy(pipe, suite: str, num: int = 1000) -> dict:
+    """Energy ``E(x)`` as an OOD score (docs/EVALUATION.md's protocol): in-distribution = the first ``num`` held-out
+    images, OOD = as many uniform-noise, Gaussian-noise, constant and inverted images (seed 0) and the other digits
+    set's held-out images resized to the model's size; ``{set: {"auroc", "fpr95"}}``."""
+    from hf_dualmcmc.evaluation import builtin_split, load_images
+    from hf_dualmcmc.evaluation.ood import ood_evaluation, synthetic_ood_sets
+
+    held_out = builtin_split(suite, "test")[0][:num]
+    c, h, _ = pipe.image_shape
+    other = load_images(OOD_OTHER[suite], image_size=h, num_channels=c, max_images=num, resize="resize")
+    result = ood_evaluation(pipe, held_out, synthetic_ood_sets(held_out, other=other, seed=0), scores=["energy"])
+    return {row["ood_set"]: {"auroc": row["auroc"], "fpr95": row["fpr95"]} for row in result["rows"]}
 
 
 def grid_tile(image: np.ndarray):
@@ -499,7 +535,41 @@ def image_table(records: list[dict]) -> str:
             f"\nDomain FD of {'/'.join(map(str, sorted(floor_n)))} training images against the "
             f"held-out split (the floor): {np.mean(floors):.3g}\n"
         )
-    return text + gap_table(by_run)
+    return text + gap_table(by_run) + ood_table(by_run)
+
+
+OOD_COLUMNS = ("uniform_noise", "gaussian_noise", "constant", "inverted", "other_digits")
+
+
+def ood_table(by_run: dict[str, list[dict]]) -> str:
+    """Energy as an OOD score (AUROC / FPR@95, mean over seeds) next to the domain FDs and the time per iteration, for
+    every run (and scored checkpoint) that recorded it."""
+    rows = []
+    for name, rs in by_run.items():
+        points = [(r["iterations"], r["metrics"], r) for r in rs]
+        points += [(int(k), m, r) for r in rs for k, m in (r.get("checkpoints") or {}).items()]
+        for iterations in sorted({it for it, m, _ in points if "ood_energy" in m}):
+            ms = [(m, r) for it, m, r in points if it == iterations and "ood_energy" in m]
+            cells = [
+                fmt([m["ood_energy"][k]["auroc"] for m, _ in ms if k in m["ood_energy"]])
+                + " / "
+                + fmt([m["ood_energy"][k]["fpr95"] for m, _ in ms if k in m["ood_energy"]], digits=2)
+                for k in OOD_COLUMNS
+            ]
+            rows.append(
+                [name, str(len(ms)), str(iterations), fmt([r["train_seconds"] / r["iterations"] for _, r in ms])]
+                + [fmt([m.get("domain_fd_revised") for m, _ in ms]), fmt([m.get("domain_fd_proposals") for m, _ in ms])]
+                + cells
+            )
+    if not rows:
+        return ""
+    head = ["run", "seeds", "iterations", "train s/it", "FD revised", "FD G(z)"] + [
+        f"E(x) AUROC / FPR@95: {c.replace('_', ' ')}" for c in OOD_COLUMNS
+    ]
+    lines = ["", "Energy as an OOD score (docs/EVALUATION.md's protocol; mean ± std over seeds)", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def gap_table(by_run: dict[str, list[dict]]) -> str:
@@ -597,6 +667,14 @@ def parse_args(argv=None):
     p.add_argument("--plot_seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="retrain runs that are already cached")
     p.add_argument("--table_only", action="store_true", help="only rebuild the table (and plots) from the cache")
+    p.add_argument(
+        "--reevaluate", action="store_true", help="MNIST, digits: score cached runs again (their pipelines must exist)"
+    )
+    p.add_argument(
+        "--eval_steps",
+        default="",
+        help="MNIST, digits: also score the pipelines of these checkpoints (comma-separated steps, e.g. 1800)",
+    )
     args = p.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
     bad = set(args.methods) - set(METHODS)
@@ -614,12 +692,15 @@ def parse_args(argv=None):
     if args.variant is not None and not args.variant.replace("-", "").replace("_", "").isalnum():
         p.error(f"--variant must be letters, digits, '-' or '_' (a folder name), got {args.variant!r}")
     args.toys = [t for t in args.toys.split(",") if t]
+    args.eval_steps = [int(s) for s in args.eval_steps.split(",") if s]
     return args
 
 
 def main(argv=None) -> str:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if MNIST_DIR.is_dir():  # this repository's development data
+        os.environ.setdefault("HF_DUALMCMC_MNIST_DIR", str(MNIST_DIR))
     if args.suite == "toy":
         from toy import TOY_DATASETS
 

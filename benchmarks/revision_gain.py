@@ -31,6 +31,7 @@ from hf_dualmcmc.atomic import atomic_write
 from hf_dualmcmc.cli import ArgumentParser
 
 REPO = Path(__file__).resolve().parents[1]
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"  # the default of $HF_DUALMCMC_MNIST_DIR
 
 
 def revision_trajectory(
@@ -163,6 +164,8 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if MNIST_DIR.is_dir():  # this repository's development data
+        os.environ.setdefault("HF_DUALMCMC_MNIST_DIR", str(MNIST_DIR))
     from hf_dualmcmc import DualMCMCPipeline
     from hf_dualmcmc.evaluation import DomainFrechetScorer, builtin_split
     from hf_dualmcmc.evaluation.analysis import markdown_table, write_json

@@ -17,7 +17,7 @@ import shutil
 
 import PIL.Image
 import torch
-from test_security import SystemPayload  # a pickle whose loading would run os.system
+from conftest import SystemPayload  # a pickle whose loading would run os.system
 
 
 def _seeded(prepare):

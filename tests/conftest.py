@@ -9,6 +9,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+if (_MNIST_DIR := Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist").is_dir():  # development data
+    os.environ.setdefault("HF_DUALMCMC_MNIST_DIR", str(_MNIST_DIR))
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -38,7 +40,7 @@ def after_fork() -> None:
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HF_DUALMCMC_SHARED", REPO_ROOT.parent / "shared"))
-MNIST = SHARED / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+MNIST = Path(os.environ.get("HF_DUALMCMC_MNIST_DIR") or "/nonexistent") / "t10k-images-idx3-ubyte.gz"
 
 
 def load_module(relative_path: str, name: str):
@@ -90,7 +92,9 @@ def tiny_pipeline(tiny_configs):
 @pytest.fixture
 def shared_dir():
     if not SHARED.is_dir():
-        pytest.skip(f"../shared is absent (looked for {SHARED}); set HF_DUALMCMC_SHARED to run this test")
+        pytest.skip(
+            f"the shared reference folder is absent (looked for {SHARED}); set HF_DUALMCMC_SHARED to run this test"
+        )
     return SHARED
 
 

@@ -59,7 +59,7 @@ def main(out_dir):
 
 def resume_check(root):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from test_trainer import state_of, tiny_config
+    from conftest import state_of, tiny_config
 
     from hf_dualmcmc.trainer import train
 

@@ -25,9 +25,11 @@ import PIL.Image
 import pytest
 import torch
 import yaml
-from conftest import load_module
-from test_security import MarkerPayload  # a pickle whose loading would create its marker file
-from test_trainer import tiny_config
+from conftest import (
+    MarkerPayload,  # a pickle whose loading would create its marker file
+    load_module,
+    tiny_config,
+)
 
 NAN, INF = float("nan"), float("inf")
 

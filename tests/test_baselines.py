@@ -296,7 +296,7 @@ def test_pipeline_proposal_option_validation():
 
 
 def test_trainer_runs_a_baseline(tmp_path):
-    from test_trainer import tiny_config
+    from conftest import tiny_config
 
     from hf_dualmcmc.trainer import train
 

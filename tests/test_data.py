@@ -15,7 +15,6 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from conftest import SHARED  # noqa: E402
 
 from hf_dualmcmc.data import (  # noqa: E402
     DataConfig,
@@ -312,8 +311,6 @@ def test_check_dataset_size():
     check_dataset_size(ds, 5)
     with pytest.raises(ValueError, match="dataset has 5 images, fewer than one batch of 6"):
         check_dataset_size(ds, 6)
-    with pytest.raises(ValueError, match="batch_size"):
-        check_dataset_size(ds, 0)
     with pytest.raises(ValueError, match="uint8"):
         InMemoryImageDataset(torch.zeros(5, 1, 2, 2))
 
@@ -385,16 +382,33 @@ def test_idx_reader_and_mnist_partitions(tmp_path):
     assert len(load_mnist_images(full, "all")) == 17
 
 
+def test_mnist_without_a_directory_reads_the_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_DUALMCMC_MNIST_DIR", raising=False)
+    unset = (
+        r"no MNIST IDX images in \$HF_DUALMCMC_MNIST_DIR \(not set\).*source='mnist:<dir>' or set HF_DUALMCMC_MNIST_DIR"
+    )
+    with pytest.raises(FileNotFoundError, match=unset):
+        load_source("mnist")
+    monkeypatch.setenv("HF_DUALMCMC_MNIST_DIR", "")
+    with pytest.raises(FileNotFoundError, match=unset):
+        load_mnist_images()
+    monkeypatch.setenv("HF_DUALMCMC_MNIST_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=f"no MNIST IDX images in {tmp_path} .*set HF_DUALMCMC_MNIST_DIR"):
+        load_mnist_images()
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, 2051)
+    assert np.array_equal(load_source("mnist")["image"], images)
+
+
 @pytest.fixture
 def mnist_dir():
-    directory = SHARED / "data" / "mnist"
-    if not (directory / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"shared MNIST is absent (looked for {directory}); set HF_DUALMCMC_SHARED to run this test")
-    return directory
+    directory = os.environ.get("HF_DUALMCMC_MNIST_DIR")
+    if not directory or not (Path(directory) / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST is absent: set HF_DUALMCMC_MNIST_DIR to the folder of its IDX files (now {directory!r})")
+    return Path(directory)
 
 
-def test_shared_mnist(mnist_dir, monkeypatch):
-    monkeypatch.setenv("HF_DUALMCMC_SHARED", str(mnist_dir.parents[1]))
+def test_mnist_from_the_environment_variable(mnist_dir):
     raw = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz", 2051)
     assert raw.shape == (10000, 28, 28) and raw.dtype == np.uint8
     labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", 2049)

@@ -48,7 +48,9 @@ from hf_dualmcmc.evaluation import (  # noqa: E402
 )
 from hf_dualmcmc.serialization import file_sha256  # noqa: E402
 
-needs_mnist = pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not found at {MNIST} (../shared absent)")
+needs_mnist = pytest.mark.skipif(
+    not MNIST.is_file(), reason=f"MNIST not found at {MNIST}: set HF_DUALMCMC_MNIST_DIR to its IDX folder"
+)
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ MAX_STEPS = 8
 
 
 def run_config(out, overwrite=False):
-    from test_trainer import tiny_config
+    from conftest import tiny_config
 
     return tiny_config(
         out,
@@ -279,7 +279,7 @@ def _script_child(argv, err_file):
 
 def _train_child(out, max_steps):
     after_fork()
-    from test_trainer import tiny_config
+    from conftest import tiny_config
 
     from hf_dualmcmc.trainer import train
 
@@ -296,7 +296,7 @@ def _history_steps(out: Path) -> list[int]:
 
 
 def test_two_runs_started_together_one_runs_the_other_exits_2(tmp_path):
-    from test_trainer import tiny_config
+    from conftest import tiny_config
 
     out = tmp_path / "out"
     config = tmp_path / "c.yaml"
@@ -325,8 +325,7 @@ def test_two_runs_started_together_one_runs_the_other_exits_2(tmp_path):
 
 
 def test_second_run_names_the_holder_and_a_killed_holder_leaves_no_stale_lock(tmp_path, capsys):
-    from conftest import load_module
-    from test_trainer import tiny_config
+    from conftest import load_module, tiny_config
 
     from hf_dualmcmc.trainer import train
 
@@ -362,7 +361,7 @@ def test_second_run_names_the_holder_and_a_killed_holder_leaves_no_stale_lock(tm
 
 
 def test_resume_from_an_older_checkpoint_keeps_the_newer_ones_aside(tmp_path, caplog):
-    from test_trainer import tiny_config, tree
+    from conftest import tiny_config, tree
 
     from hf_dualmcmc.trainer import train
 
@@ -404,7 +403,7 @@ def test_trainer_state_whose_step_disagrees_with_its_folder_is_refused(uninterru
 def test_kill_between_the_last_save_and_its_rotation_then_resume(tmp_path, monkeypatch):
     """Killed after the last checkpoint is renamed into place but before the rotation deletes the oldest: the resumed
     run has no step left (so no save that would rotate), and still keeps only the newest checkpoints_total_limit."""
-    from test_trainer import tiny_config
+    from conftest import tiny_config
 
     import hf_dualmcmc.checkpointing as checkpointing
     from hf_dualmcmc.trainer import train

@@ -25,7 +25,9 @@ def test_bad_arguments_are_refused(reproduce, capsys):
     assert "folder name" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not found at {MNIST} (../shared absent)")
+@pytest.mark.skipif(
+    not MNIST.is_file(), reason=f"MNIST not found at {MNIST}: set HF_DUALMCMC_MNIST_DIR to its IDX folder"
+)
 def test_mnist_suite_trains_evaluates_caches_and_rebuilds_the_table(reproduce, tmp_path, capsys):
     argv = [
         "--suite",

@@ -62,7 +62,9 @@ def test_bad_arguments_are_refused(revision_gain, tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not found at {MNIST} (../shared absent)")
+@pytest.mark.skipif(
+    not MNIST.is_file(), reason=f"MNIST not found at {MNIST}: set HF_DUALMCMC_MNIST_DIR to its IDX folder"
+)
 def test_end_to_end_on_an_untrained_mnist_pipeline(revision_gain, tmp_path):
     save_untrained_pipeline(tmp_path / "pipe", 32, latent_dim=8)
     out = tmp_path / "rg" / "gain"

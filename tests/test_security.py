@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, load_module, save_untrained_pipeline
+from conftest import REPO_ROOT, MarkerPayload, SystemPayload, load_module, save_untrained_pipeline, tiny_config
 from inception_weights import save_random_inception_weights
 
 from hf_dualmcmc.convert import convert_official_checkpoint, load_official_checkpoint
@@ -42,26 +42,6 @@ from hf_dualmcmc.serialization import UnsafePickleError, file_sha256
 # ---------------------------------------------------------------------------------------------------------------
 # Malicious files
 # ---------------------------------------------------------------------------------------------------------------
-
-
-class MarkerPayload:
-    """Unpickling this calls ``open(marker, "w")``: the marker file exists if and only if the pickle ran."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-class SystemPayload:
-    """Unpickling this calls ``os.system("touch <marker>")``: the command only creates the marker file."""
-
-    def __init__(self, marker: Path):
-        self.command = f"touch '{marker}'"
-
-    def __reduce__(self):
-        return (os.system, (self.command,))
 
 
 def torch_bomb(path: Path, marker: Path, **entries) -> Path:
@@ -298,6 +278,12 @@ def test_domain_classifier_cache_refuses_pickles(tmp_path, marker):
     (tmp_path / "domain-classifier-digits.json").write_bytes(pickle.dumps(MarkerPayload(marker)))
     with pytest.raises(ValueError, match=r"domain-classifier-digits\.json' is not JSON"):
         load_or_train_domain_classifier("digits", tmp_path)
+    # JSON, but not a cache this project wrote: refused, and the weights file is not trained over
+    (tmp_path / "domain-classifier-digits.json").write_text("[1, 2]")
+    before = weights.read_bytes()
+    with pytest.raises(ValueError, match=r"domain-classifier-digits\.json' is not a JSON object"):
+        load_or_train_domain_classifier("digits", tmp_path)
+    assert weights.read_bytes() == before
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -371,7 +357,6 @@ ACCELERATE_FILES = [  # what accelerator.load_state would read, some of it with 
 
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory):
-    from test_trainer import tiny_config
 
     from hf_dualmcmc.trainer import train
 
@@ -397,7 +382,6 @@ def test_checkpoint_files_hold_no_pickle_that_resume_would_run(ema_run):
     [(n, "torch") for n in CHECKPOINT_FILES + ACCELERATE_FILES] + [(n, "pickle") for n in CHECKPOINT_FILES],
 )
 def test_malicious_pickle_in_a_checkpoint_is_refused_without_running(ema_run, tmp_path, name, format):
-    from test_trainer import tiny_config
 
     from hf_dualmcmc.trainer import CheckpointError, train
 
@@ -418,7 +402,6 @@ def test_malicious_pickle_in_a_checkpoint_is_refused_without_running(ema_run, tm
 
 
 def test_yaml_tags_in_a_checkpoint_config_do_not_run(ema_run, tmp_path):
-    from test_trainer import tiny_config
 
     from hf_dualmcmc.trainer import CheckpointError, train
 

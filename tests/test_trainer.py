@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, load_module, state_of, tiny_config, tree  # noqa: F401 (re-exported)
+from conftest import REPO_ROOT, load_module, state_of, tiny_config, tree
 
 from hf_dualmcmc import DualMCMCPipeline
 from hf_dualmcmc.trainer import CheckpointError, DivergenceError, list_checkpoints, train
@@ -181,7 +181,7 @@ def test_script_cli(tmp_path):
 MIXED_PRECISION_CHECK = """
 import json, sys, torch
 sys.path.insert(0, {tests!r})
-from test_trainer import tiny_config
+from conftest import tiny_config
 from hf_dualmcmc import DualMCMCPipeline
 from hf_dualmcmc.trainer import train
 r = train(tiny_config({out!r}, max_steps=3, checkpoint_every=0, mixed_precision={mp!r}))

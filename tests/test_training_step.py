@@ -180,3 +180,52 @@ def test_step_under_bf16_autocast_keeps_fp32_params():
     assert out.is_finite()
     assert out.extras["revised"].dtype == torch.float32
     assert all(p.dtype == torch.float32 for m in (E, G, I) for p in m.parameters())
+
+
+def test_ood_teaching_options_are_off_by_default_and_change_only_the_energy_step():
+    from hf_dualmcmc.training import energy_magnitude_term, noise_negatives
+    from hf_dualmcmc.training_config import load_config
+
+    default = TeachingConfig()
+    assert (default.noise_negatives, default.energy_magnitude_weight) == (0.0, 0.0)
+    for name in ("cifar10", "celeba64", "celebahq256", "church64"):  # the official configs keep the authors' step
+        teaching = load_config(f"configs/{name}.yaml").teaching
+        assert (teaching.noise_negatives, teaching.energy_magnitude_weight) == (0.0, 0.0), name
+
+    x = torch.rand(8, 1, 8, 8) * 2 - 1
+    runs = {}
+    for name, kw in {
+        "off": {},
+        "noise": {"noise_negatives": 0.25, "noise_negative_steps": 2},
+        "magnitude": {"energy_magnitude_weight": 0.1},
+    }.items():
+        E, G, I = build(spectral_norm=False)  # (no power iteration: E0 below sees the weights the step saw)
+        E0 = copy.deepcopy(E)
+        cfg = TeachingConfig(num_steps=3, num_latent_steps=2, **kw)
+        torch.manual_seed(5)
+        runs[name] = (dual_mcmc_step(x, E, G, I, make_optimizers(E, G, I, cfg), cfg, keep_tensors=True), E0, cfg)
+    off, E0, cfg = runs["off"]
+    for name in ("noise", "magnitude"):
+        out = runs[name][0]
+        # the extra negatives are drawn after every other random number: the generator and encoder steps and the
+        # energy's own negatives are those of the default step
+        assert out.loss_generator == off.loss_generator and out.loss_encoder == off.loss_encoder
+        assert torch.equal(out.extras["samples"], off.extras["samples"])
+        assert out.loss_energy != off.loss_energy
+    # the magnitude term is added, weighted and divided by the temperature, to the same contrast
+    with torch.no_grad():
+        term = energy_magnitude_term(E0(x).energy, E0(off.extras["samples"]).energy)
+    expected = off.loss_energy + 0.1 * term.item() / cfg.temperature
+    assert runs["magnitude"][0].loss_energy == pytest.approx(expected, rel=1e-4)
+
+    # noise negatives: round(fraction * B) chains from Uniform[-r, r], revised by their own steps
+    cfg = TeachingConfig(noise_negatives=0.25, noise_negative_steps=0, noise_init_range=0.5)
+    start = noise_negatives(E0, E0.energy, x, cfg)
+    assert start.shape == (2, 1, 8, 8) and start.abs().max() <= 0.5
+    cfg = TeachingConfig(noise_negatives=0.25, noise_negative_steps=3, noise_negative_step_size=0.2)
+    torch.manual_seed(0)
+    revised = noise_negatives(E0, E0.energy, x, cfg)
+    torch.manual_seed(0)
+    unrevised = noise_negatives(E0, E0.energy, x, TeachingConfig(noise_negatives=0.25, noise_negative_steps=0))
+    assert revised.shape == unrevised.shape and not torch.equal(revised, unrevised)
+    assert noise_negatives(E0, E0.energy, x, TeachingConfig()) is None

@@ -1,13 +1,11 @@
 """Training checkpoints without pickle: ``checkpoints/checkpoint-N``, written atomically, read strictly.
 
 A checkpoint holds ``trainer_state.json`` (step, epoch, processes, precision, LR-scheduler states, file list; written
-last), ``training_config.yaml``, the learned networks' and EMA weights (safetensors), Adam and loss-scaler states
-(``torch.save``, read with ``weights_only=True``), each process's RNG states (safetensors) and, with
-``run.export_at_checkpoints``, ``pipeline/`` (docs/TRAINING.md). Unlike ``accelerator.save_state`` nothing is pickled
-and a missing RNG state is an error; the folder must hold exactly the files its state lists, and a file that cannot
-be read raises :class:`CheckpointError` naming it. A checkpoint is built in a hidden ``.tmp-checkpoint-N`` and renamed
-into place, old ones are renamed to ``.checkpoint-N.deleting.*`` before deletion: a visible ``checkpoint-N`` is
-always complete. Rotation removes nothing else from ``checkpoints/`` (a user's ``.git``, ``.superseded-*``).
+last), ``training_config.yaml``, network and EMA weights and each process's RNG states (safetensors), Adam and
+loss-scaler states (``torch.save``, read with ``weights_only=True``) and, with ``run.export_at_checkpoints``,
+``pipeline/`` (docs/TRAINING.md). The folder must hold exactly the files its state lists; an unreadable file raises
+:class:`CheckpointError` naming it. Built in a hidden ``.tmp-checkpoint-N`` and renamed into place, deleted through a
+``.checkpoint-N.deleting.*`` rename: a visible ``checkpoint-N`` is always complete. Rotation removes nothing else.
 """
 
 from __future__ import annotations
@@ -98,11 +96,9 @@ def prune_checkpoints(output_dir: str | os.PathLike, keep: int) -> None:
 def save_checkpoint(
     accelerator, output_dir, step, *, networks, optimizers, emas, schedulers, state, config, keep, write_pipeline=None
 ) -> Path:
-    """Write ``output_dir/checkpoints/checkpoint-{step}`` (all processes call this) and keep the newest ``keep``
-    (0: all). ``networks`` (unwrapped models), ``optimizers``, ``emas`` (``EMAModel``) and ``schedulers`` are dicts
-    keyed by network name; ``state`` (JSON-able) goes into ``trainer_state.json``, ``config`` (the run's
-    ``TrainConfig.to_dict()``) into ``training_config.yaml``; ``write_pipeline(folder)`` exports a pipeline into the
-    checkpoint. Leftovers of killed saves and deletes (:data:`LEFTOVER`) are removed first."""
+    """Write ``output_dir/checkpoints/checkpoint-{step}`` (all processes call this), keep the newest ``keep`` (0: all).
+    ``networks`` (unwrapped), ``optimizers``, ``emas``, ``schedulers``: dicts by network name; ``state`` (JSON-able) and
+    ``config`` (``TrainConfig.to_dict()``) are saved; ``write_pipeline(folder)`` exports a pipeline into it."""
     root = Path(output_dir) / CHECKPOINTS_DIR
     final, tmp = root / f"{CHECKPOINT_PREFIX}{step}", root / f".tmp-{CHECKPOINT_PREFIX}{step}"
     main = accelerator.is_main_process
@@ -160,8 +156,7 @@ def save_rng_state(path: Path) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
-    """``(trainer_state, training_config)`` of a checkpoint (JSON and YAML ``safe_load``), after checking that the
-    folder holds exactly the files its state lists."""
+    """``(trainer_state, training_config)`` of a checkpoint that holds exactly the files its state lists."""
     path = Path(path)
     state = _read(path / TRAINER_STATE_FILE, lambda f: json.loads(f.read_text("utf-8")))
     config = _read(path / TRAINING_CONFIG_FILE, lambda f: safe_load_yaml(f.read_text("utf-8")))
@@ -197,9 +192,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
 def load_checkpoint(
     accelerator, path: str | os.PathLike, *, networks: dict, optimizers: dict, emas: dict, schedulers: dict
 ) -> dict:
-    """Restore what :func:`save_checkpoint` wrote into the given objects (same dicts) and the RNG states of this
-    process; returns the trainer state. Raises :class:`CheckpointError` naming the first file that is missing,
-    unexpected or unreadable."""
+    """Restore what :func:`save_checkpoint` wrote into the given objects and this process's RNG states; returns the
+    trainer state. :class:`CheckpointError` names the first file that is missing, unexpected or unreadable."""
     path = Path(path)
     state, _ = read_checkpoint(path)
     expected = checkpoint_files(networks, optimizers, emas, accelerator.num_processes, accelerator.scaler is not None)
@@ -279,8 +273,7 @@ def load_scheduler_state(scheduler, saved, where: Path) -> None:
 
 
 def load_rng_state(file: Path) -> None:
-    """Set this process's RNG states from :func:`save_rng_state`'s file; a missing, damaged or foreign file is an
-    error (a resumed run that silently draws other random numbers is not a continuation)."""
+    """Set this process's RNG states from :func:`save_rng_state`'s file (missing, damaged or foreign: an error)."""
     if not file.is_file():
         raise CheckpointError(f"{file}: missing RNG state of this process; the checkpoint is incomplete")
     tensors, meta = _read_safetensors(file)

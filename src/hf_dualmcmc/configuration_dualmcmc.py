@@ -27,19 +27,23 @@ def _check_image_size(image_size: int, what: str) -> int:
     return int(k)
 
 
-def _check_channels(num_channels: int, what: str) -> None:
-    if num_channels not in (1, 3):
-        raise ValueError(f"{what}: num_channels must be 1 (grayscale) or 3 (RGB), got {num_channels!r}")
+class _DualMCMCConfig(PretrainedConfig):
+    def _check_shape(self, image_size: int, num_channels: int) -> int:
+        """The number of 2x steps between 4x4 and ``image_size``; ``ValueError`` for a shape the networks can't take."""
+        k = _check_image_size(image_size, type(self).__name__)
+        if num_channels not in (1, 3):
+            raise ValueError(
+                f"{type(self).__name__}: num_channels must be 1 (grayscale) or 3 (RGB), got {num_channels!r}"
+            )
+        return k
 
-
-class _Widths:
     @property
     def channels(self) -> list[int]:
         """The widths, ``int(base_channels * m)`` for each ``m`` of ``channel_mults``."""
         return [int(self.base_channels * m) for m in self.channel_mults]
 
 
-class DualMCMCGeneratorConfig(_Widths, PretrainedConfig):
+class DualMCMCGeneratorConfig(_DualMCMCConfig):
     r"""Configuration of the generator ``G(z)`` with ``p(x|z) = N(G(z), observation_std**2 I)``.
 
     Architecture: ``Linear(latent_dim -> 4*4*C0)`` -> residual up-blocks (BN-ReLU-upsample x2-conv3x3-BN-ReLU-conv3x3,
@@ -70,10 +74,9 @@ class DualMCMCGeneratorConfig(_Widths, PretrainedConfig):
         batch_norm_momentum: float = 0.1,
         **kwargs,
     ):
-        num_up = _check_image_size(image_size, "DualMCMCGeneratorConfig")
-        _check_channels(num_channels, "DualMCMCGeneratorConfig")
-        if channel_mults is None:
-            channel_mults = default_generator_mults(image_size)
+        num_up = self._check_shape(image_size, num_channels)
+        if channel_mults is None:  # up to 32 px CIFAR-10's constant width; from 64 px CelebA-64's, halving to the image
+            channel_mults = [1.0 if image_size <= 32 else 1.0 / 2**i for i in range(num_up + 1)]
         channel_mults = [float(m) for m in channel_mults]
         if len(channel_mults) != num_up + 1:
             raise ValueError(
@@ -95,7 +98,7 @@ class DualMCMCGeneratorConfig(_Widths, PretrainedConfig):
         super().__init__(**kwargs)
 
 
-class DualMCMCEnergyConfig(_Widths, PretrainedConfig):
+class DualMCMCEnergyConfig(_DualMCMCConfig):
     r"""Configuration of the energy model ``E(x)`` (one scalar per image; lower energy = more likely).
 
     Architecture (SNGAN-style residual discriminator, all convs bias-free, spectral norm on every conv/linear):
@@ -122,12 +125,11 @@ class DualMCMCEnergyConfig(_Widths, PretrainedConfig):
         spectral_norm_eps: float = 1e-12,
         **kwargs,
     ):
-        _check_image_size(image_size, "DualMCMCEnergyConfig")
-        _check_channels(num_channels, "DualMCMCEnergyConfig")
-        if channel_mults is None or downsample is None:
-            default_mults, default_down = default_energy_layout(image_size)
-            channel_mults = default_mults if channel_mults is None else channel_mults
-            downsample = default_down if downsample is None else downsample
+        num_down = self._check_shape(image_size, num_channels)
+        if channel_mults is None:  # to 32 px CIFAR-10's constant width, else CelebA-64's, doubling up to base_channels
+            channel_mults = [1.0] * 4 if image_size <= 32 else [1.0 / 2**i for i in reversed(range(num_down + 1))]
+        if downsample is None:  # start block /2, then 32 -> 16 -> 8 (CIFAR-10's) or /2 per block to 2x2 (CelebA-64's)
+            downsample = [True, False, False] if image_size <= 32 else [True] * num_down
         channel_mults = [float(m) for m in channel_mults]
         downsample = [bool(d) for d in downsample]
         if len(downsample) != len(channel_mults) - 1:
@@ -147,7 +149,7 @@ class DualMCMCEnergyConfig(_Widths, PretrainedConfig):
         super().__init__(**kwargs)
 
 
-class DualMCMCEncoderConfig(_Widths, PretrainedConfig):
+class DualMCMCEncoderConfig(_DualMCMCConfig):
     r"""Configuration of the inference model ``q(z|x) = N(mu(x), diag exp(logvar(x)))``.
 
     Architecture: a first conv (``conv3x3 stride 1`` when ``first_stride=1``, as for CIFAR-10, or ``conv4x4 stride 2``
@@ -169,12 +171,11 @@ class DualMCMCEncoderConfig(_Widths, PretrainedConfig):
         negative_slope: float = 0.2,
         **kwargs,
     ):
-        _check_image_size(image_size, "DualMCMCEncoderConfig")
-        _check_channels(num_channels, "DualMCMCEncoderConfig")
-        if channel_mults is None or first_stride is None:
-            default_mults, default_stride = default_encoder_layout(image_size)
-            channel_mults = default_mults if channel_mults is None else channel_mults
-            first_stride = default_stride if first_stride is None else first_stride
+        num = self._check_shape(image_size, num_channels)
+        if channel_mults is None:  # stride-2 convs down to 4x4 after the first, widths growing to at most 8x
+            channel_mults = [float(min(2**i, 8)) for i in range(num + (image_size <= 32))]
+        if first_stride is None:  # conv3 s1 up to 32 px (CIFAR-10: 32 -> 32 -> 16 -> 8 -> 4), else conv4 s2 (CelebA-64)
+            first_stride = 1 if image_size <= 32 else 2
         channel_mults = [float(m) for m in channel_mults]
         if first_stride not in (1, 2):
             raise ValueError(f"DualMCMCEncoderConfig: first_stride must be 1 or 2, got {first_stride!r}")
@@ -192,35 +193,6 @@ class DualMCMCEncoderConfig(_Widths, PretrainedConfig):
     @property
     def final_resolution(self) -> int:
         return self.image_size // self.first_stride // 2 ** (len(self.channel_mults) - 1)
-
-
-# Default layouts. Up to 32 px: the CIFAR-10 pattern (constant width); from 64 px: CelebA-64's (widths halve to the image)
-
-
-def default_generator_mults(image_size: int) -> list[float]:
-    num_up = _check_image_size(image_size, "generator")
-    if image_size <= 32:
-        return [1.0] * (num_up + 1)
-    return [1.0 / 2**i for i in range(num_up + 1)]
-
-
-def default_energy_layout(image_size: int) -> tuple[list[float], list[bool]]:
-    num_down = _check_image_size(image_size, "energy")
-    if image_size <= 32:
-        # start block (/2), one down block (/2), two same-size blocks: 32 -> 16 -> 8 (the CIFAR-10 network)
-        return [1.0, 1.0, 1.0, 1.0], [True, False, False]
-    # start block + (num_down) down blocks, widths doubling up to base_channels: 64 -> 32 -> ... -> 2 (CelebA-64)
-    mults = [1.0 / 2**i for i in reversed(range(num_down + 1))]
-    return mults, [True] * num_down
-
-
-def default_encoder_layout(image_size: int) -> tuple[list[float], int]:
-    num = _check_image_size(image_size, "encoder")
-    if image_size <= 32:
-        # conv3 s1 then stride-2 convs down to 4x4 (CIFAR-10: 32 -> 32 -> 16 -> 8 -> 4), at most 8x the width
-        return [float(min(2**i, 8)) for i in range(num + 1)], 1
-    # conv4 s2 then stride-2 convs down to 4x4 (CelebA-64: 64 -> 32 -> 16 -> 8 -> 4)
-    return [float(min(2**i, 8)) for i in range(num)], 2
 
 
 # The authors' constants (config.py of github.com/jcui1224/dual-MCMC and their FID sampler; their names in comments) as
@@ -272,7 +244,7 @@ _MODEL = _CIFAR10["model"]
 @dataclass
 class ModelSettings:
     """The widths and layouts of the three networks: the ``model:`` section of a training config and the arguments
-    of :func:`configs_for_image_size`. ``None`` layouts: the defaults for the image size (``default_*`` above)."""
+    of :func:`configs_for_image_size`. ``None`` layouts: the configs' defaults for the image size."""
 
     latent_dim: int = setting(_MODEL["latent_dim"], "size of z (the authors' nz)", ">= 1")
     ngf: int = setting(_MODEL["ngf"], "generator width (its base_channels)", ">= 1")
@@ -291,40 +263,22 @@ class ModelSettings:
         """The (energy, generator, encoder) configs; a ``ValueError`` starts with the argument at fault (a layout
         that does not fit: the first layout argument given, else the width)."""
         _check_image_size(image_size, "image_size")
-        for key in ("generator_channel_mults", "energy_channel_mults", "energy_downsample", "encoder_channel_mults"):
-            if getattr(self, key) == []:
+        fields = {**dataclasses.asdict(self), "image_size": image_size, "num_channels": num_channels}
+        for key, value in fields.items():
+            if value == []:
                 raise ValueError(f"{key}: must not be empty (null: the default layout for the image size)")
-        shape = dict(image_size=image_size, num_channels=num_channels)
-        builders = {
-            ("energy_channel_mults", "energy_downsample", "ndf"): lambda: DualMCMCEnergyConfig(
-                **shape,
-                base_channels=self.ndf,
-                channel_mults=self.energy_channel_mults,
-                downsample=self.energy_downsample,
-                spectral_norm=self.spectral_norm,
-            ),
-            ("generator_channel_mults", "ngf"): lambda: DualMCMCGeneratorConfig(
-                **shape,
-                latent_dim=self.latent_dim,
-                base_channels=self.ngf,
-                channel_mults=self.generator_channel_mults,
-                observation_std=self.observation_std,
-                prior_std=self.prior_std,
-            ),
-            ("encoder_channel_mults", "encoder_first_stride", "nif"): lambda: DualMCMCEncoderConfig(
-                **shape,
-                latent_dim=self.latent_dim,
-                base_channels=self.nif,
-                channel_mults=self.encoder_channel_mults,
-                first_stride=self.encoder_first_stride,
-            ),
-        }
         configs = []
-        for keys, build in builders.items():
+        for net, config_class, width, same in (  # same: the fields the network's config names alike
+            ("energy", DualMCMCEnergyConfig, "ndf", ["spectral_norm"]),
+            ("generator", DualMCMCGeneratorConfig, "ngf", ["latent_dim", "observation_std", "prior_std"]),
+            ("encoder", DualMCMCEncoderConfig, "nif", ["latent_dim"]),
+        ):
+            layout = {k.removeprefix(net + "_"): v for k, v in fields.items() if k.startswith(net + "_")}
+            kwargs = {k: fields[k] for k in ("image_size", "num_channels", *same)}
             try:
-                configs.append(build())
+                configs.append(config_class(base_channels=fields[width], **layout, **kwargs))
             except ValueError as err:
-                key = next((k for k in keys if getattr(self, k) is not None), keys[-1])
+                key = next((f"{net}_{arg}" for arg, value in layout.items() if value is not None), width)
                 raise ValueError(f"{key}: {err}") from None
         return tuple(configs)
 

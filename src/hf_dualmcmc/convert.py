@@ -50,10 +50,6 @@ def _official_block_key(prefix: str, rest: str) -> str:
     return f"{prefix}.{_BLOCK_PARTS[part]}.{leaf}"
 
 
-def _sn_leaf(leaf: str) -> str:
-    return _SN_SUFFIXES.get(leaf, leaf)
-
-
 def official_key(net: str, key: str, num_blocks: int) -> str:
     """The official state-dict key of ``net`` (``"netG"``, ``"netE"``, ``"netI"``) for one of our keys; the official
     networks number their ``num_blocks`` residual blocks ``block2, block3, ...`` and the layer after them
@@ -68,12 +64,12 @@ def official_key(net: str, key: str, num_blocks: int) -> str:
         return f"{renamed[part]}.{leaf}"
     if net == "netE" and part == "start":
         sub, _, leaf = leaf.partition(".")
-        return _official_block_key("conv_1", f"{sub}.{_sn_leaf(leaf)}")
+        return _official_block_key("conv_1", f"{sub}.{_SN_SUFFIXES.get(leaf, leaf)}")
     if net == "netE" and part == "head":
-        return f"lin_{last}.{_sn_leaf(leaf)}"
+        return f"lin_{last}.{_SN_SUFFIXES.get(leaf, leaf)}"
     m = re.fullmatch(r"blocks\.(\d+)\.(\w+)\.(.+)", key)
     if m and net in ("netG", "netE"):
-        leaf = _sn_leaf(m.group(3)) if net == "netE" else m.group(3)
+        leaf = _SN_SUFFIXES.get(m.group(3), m.group(3)) if net == "netE" else m.group(3)
         return _official_block_key(f"block{int(m.group(1)) + 2}", f"{m.group(2)}.{leaf}")
     raise KeyError(f"{net}: no official name for {key!r}")
 
@@ -81,18 +77,13 @@ def official_key(net: str, key: str, num_blocks: int) -> str:
 Configs = tuple  # (DualMCMCEnergyConfig, DualMCMCGeneratorConfig, DualMCMCEncoderConfig)
 
 
-def _resolve_configs(dataset: str | Configs) -> Configs:
-    if isinstance(dataset, str):
-        return official_configs(dataset)
-    if not (isinstance(dataset, tuple) and len(dataset) == 3):
+def _meta_models(dataset: str | Configs):
+    configs = official_configs(dataset) if isinstance(dataset, str) else dataset
+    if not (isinstance(configs, tuple) and len(configs) == 3):
         raise ValueError(
             f"expected an official dataset name or an (energy, generator, encoder) config triple, got {dataset!r}"
         )
-    return dataset
-
-
-def _meta_models(dataset: str | Configs):
-    energy_cfg, generator_cfg, encoder_cfg = _resolve_configs(dataset)
+    energy_cfg, generator_cfg, encoder_cfg = configs
     with torch.device("meta"):
         return {
             "netE": DualMCMCEnergyModel(energy_cfg),
@@ -111,9 +102,7 @@ def _layout_from_models(models: dict) -> dict[str, dict[str, tuple[str, tuple[in
     layout = {}
     for net, model in models.items():
         num_blocks = len(getattr(model, "blocks", ()))
-        layout[net] = {
-            official_key(net, key, num_blocks): (key, tuple(t.shape)) for key, t in model.state_dict().items()
-        }
+        layout[net] = {official_key(net, k, num_blocks): (k, tuple(t.shape)) for k, t in model.state_dict().items()}
     return layout
 
 
@@ -206,15 +195,11 @@ def convert_official_state_dicts(
     ``None``: inferred from the shapes, or ``configs`` for other widths; the authors' sampler) from an official
     checkpoint dict. ``ValueError`` listing every missing / unexpected key, wrong shape and non-finite tensor."""
     check_checkpoint_structure(checkpoint)
-    if configs is not None:
-        arch, what = _resolve_configs(configs), "the given configs'"
-    elif dataset is None:
-        arch = dataset = infer_official_dataset(checkpoint)
-        what = f"the official {dataset}"
-    elif dataset not in OFFICIAL_TRAINING:
+    if configs is None and dataset is None:
+        dataset = infer_official_dataset(checkpoint)
+    elif configs is None and dataset not in OFFICIAL_TRAINING:
         raise ValueError(f"unknown official dataset {dataset!r}; expected one of {sorted(OFFICIAL_TRAINING)}")
-    else:
-        arch, what = dataset, f"the official {dataset}"
+    arch, what = (dataset, f"the official {dataset}") if configs is None else (configs, "the given configs'")
     models = _meta_models(arch)
     layout = _layout_from_models(models)
     problems = layout_problems(checkpoint, arch, layout=layout)
@@ -233,19 +218,6 @@ def convert_official_state_dicts(
     return DualMCMCPipeline(
         energy_model=models["netE"], generator_model=models["netG"], encoder=models["netI"], **OFFICIAL_SAMPLER
     )
-
-
-def _mark_upstream_license(readme: pathlib.Path) -> None:
-    """The authors' weights carry no licence: say so instead of this project's licence."""
-    from huggingface_hub import ModelCard
-
-    from .atomic import atomic_write
-
-    card = ModelCard.load(readme)
-    card.data.license = "other"
-    card.data.license_name = "upstream-unlicensed"
-    card.data.license_link = UPSTREAM_REPOSITORY
-    atomic_write(readme, str(card))
 
 
 def convert_official_checkpoint(
@@ -269,7 +241,9 @@ def convert_official_checkpoint(
     and is never the checkpoint's folder. ``hub_model_id``: the card's usage snippet; ``base_model``: the Hub id of
     the original weights, if on the Hub (by default the card links the authors' repository). ``ValueError`` naming
     the file: unreadable or unsafe, or not the official layout (every problem listed)."""
-    from .atomic import atomic_directory
+    from huggingface_hub import ModelCard
+
+    from .atomic import atomic_directory, atomic_write
     from .hub import check_output_dir, write_model_card
 
     output_dir = check_output_dir(output_dir, overwrite=overwrite, inputs=[checkpoint_path])
@@ -289,12 +263,8 @@ def convert_official_checkpoint(
             training = {name: dict(values) for name, values in OFFICIAL_TRAINING[dataset].items()}
             if configs is not None:
                 energy, generator, encoder = configs
-                training["model"].update(
-                    latent_dim=generator.latent_dim,
-                    ngf=generator.base_channels,
-                    ndf=energy.base_channels,
-                    nif=encoder.base_channels,
-                )
+                widths = dict(ngf=generator.base_channels, ndf=energy.base_channels, nif=encoder.base_channels)
+                training["model"].update(latent_dim=generator.latent_dim, **widths)
             training["source"] = f"official checkpoint {pathlib.Path(checkpoint_path).name}"
             epoch = checkpoint.get("epoch")
             if isinstance(epoch, (int, float)) or (isinstance(epoch, torch.Tensor) and epoch.numel() == 1):
@@ -309,7 +279,9 @@ def convert_official_checkpoint(
                 license="other",
                 base_model=base_model,
             )
-            _mark_upstream_license(readme)
+            card = ModelCard.load(readme)  # the authors' weights carry no licence: say so (license: other)
+            card.data.license_name, card.data.license_link = "upstream-unlicensed", UPSTREAM_REPOSITORY
+            atomic_write(readme, str(card))
     return output_dir
 
 

@@ -1,20 +1,17 @@
 """Image data for training and evaluation: one source grammar, one loader, ``[-1, 1]`` image tensors.
 
 ```python
->>> from hf_dualmcmc.data import DataConfig, check_dataset_size, describe, load_image_dataset
->>> ds = load_image_dataset(DataConfig("mnist", image_size=32, num_channels=1, resize="pad"))
->>> check_dataset_size(ds, batch_size=100)
+>>> ds = load_image_dataset(DataConfig("sklearn:digits", image_size=8, num_channels=1))
 >>> describe(ds)
-'InMemoryImageDataset: 9000 images, 1x32x32 uint8 in memory (8.8 MiB), random_flip=False'
->>> ds[0].shape, ds[0].dtype, ds[0].min() >= -1, ds[0].max() <= 1
-(torch.Size([1, 32, 32]), torch.float32, tensor(True), tensor(True))
+'InMemoryImageDataset: 1617 images, 1x8x8 uint8 in memory (0.1 MiB), random_flip=False'
+>>> ds[0].shape, ds[0].dtype  # values in [-1, 1]
+(torch.Size([1, 8, 8]), torch.float32)
 ```
 
-Sources (:func:`load_source`; the table in docs/TRAINING.md): ``"sklearn:digits"`` (alias ``"digits"``), ``"mnist"`` /
-``"mnist:<dir>"`` (IDX), an images ``.npz``, else through ``datasets``: a ``save_to_disk`` or other directory, a data
-file or glob, a Hub name. Images go through :func:`image_transform` and are decoded once into an
-:class:`InMemoryImageDataset` when they fit ``max_in_memory_bytes``, else on the fly (:class:`LazyImageDataset`).
-High-depth grayscale is scaled to 8 bits, alpha composited on white, LAB and float ``.npz`` arrays refused.
+Sources (:func:`load_source`, docs/TRAINING.md): ``"sklearn:digits"`` (``"digits"``), ``"mnist:<dir>"`` (IDX files;
+``"mnist"``: ``$HF_DUALMCMC_MNIST_DIR``), an images ``.npz``, else through ``datasets``: a directory, a data file or
+glob, a Hub name. Images are decoded once (:class:`InMemoryImageDataset`) when they fit ``max_in_memory_bytes``, else
+on the fly (:class:`LazyImageDataset`).
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ import numpy as np
 import PIL.Image
 import torch
 from datasets.utils.tqdm import tqdm
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
@@ -39,6 +37,7 @@ from .training_config import DataConfig
 SPLITS = ("train", "test", "all")
 DIGITS_TEST_SIZE = 180
 MNIST_T10K_TRAIN_SIZE = 9000
+HIGH_DEPTH_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1}
 
 
 def _crop_box(image: Any, box: tuple[int, int, int, int]) -> Any:
@@ -48,12 +47,8 @@ def _crop_box(image: Any, box: tuple[int, int, int, int]) -> Any:
     return F.crop(image, box[1], box[0], box[3] - box[1], box[2] - box[0])
 
 
-HIGH_DEPTH_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1}
-
-
 def _to_8bit(image: PIL.Image.Image) -> PIL.Image.Image:
-    """A 16-bit / 32-bit integer (``"I;16*"``, ``"I"``: 0..65535) or float (``"F"``: 0..1) grayscale image as ``"L"``,
-    scaled by its real range (Pillow's own conversion clips at 255: white); other values raise ``ValueError``."""
+    """High-depth grayscale (``"I;16*"``, ``"I"``: 0..65535, ``"F"``: 0..1) as ``"L"`` (Pillow's conversion clips)."""
     array = np.asarray(image, dtype=np.float64)
     top = HIGH_DEPTH_MODES[image.mode]
     if not np.isfinite(array).all():
@@ -64,9 +59,8 @@ def _to_8bit(image: PIL.Image.Image) -> PIL.Image.Image:
 
 
 def to_mode(image: Any, mode: str) -> Any:
-    """PIL's ``convert(mode)`` for PIL images and uint8 tensors ``[..., C, H, W]`` (Pillow's rounded ITU-R 601 luma).
-    High-depth grayscale goes through :func:`_to_8bit`; alpha (``RGBA``, ``LA``, ``PA``, a palette's transparency, 4
-    tensor channels) is composited on white."""
+    """PIL's ``convert(mode)`` for PIL images and uint8 tensors ``[..., C, H, W]`` (Pillow's rounded ITU-R 601 luma);
+    high-depth grayscale scaled to 8 bits, alpha (a palette's transparency, 4 tensor channels) composited on white."""
     if isinstance(image, PIL.Image.Image):
         if image.mode == "LAB":  # Pillow has no LAB -> RGB conversion (it reinterprets the channels)
             raise ValueError("LAB images are not supported; convert them to RGB first")
@@ -97,10 +91,9 @@ def _check_fits(image: Any, size: int) -> Any:
 
 
 def image_transform(config: DataConfig) -> v2.Compose:
-    """``config``'s preprocessing as a ``transforms.v2`` pipeline, PIL image or uint8 tensor ``[..., C, H, W]`` ->
-    uint8 ``[..., C, S, S]``: ``crop_box`` crop, ``"L"``/``"RGB"`` conversion (:func:`to_mode`), then ``resize``: ``"resize"``
-    (bilinear, antialiased, aspect ratio not kept), ``"pad"`` (centered on a black canvas, MNIST 28 -> 32 adds 2 px
-    per side; larger images raise) or ``"center_crop"`` (shorter side to ``S``, bilinear, then center crop)."""
+    """``config``'s preprocessing, PIL image or uint8 tensor ``[..., C, H, W]`` -> uint8 ``[..., C, S, S]``: crop
+    to ``crop_box``, :func:`to_mode`, then ``resize``: ``"resize"`` (bilinear, antialiased, aspect ratio not kept),
+    ``"pad"`` (centered on a black canvas; larger images raise) or ``"center_crop"`` (shorter side to ``S``, crop)."""
     size, bilinear = config.image_size, InterpolationMode.BILINEAR
     steps = [v2.Lambda(partial(_crop_box, box=config.crop_box))] if config.crop_box else []
     steps += [v2.Lambda(partial(to_mode, mode=config.mode))] + {
@@ -112,9 +105,8 @@ def image_transform(config: DataConfig) -> v2.Compose:
 
 
 class ImageTransform:
-    """``with_transform`` callable (picklable for DataLoader workers): ``{column: [cells]}`` ->
-    ``{"pixel_values": [uint8 [C, S, S]]}``. Cells: encoded images (``{"bytes", "path"}``, decoded here so that errors
-    name the file) or, with ``array_ndim`` 2 / 3, uint8 ``[H, W]`` / ``[H, W, C]`` (:meth:`apply`: also a batch)."""
+    """Picklable ``with_transform`` callable ``{column: [cells]}`` -> ``{"pixel_values": [uint8 [C, S, S]]}``; cells:
+    encoded images (decoded here, so errors name the file) or uint8 ``[H, W(, C)]`` arrays (``array_ndim`` 2 / 3)."""
 
     def __init__(self, image_column: str, config: DataConfig, array_ndim: int | None = None):
         self.image_column, self.config, self.array_ndim = image_column, config, array_ndim
@@ -176,7 +168,6 @@ class LazyImageDataset(torch.utils.data.Dataset):
 
 
 def _image_cells(dataset: datasets.Dataset, column: str) -> tuple[datasets.Dataset, int | None]:
-    """The image column alone (``datasets.Image`` cells undecoded, arrays as numpy) and the arrays' ndim."""
     dataset, feature = dataset.select_columns([column]), dataset.features[column]
     if isinstance(feature, datasets.Image):
         return dataset.cast_column(column, datasets.Image(decode=False)), None
@@ -198,9 +189,8 @@ def find_image_column(dataset: datasets.Dataset, image_column: str | None = None
     if image_column is not None and (image_column not in features or not _is_image(features[image_column])):
         found = f"is {features[image_column]}" if image_column in features else "not found"
         raise ValueError(f"image_column {image_column!r} {found} in {source} ({expected}); columns: {columns}")
-    candidates = [n for n, f in features.items() if isinstance(f, datasets.Image)] or [
-        n for n, f in features.items() if _is_image(f)
-    ]
+    images = [n for n, f in features.items() if isinstance(f, datasets.Image)]
+    candidates = images or [n for n, f in features.items() if _is_image(f)]
     if not candidates:
         raise ValueError(f"no image column in {source} ({expected}); columns: {columns}")
     return image_column or next((n for n in ("image", "img", "pixel_values") if n in candidates), candidates[0])
@@ -220,28 +210,23 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
 
 
-def default_shared_dir() -> Path:
-    """``$HF_DUALMCMC_SHARED``, else ``../shared`` next to the checkout, else ``../shared`` from the working dir."""
-    checkout = Path(__file__).resolve().parents[2].parent / "shared"
-    fallback = checkout if checkout.is_dir() else Path.cwd().resolve().parent / "shared"
-    return Path(os.environ.get("HF_DUALMCMC_SHARED") or fallback)
-
-
 def load_mnist_images(directory: str | os.PathLike | None = None, split: str = "train", return_labels: bool = False):
-    """MNIST uint8 ``[N, 28, 28]`` from the IDX files in ``directory`` (default: the shared folder), split as in
-    docs/TRAINING.md. ``return_labels``: ``(images, int64 labels)``, labels ``None`` without label files."""
+    """MNIST uint8 ``[N, 28, 28]`` from the IDX files in ``directory`` (default: ``$HF_DUALMCMC_MNIST_DIR``), split
+    as in docs/TRAINING.md. ``return_labels``: ``(images, int64 labels)``, labels ``None`` without label files."""
     if split not in SPLITS:
         raise ValueError(f"MNIST split must be one of {SPLITS}, got {split!r}")
-    directory = Path(directory).expanduser() if directory else default_shared_dir() / "data" / "mnist"
+    given = directory or os.environ.get("HF_DUALMCMC_MNIST_DIR")
+    directory = Path(given or "").expanduser()
 
     def find(name: str) -> Path | None:
-        return next((directory / n for n in (f"{name}.gz", name) if (directory / n).is_file()), None)
+        return next((directory / n for n in (f"{name}.gz", name) if given and (directory / n).is_file()), None)
 
     files = {stem: find(f"{stem}-images-idx3-ubyte") for stem in ("train", "t10k")}
     if not any(files.values()):
         raise FileNotFoundError(
-            f"no MNIST IDX images in {directory} (expected t10k-images-idx3-ubyte.gz and/or "
-            "train-images-idx3-ubyte.gz); pass source='mnist:<dir>' or set HF_DUALMCMC_SHARED"
+            f"no MNIST IDX images in {directory if given else '$HF_DUALMCMC_MNIST_DIR (not set)'} (expected "
+            "t10k-images-idx3-ubyte.gz and/or train-images-idx3-ubyte.gz); pass source='mnist:<dir>' or set "
+            "HF_DUALMCMC_MNIST_DIR"
         )
     stems, index = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}[split], slice(None)
     if files["train"] is None:  # only the 10k test set: a fixed 9,000 / 1,000 partition of it
@@ -305,18 +290,14 @@ def _array_dataset(images: np.ndarray, labels: np.ndarray | None = None) -> data
 
 def hub_dataset_id(source: str) -> str | None:
     """``source`` when :func:`load_source` would load it from the Hub (a dataset repository id), else ``None``."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    if source in ("digits", "mnist") or source.startswith(("sklearn:", "mnist:")) or source.endswith(".npz"):
-        return None
-    if Path(source).expanduser().exists() or glob.glob(source) or source.startswith(("/", ".", "~")):
+    local = source in ("digits", "mnist") or source.startswith(("sklearn:", "mnist:", "/", ".", "~"))
+    if local or source.endswith(".npz") or Path(source).expanduser().exists() or glob.glob(source):
         return None
     try:
         validate_repo_id(source)
+        return source
     except HFValidationError:
         return None
-    return source
 
 
 def load_source(source: str, split: str = "train", cache_dir: str | None = None) -> datasets.Dataset:
@@ -327,9 +308,9 @@ def load_source(source: str, split: str = "train", cache_dir: str | None = None)
         raise ValueError(f"unknown scikit-learn source {source!r}; only 'sklearn:digits' is supported")
     if source == "mnist" or source.startswith("mnist:"):
         return _array_dataset(*load_mnist_images(source[len("mnist:") :] or None, split, return_labels=True))
-    if source.endswith(".npz"):
-        return _array_dataset(load_npz_images(Path(source).expanduser()))
     path = Path(source).expanduser()
+    if source.endswith(".npz"):
+        return _array_dataset(load_npz_images(path))
     if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
         loaded = datasets.load_from_disk(str(path))
         if isinstance(loaded, datasets.DatasetDict) and split not in loaded:
@@ -381,8 +362,6 @@ def load_image_dataset(config: DataConfig) -> torch.utils.data.Dataset:
 
 def check_dataset_size(dataset: Any, batch_size: int) -> None:
     """Raise ``ValueError`` if ``dataset`` holds fewer images than one batch of ``batch_size``."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if len(dataset) < batch_size:
         raise ValueError(
             f"dataset has {len(dataset)} images, fewer than one batch of {batch_size}; "

@@ -1,10 +1,7 @@
-"""Sharing ``DualMCMCPipeline``s on the Hub: model cards (:func:`write_model_card`), the uploaded layout
-(:func:`export_for_hub`, sent by every upload path: :func:`push_to_hub` behind ``DualMCMCPipeline.push_to_hub``,
-:func:`push_pipeline_to_hub` behind ``train.py --push_to_hub`` and ``export_for_hub.py --push``).
-
-An upload loads with hf-dualmcmc (``DualMCMCPipeline.from_pretrained``: nothing from the repository runs) and
-without it (``DiffusionPipeline.from_pretrained(..., trust_remote_code=True)`` runs the shipped, self-contained code
-files: :func:`self_contained_source`). See docs/HUB.md."""
+"""Sharing ``DualMCMCPipeline``s on the Hub: model cards (:func:`write_model_card`) and the uploaded layout
+(:func:`export_for_hub`, behind every upload path: :func:`push_to_hub`, :func:`push_pipeline_to_hub`). An upload loads
+with hf-dualmcmc (``DualMCMCPipeline.from_pretrained``: no repository code runs) and without it
+(``DiffusionPipeline.from_pretrained(..., trust_remote_code=True)``: the shipped self-contained code). docs/HUB.md."""
 
 from __future__ import annotations
 
@@ -109,9 +106,7 @@ def _check_card_inputs(output_dir, metrics, sample_grid, extra_tags) -> str | No
             raise ValueError(f"metric {name!r}: expected a number or a string, got {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"metric {name!r}: expected a finite number, got {value}")
-    if extra_tags is not None and (
-        isinstance(extra_tags, str) or not all(isinstance(t, str) and t for t in extra_tags)
-    ):
+    if isinstance(extra_tags, str) or not all(isinstance(t, str) and t for t in extra_tags or []):
         raise ValueError(f"extra_tags must be a list of non-empty strings, got {extra_tags!r}")
     if sample_grid is None:
         return None
@@ -137,13 +132,11 @@ def write_model_card(
     license: str = DEFAULT_LICENSE,
     base_model: str | None = None,
 ) -> pathlib.Path:
-    """Render ``model_cards/model_card.md`` for the pipeline saved in ``output_dir`` into ``output_dir/README.md``
-    (atomically); returns its path. Sampler settings come from ``model_index.json``, the architecture and parameter
-    counts from the component folders. ``template``: ``"run"`` or a paper data set (:data:`TEMPLATES`: its data, the
-    authors' setting and FID); ``dataset``: the data key (a paper template only accepts its own); ``metrics``:
-    measured values (``{"FID": 9.26}``), also the ``model-index``; ``sample_grid``: an image inside ``output_dir``;
-    ``hub_model_id``: the repository of the snippets (default: ``model_id``, else the folder name); ``license``: a
-    Hub license identifier; ``base_model``: the Hub id of the model these weights come from."""
+    """Write ``output_dir/README.md`` (atomically; returns its path) for the pipeline saved there, from its
+    ``model_index.json`` and component folders. ``template``: ``"run"`` or a paper data set (:data:`TEMPLATES`);
+    ``dataset``: the data key; ``metrics``: measured values (``{"FID": 9.26}``, also the ``model-index``);
+    ``sample_grid``: an image inside ``output_dir``; ``hub_model_id``: the snippets' repository (default:
+    ``model_id``, else the folder name); ``base_model``: the Hub id of the model these weights come from."""
     output_dir = pathlib.Path(output_dir)
     if template not in TEMPLATES:
         raise ValueError(f"unknown model card template {template!r}; expected one of {list(TEMPLATES)}")
@@ -222,9 +215,8 @@ def write_model_card(
 
 
 def self_contained_source(path: str | os.PathLike) -> str:
-    """The source of the module file ``path`` with each top-level ``from .module import ...`` replaced by the code
-    of ``module.py`` from the same folder (recursively, each module once, its ``from __future__`` line dropped).
-    Raises ``ValueError`` for relative imports it cannot inline (``..``, ``as`` aliases, inside a block)."""
+    """The source of ``path`` with each top-level ``from .module import ...`` replaced by ``module.py``'s code (each
+    module once, recursively); ``ValueError`` for relative imports it cannot inline (``..``, ``as``, inside a block)."""
 
     def inline(path: pathlib.Path, seen: set, top: bool) -> str:
         seen.add(path)
@@ -254,9 +246,8 @@ def self_contained_source(path: str | os.PathLike) -> str:
 
 
 def retarget_card(readme: str | os.PathLike, repo_id: str) -> bool:
-    """Point a card written by :func:`write_model_card` at ``repo_id``: its title, its ``from_pretrained("...")``
-    snippets and its ``model-index`` name. Returns ``False`` (and changes nothing) for a README.md that this project
-    did not write (no card title), which is kept as it is."""
+    """Point a card of :func:`write_model_card` (title, ``from_pretrained("...")`` snippets, ``model-index`` name) at
+    ``repo_id``; ``False`` (nothing changed) for a README.md this project did not write."""
     _check_repo_id(repo_id)
     card = ModelCard.load(readme)
     match = TITLE.search(card.text)
@@ -272,10 +263,9 @@ def retarget_card(readme: str | os.PathLike, repo_id: str) -> bool:
 
 
 def foreign_files(folder: str | os.PathLike) -> list[str]:
-    """The entries of ``folder`` that a pipeline folder of this project does not hold (what replacing it would
-    destroy): all of them without a ``model_index.json`` naming ``DualMCMCPipeline``, else all but ``PIPELINE_FILES``,
-    the shipped code files, ``__pycache__`` and per component folder ``config.json``, ``modeling_dualmcmc.py`` and
-    the weights (a ``.git``, a checkpoint, notes, a symlink are foreign; a foreign folder is named once: ``name/``)."""
+    """The entries of ``folder`` that replacing it would destroy: all without a ``model_index.json`` naming
+    ``DualMCMCPipeline``, else all but ``PIPELINE_FILES``, the shipped code, ``__pycache__`` and the components'
+    ``config.json``, ``modeling_dualmcmc.py`` and weights (symlinks are foreign; a foreign folder: ``name/``)."""
     from diffusers.utils.dynamic_modules_utils import get_relative_imports
 
     import hf_dualmcmc
@@ -328,9 +318,8 @@ def check_apart(output: str | os.PathLike, inputs, what: str = "output") -> path
 
 
 def check_output_dir(output_dir, *, overwrite: bool, inputs=(), what: str = "output directory") -> pathlib.Path:
-    """Refuse, before anything is written, an ``output_dir`` whose replacement would lose what this project did not
-    write: one that is, contains or lies inside one of ``inputs``; an existing file; an existing folder without
-    ``overwrite``; and (even with it) a non-empty folder with :func:`foreign_files`, which are named."""
+    """Refuse an ``output_dir`` that overlaps one of ``inputs``, is a file, exists without ``overwrite`` or (even with
+    it) holds :func:`foreign_files`, which are named; nothing is written."""
     output_dir = check_apart(output_dir, inputs, what)
     if output_dir.is_symlink() or (output_dir.exists() and not output_dir.is_dir()):
         raise ValueError(f"{what} {str(output_dir)!r} exists and is not a folder; nothing was written")
@@ -348,10 +337,9 @@ def check_output_dir(output_dir, *, overwrite: bool, inputs=(), what: str = "out
 
 def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False, hub_model_id: str | None = None):
     """Write ``pipeline_or_dir`` (a ``DualMCMCPipeline`` or its saved directory) to ``output_dir`` (atomically) in the
-    uploaded layout: ``model_index.json`` names ``["pipeline_dualmcmc", "DualMCMCPipeline"]`` and
-    ``["modeling_dualmcmc", "<Model>"]``, component configs get an ``auto_map``, the code is this package's; the card
-    gets a "Loading without hf-dualmcmc" section and names ``hub_model_id`` (default: the folder name). ``overwrite``
-    replaces only a pipeline folder this project wrote (:func:`check_output_dir`), the source included.
+    uploaded layout: ``model_index.json`` and component configs (``auto_map``) name this package's shipped code files,
+    the card gets a "Loading without hf-dualmcmc" section and names ``hub_model_id`` (default: the folder name).
+    ``overwrite`` replaces only a pipeline folder this project wrote (:func:`check_output_dir`).
 
     ```python
     >>> export_for_hub(pipe, "dualmcmc-digits")
@@ -422,26 +410,22 @@ def export_for_hub(pipeline_or_dir, output_dir, *, overwrite: bool = False, hub_
 def push_pipeline_to_hub(
     output_dir, repo_id, *, private=None, token=None, commit_message=None, create_pr=False, revision=None
 ):
-    """Create (or reuse) the model repository ``repo_id`` and upload the saved pipeline ``output_dir`` in the layout
-    of :func:`export_for_hub`, its card pointed at ``repo_id`` (``private``: for a new repository; ``revision``: the
-    branch). Returns the :class:`huggingface_hub.CommitInfo` (``.oid``: the commit, a ``revision=`` to load); with
+    """Upload the saved pipeline ``output_dir`` to the model repository ``repo_id`` (created unless it exists) in the
+    layout of :func:`export_for_hub`; returns the ``CommitInfo`` (``.oid``: a ``revision=`` to load). With
     ``HF_HUB_OFFLINE`` set, ``OfflineModeIsEnabled`` is raised before anything is sent."""
     _check_repo_id(repo_id)
     with tempfile.TemporaryDirectory() as tmp:
         staged = export_for_hub(output_dir, pathlib.Path(tmp) / "upload", hub_model_id=repo_id)
         api = HfApi(token=token)
         repo = api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
-        upload = dict(
-            create_pr=create_pr, revision=revision, commit_message=commit_message or "Upload Dual-MCMC pipeline"
-        )
+        message = commit_message or "Upload Dual-MCMC pipeline"
+        upload = dict(create_pr=create_pr, revision=revision, commit_message=message)
         return api.upload_folder(repo_id=repo.repo_id, folder_path=str(staged), repo_type="model", **upload)
 
 
 def push_to_hub(pipeline, repo_id: str, *, private: bool | None = None, token: str | None = None, **kwargs):
-    """Save ``pipeline`` to a temporary folder, write its model card for ``repo_id`` and upload both with
-    :func:`push_pipeline_to_hub`. ``kwargs``: ``commit_message``, ``create_pr``, ``revision`` (diffusers'
-    ``push_to_hub`` arguments), the rest for :func:`write_model_card` (``template``, ``dataset``, ``training_config``,
-    ``metrics``, ``extra_tags``, ``license``, ``base_model``)."""
+    """Save ``pipeline`` with a model card for ``repo_id`` and upload it (:func:`push_pipeline_to_hub`). ``kwargs``:
+    ``commit_message``, ``create_pr``, ``revision`` (diffusers' arguments), the rest for :func:`write_model_card`."""
     _check_repo_id(repo_id)
     upload = {k: kwargs.pop(k) for k in ("commit_message", "create_pr", "revision") if k in kwargs}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,15 +1,7 @@
-"""Langevin revision: the two MCMC chains of Dual-MCMC teaching, one loop (:func:`langevin`) and two thin wrappers.
-
-* :func:`energy_langevin` -- the x-chain ``T^x_alpha``: revises generator proposals by descending the energy,
-  ``x <- x - 0.5 * delta^2 * grad_x sum_i E(x_i) + sigma_n * N(0, I)`` (step and noise decoupled, as the authors run
-  it; exact Langevin for ``exp(-E(x)/T)`` with ``T = (sigma_n / delta)^2``, see :func:`mcmc_temperature`).
-* :func:`posterior_langevin` -- the z-chain ``T^z_theta``: revises encoder latents towards the generator posterior,
-  ``z <- z - 0.5 * s^2 * (grad_z ||G(z) - x||^2_sum / sigma^2 + z / prior_std^2) + n * N(0, I)``.
-
-Both keep their state in float32 (a bf16/fp16 state would drop the small updates), differentiate with respect to it
-only (:func:`chain_mode`), enable gradients themselves (they work inside ``torch.no_grad()``) and return detached
-float32 tensors.
-"""
+"""The two MCMC chains of Dual-MCMC teaching, :func:`energy_langevin` (x-chain ``T^x_alpha``) and
+:func:`posterior_langevin` (z-chain ``T^z_theta``), one loop (:func:`langevin`). Both keep their state in float32 (a
+bf16/fp16 state would drop the small updates), differentiate with respect to it only (:func:`chain_mode`), enable
+gradients themselves (they work inside ``torch.no_grad()``) and return detached float32 tensors."""
 
 from __future__ import annotations
 
@@ -30,9 +22,8 @@ Callback = Callable[[int, torch.Tensor], torch.Tensor | None]
 
 @dataclass
 class LangevinOutput:
-    """A chain's revised ``sample`` (float32, detached) and, when requested, ``[num_steps + 1, batch]`` per-sample
-    ``energies`` (x-chain: ``E(x_t)``; z-chain: the posterior potential of :func:`posterior_potential`) and z-chain
-    squared reconstruction ``errors`` ``||G(z_t) - x||^2`` at every state, the initial one first."""
+    """A chain's revised ``sample`` (float32, detached) and, if requested, per-sample ``[num_steps + 1, batch]`` traces
+    from the initial state on: ``energies`` (z-chain: :func:`posterior_potential`), z-chain ``errors`` (squared)."""
 
     sample: torch.Tensor
     energies: torch.Tensor | None = None
@@ -62,15 +53,13 @@ def mcmc_temperature(step_size: float, noise_scale: float) -> float:
 
 @contextmanager
 def chain_mode(*modules: nn.Module | None) -> Iterator[None]:
-    """Run MCMC chains through ``modules`` (unwrapped, not DDP): ``requires_grad`` off for every parameter (gradients
-    reach the chain state only, no ``.grad`` is touched) and ``parametrize.cached()`` on, so each spectral-normalised
-    weight (and its power iteration, in train mode) is computed once per chain. Flags are restored on exit."""
-    params = [p for m in modules if m is not None for p in m.parameters()]
-    flags = [p.requires_grad for p in params]
+    """Run MCMC chains through ``modules`` (unwrapped, not DDP): parameters frozen until exit (gradients reach the chain
+    state only) and ``parametrize.cached()`` on (each spectral-normalised weight computed once per chain)."""
+    params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
     with ExitStack() as stack:
         for p in params:
             p.requires_grad_(False)
-        stack.callback(lambda: [p.requires_grad_(f) for p, f in zip(params, flags)])
+        stack.callback(lambda: [p.requires_grad_(True) for p in params])
         stack.enter_context(parametrize.cached())
         yield
 
@@ -78,13 +67,11 @@ def chain_mode(*modules: nn.Module | None) -> Iterator[None]:
 def langevin(
     potential, state, num_steps, step_size, noise_scale, modules=(), generator=None, callback=None, trace=False
 ):
-    """The loop of both chains: ``s <- s - 0.5 * step_size^2 * grad_s sum_i U(s_i) + noise_scale * N(0, I)``.
-
-    ``potential(s)`` returns a tuple whose first entry is the per-sample potential ``U(s)`` ``[B]`` (others are only
-    traced). The state starts as a float32 copy of ``state``; ``callback(step, s)`` runs after every update and may
-    replace it (see :func:`energy_langevin`); networks in ``modules`` run under :func:`chain_mode`. Returns the final
-    state and, with ``trace``, the detached float32 outputs of ``potential`` at every state (one extra forward).
-    """
+    """The loop of both chains, ``s <- s - 0.5 * step_size^2 * grad_s sum_i U(s_i) + noise_scale * N(0, I)``, from a
+    float32 copy of ``state``. ``potential(s)`` returns a tuple whose first entry is the per-sample potential ``U(s)``
+    (others are only traced); ``callback(step, s)`` runs after every update, and a tensor it returns (same shape)
+    replaces the state; ``modules`` run under :func:`chain_mode`. Returns the final state and, with ``trace``, the
+    detached float32 outputs of ``potential`` at every state."""
     num_steps = check_int(num_steps, "num_steps")
     step_size, noise_scale = check_real(step_size, "step_size", positive=True), check_real(noise_scale, "noise_scale")
     state, values, coef = state.detach().to(torch.float32).clone(), [], -0.5 * step_size**2
@@ -102,9 +89,8 @@ def langevin(
                 state.add_(noise, alpha=noise_scale)
             new = callback(step, state) if callback is not None else None
             if new is not None and new is not state:  # the callback's tensor replaces the state
-                if not isinstance(new, torch.Tensor) or new.shape != state.shape:
-                    got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
-                    shape = tuple(state.shape)
+                got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+                if got != (shape := tuple(state.shape)):
                     raise ValueError(
                         f"callback must return None or a tensor of the chain state's shape {shape}, got {got}"
                     )
@@ -130,11 +116,9 @@ def energy_langevin(
     ``x_{t+1} = x_t - 0.5 * step_size^2 * d/dx sum_i E(x_t^i) + noise_scale * N(0, I)``, ``num_steps`` times.
 
     ``energy``: a :class:`~hf_dualmcmc.DualMCMCEnergyModel` (its ``.energy``, under :func:`chain_mode`) or any
-    callable ``x -> [B]``; ``x``: initial states (generator proposals in ``[-1, 1]``), copied. ``num_steps`` (30 in
-    training, 70 for the official sampler), ``step_size`` ``delta`` (0.5 CIFAR-10 / 0.3 CelebA training, 0.4 at
-    sampling), ``noise_scale`` ``sigma_n`` (0.001; 0: gradient descent); ``generator``: one (or one per sample) for
-    the noise; ``return_energies``: also ``[num_steps + 1, B]`` energies. ``callback(step, x)`` runs after every update
-    with the float32 state; a tensor it returns (same shape) replaces the state, else the chain goes on from ``x``.
+    callable ``x -> [B]``; ``x``: initial states in ``[-1, 1]``, copied. The authors' settings: ``num_steps`` 30
+    (training) / 70 (sampler), ``step_size`` ``delta`` 0.5 CIFAR-10 / 0.3 CelebA / 0.4 sampler, ``noise_scale``
+    ``sigma_n`` 0.001 (0: gradient descent). ``generator``: one, or one per sample; ``callback``: see :func:`langevin`.
     """
     fn = energy.energy if callable(getattr(energy, "energy", None)) else energy
     modules = (energy,) if isinstance(energy, nn.Module) else ()
@@ -173,10 +157,9 @@ def posterior_langevin(
 
     ``decoder``: a :class:`~hf_dualmcmc.DualMCMCGeneratorModel` (its ``.generate``; in train mode its BatchNorm uses
     and updates batch statistics at every step, as in the authors' training) or any callable ``z -> x``; ``z``: initial
-    latents ``[B, latent_dim]`` (an encoder draw), copied; ``x``: the observed images in ``[-1, 1]``. ``num_steps`` /
-    ``step_size`` / ``noise_scale``: ``l_steps`` (10), ``s`` (0.1), ``n`` (0.1); ``observation_std`` / ``prior_std``:
-    ``sigma`` of ``p(x|z)`` (0.3) and of the prior (1.0). ``return_energies`` / ``return_errors``: also
-    ``[num_steps + 1, B]`` potentials / squared errors; ``generator``, ``callback``: as for :func:`energy_langevin`.
+    latents ``[B, latent_dim]``, copied; ``x``: observed images in ``[-1, 1]``. The authors' settings: ``num_steps``
+    10, ``step_size`` ``s`` 0.1, ``noise_scale`` ``n`` 0.1, ``observation_std`` ``sigma`` (of ``p(x|z)``) 0.3,
+    ``prior_std`` 1.0. Traces: :class:`LangevinOutput`; ``generator``, ``callback``: as for :func:`energy_langevin`.
     """
     sigma, prior = check_real(observation_std, "observation_std", True), check_real(prior_std, "prior_std", True)
     fn = decoder.generate if callable(getattr(decoder, "generate", None)) else decoder

@@ -5,9 +5,8 @@
 * :class:`DualMCMCEncoderModel` -- ``q(z|x) = N(mu(x), diag exp(logvar(x)))``.
 
 Layer shapes and initialisation follow the authors' networks (github.com/jcui1224/dual-MCMC): xavier-normal conv
-weights, PyTorch-default conv biases and linear layers, BatchNorm weight ~ N(0, 1), bias 0. Spectral norm uses the
-parametrization API; after (re-)initialisation the power-iteration vectors are refreshed (a fresh model is already
-normalised).
+weights, PyTorch-default conv biases and linear layers, BatchNorm weight ~ N(0, 1), bias 0. Spectral norm (the
+parametrization API) is refreshed after (re-)initialisation: a fresh model is already normalised.
 """
 
 from __future__ import annotations
@@ -67,17 +66,10 @@ class EncoderOutput(ModelOutput):
         return self.mean + torch.exp(0.5 * self.logvar) * eps
 
 
-def _is_loaded(tensor: torch.Tensor) -> bool:
-    return bool(getattr(tensor, "_is_hf_initialized", False))
-
-
 @torch.no_grad()
 def refresh_spectral_norm(module: nn.Module, n_iterations: int = SPECTRAL_NORM_REFRESH_ITERATIONS) -> None:
-    """Re-draw the power-iteration vectors of every spectral-norm parametrization in ``module`` and iterate.
-
-    Call after any in-place change of the raw weights that did not go through training (initialisation, loading
-    raw weights): afterwards ``W / sigma`` has spectral norm ~1 also in eval mode.
-    """
+    """Re-draw and iterate the power-iteration vectors of every spectral norm in ``module``: call after changing raw
+    weights outside training (initialisation, loading raw weights), so that ``W / sigma`` has norm ~1 in eval mode."""
     for sub in module.modules():
         if not parametrize.is_parametrized(sub):
             continue
@@ -122,12 +114,11 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
 
     base_model_prefix = "model"
     main_input_name = "pixel_values"
-    supports_gradient_checkpointing = False
     _no_split_modules: list[str] = []
 
     def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
-        # transformers skips "custom code" modules whose direct parameters are all loaded, which a spectral-normalised
-        # conv never has; our _init_weights only uses the flag-respecting transformers.initialization functions.
+        # not transformers' "all direct parameters loaded" test (a spectral-normalised conv has none): _init_weights
+        # only uses transformers.initialization functions, which skip loaded tensors
         if getattr(module, "_is_hf_initialized", False):
             return
         self._init_weights(module)
@@ -137,7 +128,7 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             sn = parametrize.is_parametrized(module)
             weight = module.parametrizations.weight.original if sn else module.weight
-            fresh = not _is_loaded(weight)
+            fresh = not getattr(weight, "_is_hf_initialized", False)
             if isinstance(module, nn.Conv2d):
                 hf_init.xavier_normal_(weight)
             else:  # PyTorch's default Linear initialisation, as the authors leave it
@@ -157,12 +148,10 @@ class _DualMCMCPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
-        """``PreTrainedModel.from_pretrained`` with errors that name the file of a local directory (a missing or
-        corrupt ``config.json``: ``OSError``, invalid values: ``ValueError``; an empty or truncated ``*.safetensors``:
-        ``OSError``). ``strict`` (default): weights that do not match the config exactly or hold NaN / inf raise
-        ``ValueError`` naming the tensors (``strict=False``: transformers' warning and fresh tensors). Every tensor
-        gets its own aligned storage: memory-mapped tensors at odd offsets round some CPU reductions differently (1
-        ulp in the spectral norm), and a loaded model must compute bit-identically to the saved one."""
+        """``PreTrainedModel.from_pretrained`` with errors naming the file (a missing or corrupt ``config.json`` or
+        ``*.safetensors``: ``OSError``, invalid values: ``ValueError``). ``strict`` (default): weights that do not match
+        the config or hold NaN / inf raise ``ValueError`` naming the tensors (``strict=False``: transformers' warning
+        and fresh tensors). Tensors get aligned storage (bit-identical results: odd offsets change CPU rounding)."""
         folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
         config_file = folder / "config.json"
         if folder.is_dir() and kwargs.get("config") is None:  # transformers would fall back to a default config

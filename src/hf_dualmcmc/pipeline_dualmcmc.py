@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import BaseOutput, logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
@@ -28,7 +27,6 @@ COMPONENTS = {
     "encoder": DualMCMCEncoderModel,
 }
 HUB_ARGUMENTS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
-# the sampler settings (``__init__``'s arguments after the components), defaults: the authors' FID sampler
 SAMPLER_DEFAULTS = {**OFFICIAL_SAMPLER, "proposal": "generator", "noise_init_range": 1.0}
 # the rules of the pipeline's arguments by name: choices, integers >= a minimum, else finite numbers > 0 or >= 0
 CHOICES = {
@@ -52,14 +50,8 @@ EXAMPLE_DOC_STRING = """
 """
 
 
-def _is_a(module, cls: type) -> bool:
-    """``isinstance``, or of an equally named class (remote-code loading, ``hub.export_for_hub``, copies our classes)."""
-    return isinstance(module, cls) or any(c.__name__ == cls.__name__ for c in type(module).__mro__)
-
-
 def check_argument(name: str, value):
-    """The pipeline argument ``name`` checked by its rule (``CHOICES``, ``MIN_INT``, ``POSITIVE``; numpy scalars
-    too): the value (an ``int``, a ``float`` or the choice), else a ``ValueError`` naming ``name``."""
+    """``value`` checked by the rule of the pipeline argument ``name`` (numpy scalars too), else a ``ValueError``."""
     if name in CHOICES:
         if value not in CHOICES[name]:
             raise ValueError(f"{name} must be one of {CHOICES[name]}, got {value!r}")
@@ -71,10 +63,8 @@ def check_argument(name: str, value):
 
 def check_sampler_settings(**settings) -> dict:
     """The sampler settings of :class:`DualMCMCPipeline` (the names of ``SAMPLER_DEFAULTS``) checked, in that order,
-    with a missing or ``None`` setting set to its default (the authors' FID sampler,
-    ``configuration_dualmcmc.OFFICIAL_SAMPLER``). ``ValueError`` naming the argument and what was expected."""
-    unknown = sorted(set(settings) - set(SAMPLER_DEFAULTS))
-    if unknown:
+    with a missing or ``None`` setting set to its default (the authors' FID sampler)."""
+    if unknown := sorted(set(settings) - set(SAMPLER_DEFAULTS)):
         raise ValueError(f"unknown sampler setting(s) {unknown}: expected some of {list(SAMPLER_DEFAULTS)}")
     return {
         name: check_argument(name, default if settings.get(name) is None else settings[name])
@@ -105,26 +95,23 @@ def _generators(generator, batch_size: int) -> GeneratorLike:
 
 
 def _pipeline_folder(name: str, **hub_kwargs) -> str:
-    """``name`` itself when it is a folder; else the snapshot of the Hub repository ``name`` holding the files that
-    :meth:`DualMCMCPipeline.from_pretrained` reads (``OSError`` naming the repository when it cannot be had)."""
+    """``name`` if it is a folder, else a snapshot of the files of Hub repository ``name`` that ``from_pretrained``
+    reads (``OSError`` saying why when it cannot be had)."""
     if os.path.isdir(name):
         return name
     from huggingface_hub import constants, errors, snapshot_download
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "")
     reasons = {  # the first that matches
         errors.HFValidationError: f"{name!r} is neither a local folder nor a valid Hub repository id ('org/name')",
         errors.RevisionNotFoundError: f"the Hub repository {name!r} has no revision {hub_kwargs.get('revision')!r}",
         errors.RepositoryNotFoundError: f"{name!r} is not a local folder and the Hub ({constants.ENDPOINT}) has no "
         "repository of that name that you can access (check the id; for a private one log in with `hf auth login`)",
         errors.LocalEntryNotFoundError: f"{name!r} is not a local folder nor in the Hugging Face cache, and the Hub "
-        f"cannot be reached (offline: HF_HUB_OFFLINE={offline!r})",
+        f"cannot be reached (offline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r})",
     }
-    files = ("config.json", "*.safetensors", "*.index.json")
+    files = [f"{c}/{f}" for c in COMPONENTS for f in ("config.json", "*.safetensors", "*.index.json")]
     try:
-        return snapshot_download(
-            name, allow_patterns=[MODEL_INDEX_FILE, *(f"{c}/{f}" for c in COMPONENTS for f in files)], **hub_kwargs
-        )
+        return snapshot_download(name, allow_patterns=[MODEL_INDEX_FILE, *files], **hub_kwargs)
     except tuple(reasons) as err:
         raise OSError(f"{next(r for cls, r in reasons.items() if isinstance(err, cls))}: {err}") from err
 
@@ -145,9 +132,8 @@ class DualMCMCPipeline(DiffusionPipeline):
     ``[-noise_init_range, noise_init_range]`` (short-run EBM); without ``energy_model`` ``num_inference_steps=0``.
 
     Reproducibility: with ``bn_stats="batch"`` (the default, the authors' sampler) the generator's BatchNorm uses the
-    batch's statistics, so a sample depends on the other samples of its batch. With ``bn_stats="running"`` and one
-    seed or generator per sample (``generator=[s0, s1, ...]``), seed ``s`` gives the same sample alone or in any batch
-    (up to float rounding: convolution kernels may sum in a batch-size-dependent order, ~1e-6).
+    batch's statistics, so a sample depends on its batch. With ``bn_stats="running"`` and one seed or generator per
+    sample (``generator=[s0, s1, ...]``), seed ``s`` gives the same sample (to ~1e-6) alone or in any batch.
     """
 
     model_cpu_offload_seq = "encoder->generator_model->energy_model"
@@ -169,21 +155,11 @@ class DualMCMCPipeline(DiffusionPipeline):
         proposal=None,
         noise_init_range=None,
     ):
-        """The components and the sampler settings (``None``: ``SAMPLER_DEFAULTS``, the authors' FID sampler), checked
-        by :func:`check_sampler_settings` and stored in the config."""
+        """The components and the sampler settings (``None``: ``SAMPLER_DEFAULTS``), checked; the settings are saved."""
         super().__init__()
         given = locals()
         settings = check_sampler_settings(**{name: given[name] for name in SAMPLER_DEFAULTS})
-        steps = settings["num_inference_steps"]
-        self._check_components(energy_model, generator_model, encoder, settings["proposal"], steps)
-        self.register_modules(energy_model=energy_model, generator_model=generator_model, encoder=encoder)
-        self.register_to_config(**settings)
-        self.image_processor = VaeImageProcessor(
-            do_resize=False, do_convert_rgb=self.image_shape[0] == 3, do_convert_grayscale=self.image_shape[0] == 1
-        )
-
-    @staticmethod
-    def _check_components(energy_model, generator_model, encoder, proposal, steps) -> None:
+        proposal, steps = settings["proposal"], settings["num_inference_steps"]
         if generator_model is None and (proposal == "generator" or encoder is not None):
             raise ValueError(
                 f"{'an encoder' if encoder is not None else f'proposal={proposal!r}'} needs generator_model"
@@ -192,15 +168,20 @@ class DualMCMCPipeline(DiffusionPipeline):
             raise ValueError(
                 f"energy_model=None needs proposal='generator', num_inference_steps=0; got {proposal!r}, {steps}"
             )
-        given = {"generator_model": generator_model, "energy_model": energy_model, "encoder": encoder}
-        for name, module in given.items():
-            if module is not None and not _is_a(module, COMPONENTS[name]):
+        components = {"generator_model": generator_model, "energy_model": energy_model, "encoder": encoder}
+        for name, module in components.items():  # by class name: remote code (hub.export_for_hub) copies our classes
+            if module is not None and COMPONENTS[name].__name__ not in [c.__name__ for c in type(module).__mro__]:
                 raise ValueError(f"{name} must be a {COMPONENTS[name].__name__} or None, got {type(module).__name__}")
-        shapes = {n: (m.config.num_channels, m.config.image_size) for n, m in given.items() if m is not None}
+        shapes = {n: (m.config.num_channels, m.config.image_size) for n, m in components.items() if m is not None}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"the components disagree on (num_channels, image_size): {shapes}; expected equal")
         if encoder is not None and (e := encoder.config.latent_dim) != (g := generator_model.config.latent_dim):
             raise ValueError(f"encoder latent_dim {e} != generator_model latent_dim {g}: expected equal")
+        self.register_modules(energy_model=energy_model, generator_model=generator_model, encoder=encoder)
+        self.register_to_config(**settings)
+        self.image_processor = VaeImageProcessor(
+            do_resize=False, do_convert_rgb=self.image_shape[0] == 3, do_convert_grayscale=self.image_shape[0] == 1
+        )
 
     def sampler_settings(self, **overrides) -> dict:
         """The config's sampler settings with the ``overrides`` that are not ``None``, checked."""
@@ -256,7 +237,6 @@ class DualMCMCPipeline(DiffusionPipeline):
         return self.generator_model.generate(z.to(self.generator_model.dtype)).float()
 
     def _output(self, images, proposals, energies, latents, output_type, return_dict):
-        """Postprocess; the tuple form is ``(images,)``, plus ``proposals`` and ``energies`` when requested."""
         images = self.image_processor.postprocess(images, output_type=output_type)
         proposals = None if proposals is None else self.image_processor.postprocess(proposals, output_type=output_type)
         self.maybe_free_model_hooks()
@@ -284,18 +264,16 @@ class DualMCMCPipeline(DiffusionPipeline):
         r"""Sample the EBM: proposals ``x0 = G(z)``, then ``num_inference_steps`` Langevin steps on ``E``.
 
         ``batch_size`` is ignored when ``latents`` (``z``) are given; the sampler settings default to the config's;
-        ``generator``: a ``torch.Generator``, a seed or one per sample.
-        ``output_type``: ``"pil"``, ``"np"`` / ``"pt"`` (``[0, 1]``) or ``"latent"`` (the float32 chain state in model
-        space ``[-1, 1]``, not clamped); ``return_dict=False`` gives ``(images,)`` + ``proposals`` if ``return_proposals``
-        + ``energies`` if ``return_energies``. ``callback_on_step_end(pipe, i, i, callback_kwargs)`` runs after Langevin
-        step ``i`` (timestep = step index) with ``callback_kwargs["sample"]``, the float32 chain state ``[B, C, H, W]``;
-        a ``"sample"`` in the dict it returns replaces it (``callback_on_step_end_tensor_inputs``: ``("sample",)``).
+        ``generator``: a ``torch.Generator``, a seed or one per sample. ``output_type``: ``"pil"``, ``"np"`` / ``"pt"``
+        (``[0, 1]``) or ``"latent"`` (the float32 chain state in model space ``[-1, 1]``, not clamped);
+        ``return_dict=False`` gives ``(images,)`` + ``proposals`` if ``return_proposals`` + ``energies`` if
+        ``return_energies``. ``callback_on_step_end(pipe, i, i, callback_kwargs)`` runs after Langevin step ``i`` with
+        ``callback_kwargs["sample"]``, the float32 chain state; a ``"sample"`` in the dict it returns replaces it.
 
         Examples:
         """
         # 0. settings (default: the config's) and input checks
-        is_object = isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks))  # diffusers' callbacks
-        inputs = callback_on_step_end.tensor_inputs if is_object else callback_on_step_end_tensor_inputs
+        inputs = getattr(callback_on_step_end, "tensor_inputs", callback_on_step_end_tensor_inputs)  # PipelineCallback
         cfg = self.sampler_settings(
             num_inference_steps=num_inference_steps, step_size=step_size, noise_scale=noise_scale, bn_stats=bn_stats
         )
@@ -427,14 +405,11 @@ class DualMCMCPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> DualMCMCPipeline:
-        """Load a saved pipeline folder or a Hub repository with this module's classes: no code from the repository runs
-        (``save_pretrained``'s layout or ``hf_dualmcmc.hub.export_for_hub``'s; ``trust_remote_code`` is ignored).
-
-        Keyword arguments: components (``energy_model=...``; ``None`` leaves one out), sampler settings
-        (``num_inference_steps=30``, ...), ``torch_dtype`` (a dtype, or a dict per component with a ``"default"``),
-        ``variant``, and the Hub download arguments ``revision``, ``cache_dir``, ``token``, ``local_files_only``,
-        ``force_download`` (only ``model_index.json`` and the components' configs and safetensors are downloaded).
-        """
+        """Load a saved pipeline folder or a Hub repository (``save_pretrained``'s or ``hub.export_for_hub``'s layout)
+        with this module's classes: no code from the repository runs (``trust_remote_code`` is ignored). Keyword
+        arguments: components (``energy_model=...``; ``None`` leaves one out), sampler settings, ``torch_dtype`` (a
+        dtype, or a dict per component with a ``"default"``), ``variant`` and ``HUB_ARGUMENTS`` (which download only
+        ``model_index.json`` and the components' configs and safetensors)."""
         if kwargs.pop("custom_pipeline", None) is not None:
             raise ValueError("custom_pipeline: use DiffusionPipeline.from_pretrained (this loads DualMCMCPipeline)")
         kwargs.pop("trust_remote_code", None)
@@ -456,11 +431,8 @@ class DualMCMCPipeline(DiffusionPipeline):
         index = cls.load_config(folder)
         models = {}
         for name, model_class in COMPONENTS.items():
-            spec = index.get(name)
-            if name in passed:
-                models[name] = passed[name]
-            elif not isinstance(spec, (list, tuple)) or spec[0] is None:
-                models[name] = None
+            if name in passed or not isinstance(spec := index.get(name), (list, tuple)) or spec[0] is None:
+                models[name] = passed.get(name)
             elif spec[-1] != model_class.__name__:
                 raise ValueError(f"{folder}/model_index.json names {name} {spec!r}; expected a {model_class.__name__}")
             else:
@@ -476,9 +448,7 @@ class DualMCMCPipeline(DiffusionPipeline):
         return pipe
 
     def push_to_hub(self, repo_id, commit_message=None, private=None, token=None, create_pr=False, **card_kwargs):
-        """Upload this pipeline with this project's model card (``hf_dualmcmc.hub.push_to_hub``) instead of diffusers'
-        generic one; ``card_kwargs`` (``template``, ``dataset``, ``training_config``, ``metrics``, ``extra_tags``) go
-        to ``hf_dualmcmc.hub.write_model_card``. ``save_pretrained(..., push_to_hub=True)`` uploads through here."""
+        """Upload with this project's model card (``hf_dualmcmc.hub.push_to_hub``, which takes ``card_kwargs`` too)."""
         import importlib  # not `from .hub import`: remote-code loaders would then look for a hub.py next to this file
 
         kwargs = dict(commit_message=commit_message, private=private, token=token, create_pr=create_pr)

@@ -1,25 +1,12 @@
-"""The training loop behind ``accelerate launch scripts/train.py`` (one loop a reader can follow).
-
-``train(config)`` builds the three models from ``config.model``, loads images with :mod:`hf_dualmcmc.data`,
-picks the step function once (:func:`hf_dualmcmc.training.dual_mcmc_step` with its speed options, or a baseline of
-:mod:`hf_dualmcmc.baselines` for ``teaching.method``) and runs one loop whose phases are commented: data, step,
-log, sample, checkpoint, stop. Around it, Accelerate: one or many processes, mixed precision (``run.mixed_precision``:
-``auto`` picks bf16 where the hardware computes it natively; MCMC chains always run through the unwrapped models with float32 state), gradient accumulation
-(``run.gradient_accumulation_steps`` micro-batches per update), trackers (TensorBoard by default: scalars and sample
-grids). Optionally an EMA of the energy and generator weights (``run.use_ema``), exported as the pipeline's weights.
-
-Nothing lost, nothing mixed: one run at a time per ``output_dir`` (a lock naming its holder); a run lists what it
-writes there in a manifest (``.hf-dualmcmc-run.json``) and never writes over, sets aside or deletes anything else; a
-fresh run refuses an ``output_dir`` that holds another run (unless ``run.overwrite_output_dir``) or files of the user
-under the names it writes; checkpoints are atomic and pickle-free (:mod:`hf_dualmcmc.checkpointing`), a resumed run
-continues bit-identically (and refuses config changes that would break that; newer checkpoints are kept aside),
-``history.jsonl`` is appended as it is logged, and the pipeline is exported with a model card (optionally pushed to
-the Hub).
+"""The training loop behind ``accelerate launch scripts/train.py``: ``train(config)`` builds the models, loads the data,
+picks the step function of ``teaching.method`` once and runs one loop whose phases are commented (data, step, log,
+sample, checkpoint, stop), under Accelerate (processes, mixed precision, gradient accumulation, trackers, optional EMA).
+How a run uses its ``output_dir`` (lock, manifest, atomic checkpoints, bit-identical resumption): docs/TRAINING.md and
+docs/RELIABILITY.md.
 
 >>> from hf_dualmcmc.training_config import load_config
 >>> from hf_dualmcmc.trainer import train
->>> result = train(load_config("configs/digits.yaml", ["run.max_steps=2"]))  # doctest: +SKIP
->>> result.pipeline_dir  # doctest: +SKIP
+>>> train(load_config("configs/digits.yaml", ["run.max_steps=2"])).pipeline_dir  # doctest: +SKIP
 PosixPath('outputs/digits/pipeline')
 """
 
@@ -27,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -73,6 +59,7 @@ from .training_config import RESUMABLE_KEYS, ConfigError, ModelSettings, Teachin
 logger = get_logger(__name__)
 
 NETWORKS = ("energy", "generator", "encoder")
+POSTFIX = {"E": "loss_energy", "G": "loss_generator", "I": "loss_encoder", "gap": "energy_gap"}  # the progress bar's
 # what the run writes inside its folders (anything else there is the user's: overwrite refuses to set it aside)
 OWN_CONTENT = {
     atomic.CHECKPOINTS_DIR: re.compile(
@@ -105,11 +92,6 @@ def build_models(data: DataConfig, model: ModelSettings):
     return tuple(cls(c) for cls, c in zip((DualMCMCEnergyModel, DualMCMCGeneratorModel, DualMCMCEncoderModel), configs))
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Data order: a fixed permutation per epoch, sharded over processes, resumable at any (micro-)batch
-# ----------------------------------------------------------------------------------------------------------------
-
-
 class EpochBatchSampler(torch.utils.data.Sampler):
     """Batches of one epoch: ``randperm(N, seed + epoch)`` cut into global batches of ``batch_size *
     num_processes`` (last partial one dropped); each process takes its slice. ``start_batch`` skips the first
@@ -135,43 +117,50 @@ class EpochBatchSampler(torch.utils.data.Sampler):
             yield chunk[self.process_index * self.batch_size : (self.process_index + 1) * self.batch_size].tolist()
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Visual checks and export
-# ----------------------------------------------------------------------------------------------------------------
-
-
 def build_pipeline(energy, generator, encoder, sampler, teaching: TeachingConfig | None = None) -> DualMCMCPipeline:
     """The exported pipeline. Baselines (``teaching.method``) export what they learned: ``short_run`` an energy with
     uniform-noise proposals (``proposal="noise"``), ``cooperative`` no encoder, ``inference_only`` no energy (its
     samples are the generator's: ``num_inference_steps=0``)."""
-    noise = teaching is not None and teaching.method == "short_run"
-    settings = {**dataclasses.asdict(sampler), **({} if energy is not None else {"num_inference_steps": 0})}
-    pipe = DualMCMCPipeline(
-        energy,
-        generator,
-        encoder,
-        **settings,
-        proposal="noise" if noise else "generator",
-        noise_init_range=teaching.noise_init_range if noise else 1.0,
-    )
+    settings = dataclasses.asdict(sampler) | ({} if energy is not None else {"num_inference_steps": 0})
+    if teaching is not None and teaching.method == "short_run":
+        settings |= {"proposal": "noise", "noise_init_range": teaching.noise_init_range}
+    pipe = DualMCMCPipeline(energy, generator, encoder, **settings)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def sample_grids(pipe: DualMCMCPipeline, data: torch.Tensor, num: int, seed: int):
-    """(proposals | revised) and (data | reconstructions) grids, with a private RNG (the training RNG is untouched)."""
-    n = max(2, min(num, data.shape[0] if data is not None else num))
-    rows = max(1, int(math.sqrt(n)))
+def sample_grids(pipe: DualMCMCPipeline, data: torch.Tensor, num: int, seed: int) -> dict:
+    """``{tag: (left, right)}`` grids with a private RNG (the training RNG is untouched): ``proposals_vs_revised`` and,
+    with an encoder, ``data_vs_reconstructions``."""
+    n = max(2, min(num, data.shape[0]))
+    rows = math.isqrt(n)
     n = rows * (n // rows)
     out = pipe(batch_size=n, generator=torch.Generator().manual_seed(seed), return_proposals=True)
-    samples = make_image_grid(out.proposals, rows, n // rows), make_image_grid(out.images, rows, n // rows)
-    recon = None
-    if pipe.encoder is not None and data is not None:
+    grids = {"proposals_vs_revised": (out.proposals, out.images)}
+    if pipe.encoder is not None:
         x = data[:n].float().clamp(-1, 1)
         rec = pipe.reconstruct(pixel_values=x, generator=torch.Generator().manual_seed(seed))
-        real = pipe.image_processor.postprocess(x, output_type="pil")
-        recon = make_image_grid(real, rows, n // rows), make_image_grid(rec.images, rows, n // rows)
-    return samples, recon
+        grids["data_vs_reconstructions"] = (pipe.image_processor.postprocess(x, output_type="pil"), rec.images)
+    return {tag: tuple(make_image_grid(images, rows, n // rows) for images in pair) for tag, pair in grids.items()}
+
+
+def write_samples(accelerator: Accelerator, pipe: DualMCMCPipeline, data, run, step: int) -> None:
+    """``samples/step_NNNNNNN_{tag}.png`` (left | right) of :func:`sample_grids`, also to the trackers that take
+    images (TensorBoard ``add_image``, W&B ``wandb.Image``)."""
+    folder = Path(run.output_dir) / atomic.SAMPLES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    grids = sample_grids(pipe, data, run.num_sample_images, run.seed)
+    images = {tag: side_by_side(*pair) for tag, pair in grids.items()}
+    for tag, image in images.items():
+        image.save(folder / f"step_{step:07d}_{tag}.png")
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            for tag, image in images.items():
+                tracker.writer.add_image(f"samples/{tag}", np.asarray(image.convert("RGB")), step, dataformats="HWC")
+        elif tracker.name == "wandb":
+            import wandb
+
+            tracker.log({f"samples/{tag}": wandb.Image(image) for tag, image in images.items()}, step=step)
 
 
 def side_by_side(left, right, gap: int = 4):
@@ -184,23 +173,15 @@ def side_by_side(left, right, gap: int = 4):
     return canvas
 
 
-def export_pipeline(
-    pipe: DualMCMCPipeline,
-    directory: Path,
-    config: TrainConfig,
-    grid,
-    metrics: dict | None = None,
-    model_id: str | None = None,
-):
+def export_pipeline(pipe, directory: Path, config: TrainConfig, grid, metrics=None, model_id=None) -> Path:
     """``save_pretrained`` + sample grid + model card, built in a temporary folder and moved into place. The card
     loads it from ``model_id`` (default: ``directory``)."""
     from .hub import write_model_card
 
     with atomic.atomic_directory(directory) as tmp:
         pipe.save_pretrained(tmp)
-        grid_name = None
+        grid_name = atomic.SAMPLE_GRID_FILE if grid is not None else None
         if grid is not None:
-            grid_name = atomic.SAMPLE_GRID_FILE
             grid.save(tmp / grid_name)
         (tmp / atomic.TRAINING_CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         write_model_card(
@@ -217,14 +198,11 @@ def export_pipeline(
     return directory
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# The output folder: one run at a time (a lock), a manifest of what the run wrote, a resumed run rewinds it
-# ----------------------------------------------------------------------------------------------------------------
+# --- The output folder: one run at a time (a lock), a manifest of what the run wrote, a resumed run rewinds it
 
 
 def read_manifest(output_dir: Path) -> set[str]:
-    """The entries of ``output_dir`` that its manifest lists as written by a run of this trainer: the only ones
-    ``run.overwrite_output_dir`` may set aside. No manifest: none."""
+    """The entries of ``output_dir`` its manifest lists as written by this trainer (no manifest: none)."""
     file = output_dir / atomic.MANIFEST_FILE
     if not os.path.lexists(file):
         return set()
@@ -262,24 +240,17 @@ def foreign_entries(output_dir: Path, inside: bool = False) -> list[str]:
     return foreign
 
 
-def holds_run(output_dir: Path) -> bool:
-    """Whether ``output_dir`` holds files of a run (entries its manifest lists)."""
-    return any(os.path.lexists(output_dir / name) for name in read_manifest(output_dir))
-
-
 def check_output_dir(output_dir: Path, config: TrainConfig, resume: Path | None) -> None:
-    """Before anything is written (and again under the lock): ``output_dir`` can be a folder, overlaps neither the
-    data nor the checkpoint resumed from, holds no file of the user under a name this run writes, and no other run
-    (unless ``run.overwrite_output_dir``; a resumed run writes into its checkpoint's output_dir or a new one)."""
+    """Before anything is written (and again under the lock): a folder apart from the data and the checkpoint
+    resumed from, with no file of the user under a name this run writes and no other run (see docs/RELIABILITY.md)."""
     where = next(p for p in (output_dir.absolute(), *output_dir.absolute().parents) if os.path.lexists(p))
     if not where.is_dir():
         raise OutputDirError(f"run.output_dir {output_dir}: {where} is not a folder")
     source = config.data.source.removeprefix("mnist:")
     if source and Path(source).expanduser().exists() and overlap(output_dir, Path(source).expanduser()):
         raise OutputDirError(
-            f"run.output_dir {output_dir} and data.source {config.data.source} overlap (a run "
-            "writes nothing among its inputs, nor reads them from among its outputs): choose another "
-            "run.output_dir"
+            f"run.output_dir {output_dir} and data.source {config.data.source} overlap (a run writes nothing among "
+            "its inputs, nor reads them from among its outputs): choose another run.output_dir"
         )
     if resume is not None and overlap(output_dir, resume) in ("is", "is inside"):
         raise OutputDirError(
@@ -293,24 +264,23 @@ def check_output_dir(output_dir: Path, config: TrainConfig, resume: Path | None)
             f"(not listed in {atomic.MANIFEST_FILE}); nothing there is overwritten or deleted: move them "
             "away or choose another run.output_dir"
         )
+    holds_run = any(os.path.lexists(output_dir / name) for name in read_manifest(output_dir))
     if resume is not None:
-        if overlap(resume, output_dir / atomic.CHECKPOINTS_DIR) not in ("is", "is inside") and holds_run(output_dir):
+        if holds_run and overlap(resume, output_dir / atomic.CHECKPOINTS_DIR) not in ("is", "is inside"):
             raise OutputDirError(
-                f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume "
-                "into the checkpoint's own output_dir or into an empty one"
+                f"run.output_dir {output_dir} holds another run than the checkpoint {resume}; resume into the "
+                "checkpoint's own output_dir or into an empty one"
             )
-    elif holds_run(output_dir) and not config.run.overwrite_output_dir:
+    elif holds_run and not config.run.overwrite_output_dir:
         raise OutputDirError(
-            f"run.output_dir {output_dir} holds another run; continue it with "
-            "--resume_from_checkpoint latest, or replace it with run.overwrite_output_dir=true, or "
-            "choose another run.output_dir"
+            f"run.output_dir {output_dir} holds another run; continue it with --resume_from_checkpoint latest, or "
+            "replace it with run.overwrite_output_dir=true, or choose another run.output_dir"
         )
 
 
 def lock_output_dir(output_dir: Path):
-    """One run per folder: an exclusive lock on ``output_dir/.hf-dualmcmc.lock`` (``filelock``: ``flock``, released
-    by the OS when the process dies, so a killed run leaves no stale lock), held until :func:`unlock_output_dir`,
-    and ``.hf-dualmcmc.lock.json`` naming the holder for the message of a run that is refused."""
+    """One run per folder: an OS lock on ``.hf-dualmcmc.lock`` (``filelock``: dies with its process) until the
+    run ends; ``.hf-dualmcmc.lock.json`` names the holder for a run that is refused."""
     from filelock import FileLock, Timeout
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -336,15 +306,9 @@ def lock_output_dir(output_dir: Path):
     return lock
 
 
-def unlock_output_dir(output_dir: Path, lock) -> None:
-    (output_dir / atomic.HOLDER_FILE).unlink(missing_ok=True)
-    lock.release()  # (the empty lock file stays: removing it would let two runs lock two different files)
-
-
 def set_aside_previous_run(output_dir: Path) -> Path | None:
-    """``run.overwrite_output_dir``: move what the previous run's manifest lists (and the manifest) into a hidden
-    ``.previous-run-*`` folder (renames only); it is deleted once the new run has written its first checkpoint (or
-    its pipeline) and moved back if the new run fails before that."""
+    """``run.overwrite_output_dir``: move what the manifest lists (and the manifest) into ``.previous-run-*``,
+    deleted after the new run's first checkpoint (or export), moved back by :func:`restore_previous_run` before."""
     names = (*sorted(read_manifest(output_dir)), atomic.MANIFEST_FILE)  # the manifest last: a kill midway leaves it
     entries = [output_dir / name for name in names if os.path.lexists(output_dir / name)]  # listing what is in place
     if not entries:
@@ -360,8 +324,7 @@ def set_aside_previous_run(output_dir: Path) -> Path | None:
 
 
 def restore_previous_run(output_dir: Path, aside: Path) -> None:
-    """The new run failed before its first checkpoint: remove what it wrote (its manifest lists it), move the
-    previous run back."""
+    """The new run failed before its first checkpoint: remove what it wrote, move the previous run back."""
     for new in (output_dir / name for name in (*read_manifest(output_dir), atomic.MANIFEST_FILE)):
         shutil.rmtree(new) if new.is_dir() and not new.is_symlink() else new.unlink(missing_ok=True)
     for entry in aside.iterdir():
@@ -371,10 +334,8 @@ def restore_previous_run(output_dir: Path, aside: Path) -> None:
 
 
 def rewind_output_dir(output_dir: Path, step: int, keep: int) -> None:
-    """Resuming from step ``step``: newer checkpoints are set aside (kept) in ``checkpoints/.superseded-*`` (the
-    resumed run writes its own), older ones beyond the newest ``keep`` are deleted (as the save that wrote the step
-    would have, had it not been killed), and ``history.jsonl`` keeps the records up to ``step`` (and drops a line a
-    kill cut short)."""
+    """Resuming from ``step``: newer checkpoints are kept aside in ``checkpoints/.superseded-*``, the newest ``keep``
+    stay, ``history.jsonl`` keeps the complete records up to ``step``."""
     checkpoints = output_dir / atomic.CHECKPOINTS_DIR
     found = checkpoints.glob(f"{atomic.CHECKPOINT_PREFIX}*")
     if newer := sorted(p for p in found if p.is_dir() and (checkpoint_step(p) or 0) > step):
@@ -435,24 +396,14 @@ def check_resumable(config: TrainConfig, saved: dict, state: dict, accelerator: 
         )
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# EMA of the energy and generator weights
-# ----------------------------------------------------------------------------------------------------------------
-
-
 def make_emas(networks: dict, run) -> dict:
     """``diffusers.training_utils.EMAModel`` over the energy's and the generator's parameters (``run.use_ema``)."""
     if not run.use_ema:
         return {}
     from diffusers.training_utils import EMAModel
 
-    return {
-        name: EMAModel(
-            networks[name].parameters(), decay=run.ema_decay, use_ema_warmup=run.ema_warmup, power=run.ema_power
-        )
-        for name in ("energy", "generator")
-        if name in networks
-    }
+    settings = {"decay": run.ema_decay, "use_ema_warmup": run.ema_warmup, "power": run.ema_power}
+    return {n: EMAModel(networks[n].parameters(), **settings) for n in ("energy", "generator") if n in networks}
 
 
 def averaged_copy(model: torch.nn.Module, ema, seed: int) -> torch.nn.Module:
@@ -467,9 +418,7 @@ def averaged_copy(model: torch.nn.Module, ema, seed: int) -> torch.nn.Module:
     return averaged
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# The loop
-# ----------------------------------------------------------------------------------------------------------------
+# --- The loop
 
 
 @dataclass
@@ -484,9 +433,8 @@ class TrainResult:
 
 
 def resolve_mixed_precision(setting: str | None) -> str | None:
-    """``run.mixed_precision``: ``"auto"`` is what ``accelerate launch`` / its config chose (other than ``no``), else
-    ``"bf16"`` where the device computes bfloat16 natively (:func:`~hf_dualmcmc.performance.bf16_is_native`) and
-    ``"no"`` elsewhere (emulated bf16 is many times slower than float32); the choice is logged."""
+    """``run.mixed_precision``: ``"auto"`` is what ``accelerate launch`` chose (other than ``no``), else ``"bf16"``
+    where the device computes it natively, else ``"no"`` (emulated bf16 is many times slower); the choice is logged."""
     from accelerate import PartialState
     from accelerate.state import AcceleratorState, is_initialized
 
@@ -519,7 +467,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         log_with=None if run.report_to in (None, "none") else run.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / atomic.LOGS_DIR)),
     )
-    main = accelerator.is_main_process
+    main, procs = accelerator.is_main_process, accelerator.num_processes
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         # Accelerate neither autocasts nor scales losses for fp16 on CPU: say so rather than pretend
         warnings.warn(
@@ -551,16 +499,11 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     except (ValueError, OSError) as err:
         raise DataError(f"data.source {config.data.source!r}: {' '.join(str(err).split())}") from err
     try:
-        check_dataset_size(dataset, run.batch_size * accelerator.num_processes * k)
+        check_dataset_size(dataset, run.batch_size * procs * k)
     except ValueError as err:
-        raise ConfigError(
-            "run.batch_size",
-            f"{err} (run.batch_size {run.batch_size} x {accelerator.num_processes} "
-            f"process(es) x {k} accumulation step(s))",
-        ) from err
-    sampler = EpochBatchSampler(
-        len(dataset), run.batch_size, run.seed, accelerator.num_processes, accelerator.process_index
-    )
+        why = f"(run.batch_size {run.batch_size} x {procs} process(es) x {k} accumulation step(s))"
+        raise ConfigError("run.batch_size", f"{err} {why}") from err
+    sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, procs, accelerator.process_index)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=run.num_workers, generator=torch.Generator().manual_seed(run.seed)
     )
@@ -574,12 +517,9 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     }
     emas = make_emas(networks, run)
     trained = [name for name, opt in zip(NETWORKS, optimizers) if opt is not None]
-    checkpointed = {
-        "networks": networks,
-        "emas": emas,
-        "schedulers": dict(zip(trained, schedulers)),
-        "optimizers": dict(zip(trained, [o for o in optimizers if o is not None])),
-    }  # by network name
+    optimized = dict(zip(trained, [o for o in optimizers if o is not None]))
+    schedules = dict(zip(trained, schedulers))  # (these four by network name)
+    checkpointed = dict(networks=networks, emas=emas, schedulers=schedules, optimizers=optimized)
     set_seed(run.seed, device_specific=True)  # different z / chain noise on every process
     step = 0
     if resume is not None:
@@ -596,6 +536,9 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         "chain_compiler": chain_compiler(accelerator.device) if run.compile else None,
     }
 
+    def export_at_checkpoint(model_id: str):
+        return lambda folder: export_pipeline(pipeline(), folder, config, None, model_id=model_id)
+
     def pipeline() -> DualMCMCPipeline:
         """The pipeline as it would be exported now: the EMA weights when ``run.use_ema``."""
         exported = (averaged_copy(networks[n], emas[n], run.seed) if n in emas else networks.get(n) for n in NETWORKS)
@@ -604,9 +547,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
     history: list[dict] = []
     history_file = previous_run = bar = lock = None
     try:
-        # the output folder (main process): locked for this run alone and checked again under the lock; a resumed
-        # run rewinds it to its checkpoint, a fresh run claims it (a previous run set aside by overwrite_output_dir
-        # comes back if this one fails before its first checkpoint); what it writes is listed in its manifest first
+        # the output folder (main process): locked, checked again under the lock, rewound to the checkpoint resumed
+        # from or claimed (a run set aside by overwrite_output_dir comes back if this one fails before its checkpoint)
         accelerator.wait_for_everyone()
         refused = None
         if main:
@@ -638,13 +580,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
         # a wall-clock budget without max_steps ends long before epochs x steps: no total, so no made-up ETA
         timed = run.max_minutes is not None and run.max_steps is None
-        bar = tqdm(
-            total=None if timed else total_steps,
-            initial=step,
-            disable=not main,
-            desc=teaching.method.replace("_", "-"),
-            dynamic_ncols=True,
-        )
+        desc = teaching.method.replace("_", "-")
+        bar = tqdm(total=None if timed else total_steps, initial=step, disable=not main, desc=desc, dynamic_ncols=True)
         lr_key = f"lr_{trained[0]}"  # the first optimizer's network
         started = time.time()
         batches, data = None, None
@@ -673,30 +610,21 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             )
 
             # log: every step to history.jsonl as it happens, every log_every steps to the trackers
-            record = {
-                "step": step,
-                "epoch": epoch,
-                **_mean([o.as_dict() for o in outs]),
-                lr_key: schedulers[0].get_last_lr()[0],
-            }
+            lr = schedulers[0].get_last_lr()[0]
+            record = {"step": step, "epoch": epoch, **_mean([o.as_dict() for o in outs]), lr_key: lr}
             history.append(record)
             if main:
                 history_file.write(json.dumps(record) + "\n")
                 history_file.flush()
             bar.update()
-            bar.set_postfix(
-                E=f"{record['loss_energy']:.3g}",
-                G=f"{record['loss_generator']:.3g}",
-                I=f"{record['loss_encoder']:.3g}",
-                gap=f"{record['energy_gap']:.2g}",
-            )
+            bar.set_postfix({short: f"{record[key]:.3g}" for short, key in POSTFIX.items()})
             if step % run.log_every == 0 or last:
                 accelerator.log({key: v for key, v in record.items() if key != "step"}, step=step)
 
             # sample: grids of the pipeline as it would be exported, to samples/ and the trackers
             if run.sample_every and step % run.sample_every == 0 and main:
                 claim(output_dir, atomic.SAMPLES_DIR)
-                _log_images(accelerator, _write_grids(pipeline(), config, data, output_dir, step), step)
+                write_samples(accelerator, pipeline(), data, run, step)
 
             # checkpoint: written aside, renamed into place; the newest checkpoints_total_limit are kept
             if run.checkpoint_every and (step % run.checkpoint_every == 0 or last):
@@ -711,9 +639,7 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
                     state={"step": step, "epoch": epoch, "last": record},
                     config=config.to_dict(),
                     keep=run.checkpoints_total_limit,
-                    write_pipeline=functools.partial(_export_into, pipeline, config, named)
-                    if run.export_at_checkpoints
-                    else None,
+                    write_pipeline=export_at_checkpoint(named) if run.export_at_checkpoints else None,
                 )
                 previous_run = _discard(previous_run)
 
@@ -725,7 +651,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
         pipeline_dir = None
         if main:
             pipe = pipeline()
-            grid = sample_grids(pipe, data, run.num_sample_images, run.seed)[0][1] if data is not None else None
+            grids = sample_grids(pipe, data, run.num_sample_images, run.seed) if data is not None else None
+            grid = grids and grids["proposals_vs_revised"][1]  # the revised samples
             claim(output_dir, atomic.PIPELINE_DIR)
             pipeline_dir = export_pipeline(pipe, output_dir / atomic.PIPELINE_DIR, config, grid)
             previous_run = _discard(previous_run)
@@ -739,23 +666,17 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             bar.close()
         if history_file is not None:
             history_file.close()
-        if lock is not None:
-            unlock_output_dir(output_dir, lock)
+        if lock is not None:  # (the empty lock file stays: removing it would let two runs lock two different files)
+            (output_dir / atomic.HOLDER_FILE).unlink(missing_ok=True)
+            lock.release()
     if main and run.push_to_hub:
         from .hub import push_pipeline_to_hub
 
         push_pipeline_to_hub(pipeline_dir, run.hub_model_id, private=run.hub_private)
     for tracker in accelerator.trackers:  # (end_training() would also destroy the process group: the caller's)
         tracker.finish()
-    return TrainResult(
-        step=step,
-        history=history,
-        output_dir=output_dir,
-        pipeline_dir=pipeline_dir,
-        seconds=seconds,
-        mixed_precision=str(accelerator.mixed_precision),
-        grad_scaler=accelerator.scaler is not None,
-    )
+    scaled = accelerator.scaler is not None
+    return TrainResult(step, history, output_dir, pipeline_dir, seconds, str(accelerator.mixed_precision), scaled)
 
 
 def _guard(out: StepOutput, step: int, threshold: float, last_checkpoint: Path | None) -> None:
@@ -772,10 +693,6 @@ def _guard(out: StepOutput, step: int, threshold: float, last_checkpoint: Path |
             f"teaching.explode_threshold = {threshold:g}; {where} (resume from it with a larger "
             "teaching.explode_threshold, or start a new run)"
         )
-
-
-def _export_into(pipeline, config: TrainConfig, model_id: str, folder: Path) -> None:
-    export_pipeline(pipeline(), folder, config, None, model_id=model_id)
 
 
 def _mean(records: list[dict]) -> dict:
@@ -795,53 +712,7 @@ def _any(accelerator: Accelerator, flag: bool) -> bool:
     return bool(accelerator.reduce(flags, reduction="sum").item() > 0)
 
 
-def _write_grids(pipe: DualMCMCPipeline, config: TrainConfig, data, output_dir: Path, step: int) -> dict:
-    """``samples/step_N_proposals_vs_revised.png`` (and ``..._data_vs_reconstructions.png`` with an encoder);
-    returns them by tag."""
-    samples, recon = sample_grids(pipe, data, config.run.num_sample_images, config.run.seed)
-    grids = {"proposals_vs_revised": side_by_side(*samples)}
-    if recon is not None:
-        grids["data_vs_reconstructions"] = side_by_side(*recon)
-    folder = output_dir / atomic.SAMPLES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    for tag, image in grids.items():
-        image.save(folder / f"step_{step:07d}_{tag}.png")
-    return grids
-
-
-def _log_images(accelerator: Accelerator, images: dict, step: int) -> None:
-    """Sample grids to the trackers that take images (TensorBoard ``add_image``, W&B ``wandb.Image``)."""
-    for tracker in accelerator.trackers:
-        if tracker.name == "tensorboard":
-            for tag, image in images.items():
-                tracker.writer.add_image(f"samples/{tag}", np.asarray(image.convert("RGB")), step, dataformats="HWC")
-        elif tracker.name == "wandb":
-            import wandb
-
-            tracker.log({f"samples/{tag}": wandb.Image(image) for tag, image in images.items()}, step=step)
-
-
 def _flat(config: dict) -> dict:
     """``{"section.key": value}`` (values the trackers take: numbers, strings, else their text)."""
-    scalar = (int, float, str, bool)
-    return {
-        f"{s}.{k}": v if isinstance(v, scalar) else str(v) for s, values in config.items() for k, v in values.items()
-    }
-
-
-__all__ = [
-    "USER_ERRORS",
-    "CheckpointError",
-    "DataError",
-    "DivergenceError",
-    "EpochBatchSampler",
-    "OutputDirError",
-    "TrainResult",
-    "build_models",
-    "build_pipeline",
-    "export_pipeline",
-    "list_checkpoints",
-    "resolve_checkpoint",
-    "save_checkpoint",
-    "train",
-]
+    flat = {f"{section}.{key}": v for section, values in config.items() for key, v in values.items()}
+    return {key: v if isinstance(v, (int, float, str, bool)) else str(v) for key, v in flat.items()}

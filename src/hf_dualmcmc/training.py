@@ -8,12 +8,11 @@ densities of ``(x, z)``:
 * the MCMC-revised densities ``P~ = T^x_alpha p_theta(x|z) p(z)`` (generator proposals revised by the x-chain) and
   ``Q~ = p_data(x) T^z_theta q_phi(z|x)`` (encoder latents revised by the z-chain).
 
-Each objective below is one function whose docstring names the KL term it implements; :func:`dual_mcmc_step` runs
-one iteration exactly in the order of the authors' code (``docs/official-algorithm.md``). The paper's baselines are
-other steps of the same pieces: :data:`METHODS` maps ``TeachingConfig.method`` to its step and the networks it
-learns. Every step has the signature ``step(data, energy, generator, encoder, optimizers, config, **hooks)``
-(``optimizers`` as :func:`make_optimizers` returns them, ``None`` for a network the method lacks; ``hooks``: the
-fields of :class:`StepHooks`) and returns a :class:`StepOutput` (``0.0`` for the losses a method does not have).
+Each objective below names the KL term it implements; :func:`dual_mcmc_step` runs one iteration in the order of the
+authors' code (``docs/official-algorithm.md``); :data:`METHODS` maps ``TeachingConfig.method`` to its step (the
+baselines: other steps of the same pieces) and the networks it learns. Every step is ``step(data, energy, generator,
+encoder, optimizers, config, **hooks)`` (``optimizers`` from :func:`make_optimizers`; ``hooks``: :class:`StepHooks`)
+and returns a :class:`StepOutput`.
 """
 
 from __future__ import annotations
@@ -34,9 +33,7 @@ if TYPE_CHECKING:
 
 NETWORKS = ("energy", "generator", "encoder")  # the order of a step's networks and of its optimizers
 
-# ----------------------------------------------------------------------------------------------------------------
-# The three objectives
-# ----------------------------------------------------------------------------------------------------------------
+# ---- The three objectives ----
 
 
 def sum_squared_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -77,9 +74,8 @@ def generator_loss(reconstruction, data, proposal, revised, data_weight=1.0, tea
     :func:`generator_teaching_term`, weighted by ``TeachingConfig.data_weight`` and
     ``TeachingConfig.generator_teaching_weight`` (the authors' ``Gfactor`` 1 and ``Sfactor`` 50).
     """
-    return data_weight * generator_data_term(reconstruction, data) + teaching_weight * generator_teaching_term(
-        proposal, revised
-    )
+    data_term, teaching_term = generator_data_term(reconstruction, data), generator_teaching_term(proposal, revised)
+    return data_weight * data_term + teaching_weight * teaching_term
 
 
 def encoder_data_term(data_mean: torch.Tensor, data_logvar: torch.Tensor, revised_latent: torch.Tensor) -> torch.Tensor:
@@ -92,8 +88,7 @@ def encoder_data_term(data_mean: torch.Tensor, data_logvar: torch.Tensor, revise
 
 
 def encoder_teaching_term(sample_mean: torch.Tensor, sample_logvar: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-    r"""``KL(P~_{theta_t,alpha_t} || Pi_{alpha,phi})``, the encoder's teaching term of Eq. 9: ``mean_i -log
-    q_phi(z_i | x~_i)``.
+    r"""``KL(P~_{theta_t,alpha_t} || Pi_{alpha,phi})``, the encoder's teaching term of Eq. 9: ``mean -log q(z|x~)``.
 
     The encoder learns to invert the generator on EBM-revised samples: ``(sample_mean, sample_logvar) = q(x~)``
     carry the graph; the latent ``z`` that produced the proposal is a target.
@@ -110,9 +105,8 @@ def encoder_loss(
     :func:`encoder_teaching_term`, weighted by ``TeachingConfig.data_weight`` (the same ``Gfactor`` as the
     generator's data term) and ``TeachingConfig.encoder_teaching_weight`` (``Ifactor`` 0.1).
     """
-    return data_weight * encoder_data_term(data_mean, data_logvar, revised_latent) + teaching_weight * (
-        encoder_teaching_term(sample_mean, sample_logvar, latent)
-    )
+    data_term = encoder_data_term(data_mean, data_logvar, revised_latent)
+    return data_weight * data_term + teaching_weight * encoder_teaching_term(sample_mean, sample_logvar, latent)
 
 
 def energy_loss(data_energy: torch.Tensor, sample_energy: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -125,15 +119,19 @@ def energy_loss(data_energy: torch.Tensor, sample_energy: torch.Tensor, temperat
     return (data_energy.float().mean() - sample_energy.float().mean()) / temperature
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# The pieces of an iteration
-# ----------------------------------------------------------------------------------------------------------------
+def energy_magnitude_term(data_energy: torch.Tensor, sample_energy: torch.Tensor) -> torch.Tensor:
+    r"""``mean E(x)^2 + mean E(x~)^2``: the energy-magnitude regulariser of IGEBM (Du & Mordatch 2019, Sec. 3.3; the
+    JEM maintainers use a weight of about 0.1). Opt-in (``TeachingConfig.energy_magnitude_weight``, default 0): it
+    keeps the energies of data and negatives near 0, so the contrast cannot drift to ever larger magnitudes."""
+    return data_energy.float().pow(2).mean() + sample_energy.float().pow(2).mean()
+
+
+# ---- The pieces of an iteration ----
 
 
 @dataclass
 class StepOutput:
-    """Scalars of one iteration (python floats; ``0.0`` for what a method lacks) and, with ``keep_tensors``, its
-    images in ``extras``."""
+    """An iteration's scalars (floats; ``0.0`` for what a method lacks) and, with ``keep_tensors``, its images."""
 
     loss_energy: float = 0.0
     loss_generator: float = 0.0
@@ -229,18 +227,43 @@ def infer_revised_latents(encoder: nn.Module, g_raw: nn.Module, data, config: Te
     return mean, logvar, z_rev
 
 
+def noise_negatives(e_raw: nn.Module, energy_fn: Callable, like: torch.Tensor, config: TeachingConfig, layout=None):
+    """Opt-in OOD-robust teaching (``TeachingConfig.noise_negatives``, default 0: off): ``round(noise_negatives * B)``
+    extra negatives for the energy, started from ``Uniform[-r, r]`` (``r = noise_init_range``) and revised by their
+    own x-chain (``noise_negative_steps`` steps of ``noise_negative_step_size``, the x-chain's noise): the
+    noise-initialised short-run EBM's negatives (Nijkamp et al. 2019) mixed into dual-MCMC's generator-initialised
+    ones, so that training also raises the energy far from the generator's manifold. ``None`` when off."""
+    num = round(config.noise_negatives * like.shape[0])
+    if num == 0:
+        return None
+    x0 = (torch.rand((num, *like.shape[1:]), device=like.device, dtype=torch.float32) * 2 - 1) * config.noise_init_range
+    steps = config.num_steps if config.noise_negative_steps is None else config.noise_negative_steps
+    step_size = config.noise_negative_step_size or config.step_size
+    with chain_mode(e_raw):
+        return energy_langevin(
+            energy_fn, x0 if layout is None else layout(x0), steps, step_size, config.chain_noise
+        ).sample
+
+
 def energy_update(energy, e_raw, g_raw, z, data, optimizer, config: TeachingConfig, energy_fn, hooks: StepHooks):
     """``x1 = G(z)`` with the *updated* generator (same ``z``), revised by a second x-chain when
     ``rerun_chain_for_energy``, then an energy step on :func:`energy_loss` ``(E(x), E(x1))`` through ``energy``
-    (possibly DDP-wrapped). Returns ``(loss_e, E(data), E(x1), x1)``."""
+    (possibly DDP-wrapped). Opt-in, off by default: :func:`noise_negatives` join ``x1`` as negatives (drawn after
+    every other random number of the iteration), and ``energy_magnitude_weight *`` :func:`energy_magnitude_term` is
+    added (divided by the same temperature). Returns ``(loss_e, E(data), E(x1), x1)``."""
     with torch.no_grad(), hooks.autocast():
         x1 = g_raw.generate(z)
     if config.rerun_chain_for_energy:
         x1 = revise_with_energy(e_raw, energy_fn, hooks.layout(x1), config)
+    extra = noise_negatives(e_raw, energy_fn, x1, config, hooks.layout)
     with hooks.autocast():
         e_data = energy(data, return_dict=False)[0]
         e_samples = energy(x1.detach(), return_dict=False)[0]
-    loss_e = energy_loss(e_data, e_samples, config.temperature)
+        e_extra = None if extra is None else energy(extra, return_dict=False)[0]
+    negatives = e_samples if e_extra is None else torch.cat([e_samples.float(), e_extra.float()])
+    loss_e = energy_loss(e_data, negatives, config.temperature)
+    if config.energy_magnitude_weight:
+        loss_e = loss_e + config.energy_magnitude_weight * energy_magnitude_term(e_data, negatives) / config.temperature
     hooks.update(optimizer, loss_e)
     return loss_e, e_data, e_samples, x1
 
@@ -249,9 +272,7 @@ def _energies(e_data: torch.Tensor, e_samples: torch.Tensor) -> dict[str, float]
     return {"energy_data": e_data.float().mean().item(), "energy_samples": e_samples.float().mean().item()}
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# One iteration per method
-# ----------------------------------------------------------------------------------------------------------------
+# ---- One iteration per method ----
 
 
 def dual_mcmc_step(data, energy, generator, encoder, optimizers, config: TeachingConfig, **hooks) -> StepOutput:

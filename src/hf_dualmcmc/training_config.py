@@ -9,8 +9,7 @@ run:      {output_dir: outputs/digits, batch_size: 64, epochs: 40}    # RunSetti
 ```
 
 Each key is a dataclass field with its default (the authors' constants: ``configuration_dualmcmc.OFFICIAL_TRAINING``),
-meaning and rule (``python scripts/train.py --help_config`` lists them). A bad key or value, also across sections,
-raises :class:`ConfigError` starting with the ``section.key`` at fault, before anything is built."""
+meaning and rule (``train.py --help_config`` lists them); a bad value raises :class:`ConfigError` naming its key."""
 
 from __future__ import annotations
 
@@ -44,7 +43,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, message: str):
         super().__init__(f"{key}: {message}")
-        self.key = key
+        self.key, self.message = key, message
 
 
 def _require(condition: bool, key: str, message: str) -> None:
@@ -123,8 +122,13 @@ class TeachingConfig:
     weight_decay_encoder: float = _weight("weight_decay_encoder", "Adam L2 weight decay of the encoder")
     lr_decay: float = setting(_TEACHING["lr_decay"], "ExponentialLR gamma, once per epoch", "> 0")
     explode_threshold: float = setting(1e4, "divergence guard on |mean E(data) - mean E(samples)|", "> 0", True)
-    method: str = setting("dual_mcmc", "dual_mcmc, or a baseline (hf_dualmcmc.baselines)", TEACHING_METHODS)
-    noise_init_range: float = setting(1.0, "short_run: the x-chain starts from Uniform[-r, r]", "> 0")
+    method: str = setting("dual_mcmc", "dual_mcmc, or a baseline (hf_dualmcmc.training.METHODS)", TEACHING_METHODS)
+    noise_init_range: float = setting(1.0, "noise-started chains start from Uniform[-r, r]", "> 0")
+    # opt-in OOD-robust teaching (docs/EVALUATION.md); 0: the authors' algorithm, unchanged
+    noise_negatives: float = setting(0.0, "extra energy negatives started from noise, a fraction of the batch", ">= 0")
+    noise_negative_steps: int | None = setting(None, "their x-chain's steps (null: num_steps)", ">= 0")
+    noise_negative_step_size: float | None = setting(None, "their x-chain's step size (null: step_size)", "> 0")
+    energy_magnitude_weight: float = setting(0.0, "weight of the IGEBM energy-magnitude penalty", ">= 0")
 
     def __post_init__(self):
         _validate(self, "teaching")
@@ -133,12 +137,10 @@ class TeachingConfig:
         for name in ("step_size", "latent_step_size"):
             _require(getattr(self, name) < MAX_STEP_SIZE, f"teaching.{name}", f"must be < {MAX_STEP_SIZE:g}")
         ratio = self.noise_scale / self.step_size
-        _require(
-            not self.use_temp or 1 / MAX_STEP_SIZE < ratio < MAX_STEP_SIZE,
-            "teaching.noise_scale",
-            f"with teaching.use_temp, noise_scale / step_size must be in (1e-150, 1e150) (the energy loss is "
-            f"divided by its square), got {ratio:g}; or set teaching.use_temp: false",
-        )
+        if self.use_temp and not 1 / MAX_STEP_SIZE < ratio < MAX_STEP_SIZE:
+            bounds = "noise_scale / step_size must be in (1e-150, 1e150) (the energy loss is divided by its square)"
+            fix = "or set teaching.use_temp: false"
+            raise ConfigError("teaching.noise_scale", f"with teaching.use_temp, {bounds}, got {ratio:g}; {fix}")
 
     @property
     def temperature(self) -> float:
@@ -164,8 +166,7 @@ def _check_sampler(self) -> None:
     except ValueError as err:
         key = next((k for k in SAMPLER_SETTINGS if str(err).startswith(k + " ")), "sampler")
         raise ConfigError(f"sampler.{key}", str(err).removeprefix(key + " ")) from None
-    for name in SAMPLER_SETTINGS:
-        setattr(self, name, checked[name])
+    vars(self).update(checked)
 
 
 SamplerSettings = dataclasses.make_dataclass(
@@ -173,8 +174,8 @@ SamplerSettings = dataclasses.make_dataclass(
     [(k, type(v), setting(v, meaning, resumable=True)) for k, (v, meaning) in SAMPLER_SETTINGS.items()],
     namespace={"__post_init__": _check_sampler, "__module__": __name__},
 )
-SamplerSettings.__doc__ = """The exported pipeline's sampler settings (:class:`~hf_dualmcmc.DualMCMCPipeline`'s arguments,
-checked by its rules); defaults: the authors' FID sampler (``configuration_dualmcmc.SAMPLER_SETTINGS``)."""
+SamplerSettings.__doc__ = """The exported pipeline's sampler settings (:class:`~hf_dualmcmc.DualMCMCPipeline`'s
+arguments, checked by its rules); defaults: the authors' FID sampler (``configuration_dualmcmc.SAMPLER_SETTINGS``)."""
 
 
 @dataclass
@@ -187,9 +188,7 @@ class RunSettings:
     gradient_accumulation_steps: int = setting(1, "micro-batches per step", ">= 1")
     epochs: int = setting(_RUN["epochs"], "passes over the data (unless max_steps)", ">= 1", True)
     max_steps: int | None = setting(None, "steps to train", ">= 1 (or null: run.epochs decides)", True)
-    max_minutes: float | None = setting(
-        None, "wall-clock budget: stop after the step exceeding it", ">= 0 (or null: off)", True
-    )
+    max_minutes: float | None = setting(None, "wall-clock limit, checked after each step", ">= 0 (or null: off)", True)
     seed: int = setting(_RUN["seed"], "seed of the weights, the data order and the chains")
     mixed_precision: str | None = setting(
         "auto", "auto: bf16 where native, else no; null: accelerate's", MIXED_PRECISION, True
@@ -235,38 +234,15 @@ class RunSettings:
                     check(getattr(self, key))
             except ValueError as err:  # (huggingface_hub's HFValidationError is one)
                 raise ConfigError(f"run.{key}", str(err)) from None
-        self._check_report_to()
+        if self.report_to not in ("none", "all"):  # else one tracker accelerate knows, whose package is installed
+            import accelerate.utils
 
-    def _check_report_to(self) -> None:
-        """``"none"``, ``"all"`` or one tracker accelerate knows, whose package is installed."""
-        if self.report_to in ("none", "all"):
-            return
-        import accelerate.utils
-
-        known = ["none", *accelerate.utils.LoggerType.list()]
-        hint = _did_you_mean(self.report_to.lower(), known)
-        _require(self.report_to in known, "run.report_to", f"{hint}expected one of {known}, got {self.report_to!r}")
-        _require(
-            bool(getattr(accelerate.utils, f"is_{self.report_to}_available", lambda: True)()),
-            "run.report_to",
-            f"{self.report_to!r} needs the {self.report_to} package, which is not installed (pip install "
-            f"{self.report_to}); or use run.report_to=none",
-        )
-
-    def check_card(self, data: DataConfig) -> None:
-        """A paper's model card template names its own data set, whose image shape the run must have."""
-        if self.card_template == "run":
-            return
-        name, known = self.card_template, list(PAPER_IMAGES)
-        hint = _did_you_mean(name, known)
-        _require(name in known, "run.card_template", f"{hint}expected one of {['run', *known]}, got {name!r}")
-        (size, channels), shape = PAPER_IMAGES[name], (data.image_size, data.num_channels)
-        if shape != (size, channels):
-            raise ConfigError(
-                "run.card_template",
-                f"{name!r} describes the paper's {size}x{size} images with {channels} channels; this run trains "
-                f"{shape[0]}x{shape[0]} with {shape[1]}: use run.card_template: run",
-            )
+            name, known = self.report_to, ["none", *accelerate.utils.LoggerType.list()]
+            hint = _did_you_mean(name.lower(), known)
+            _require(name in known, "run.report_to", f"{hint}expected one of {known}, got {name!r}")
+            if not getattr(accelerate.utils, f"is_{name}_available", lambda: True)():
+                message = f"{name!r} needs the {name} package, which is not installed (pip install {name})"
+                raise ConfigError("run.report_to", f"{message}; or use run.report_to=none")
 
 
 SECTIONS = dict(data=DataConfig, model=ModelSettings, teaching=TeachingConfig, sampler=SamplerSettings, run=RunSettings)
@@ -302,13 +278,17 @@ class TrainConfig:
     def __post_init__(self):
         _validate(self.model, "model")
         network_configs(self.data, self.model)
-        self.run.check_card(self.data)
+        # a paper's model card template names its own data set, whose image shape the run must have
+        key, name, shape = "run.card_template", self.run.card_template, (self.data.image_size, self.data.num_channels)
+        hint, known = _did_you_mean(name, PAPER_IMAGES), ["run", *PAPER_IMAGES]
+        _require(name in known, key, f"{hint}expected one of {known}, got {name!r}")
+        size, channels = PAPER_IMAGES.get(name, shape)
+        if shape != (size, channels):
+            paper = f"{name!r} describes the paper's {size}x{size} images with {channels} channels"
+            raise ConfigError(key, f"{paper}; this run trains {shape[0]}x{shape[0]} with {shape[1]}: use {key}: run")
         if (self.run.channels_last or self.run.compile) and self.teaching.method != "dual_mcmc":
-            raise ConfigError(
-                "run.channels_last",
-                f"run.channels_last / run.compile are options of the dual_mcmc step, "
-                f"not of teaching.method={self.teaching.method!r}",
-            )
+            message = "run.channels_last / run.compile are options of the dual_mcmc step, not of teaching.method"
+            raise ConfigError("run.channels_last", f"{message}={self.teaching.method!r}")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
@@ -359,8 +339,7 @@ def _validate(section, name: str) -> None:
 
 
 def _typed(key: str, value, tp):
-    """``value`` as the annotation ``tp`` (``X``, ``X | None``, ``list[X]``, ``tuple[X, ...]``) wants it: integers and
-    number strings (YAML 1.1 reads ``1e-4`` as one) become floats for float fields; else a :class:`ConfigError`."""
+    """``value`` as ``tp`` (``X``, ``X | None``, ``list[X]``, ``tuple[X, ...]``) wants it; else :class:`ConfigError`."""
     optional = type(None) in typing.get_args(tp)
     if optional and value is None:
         return None
@@ -368,9 +347,8 @@ def _typed(key: str, value, tp):
     origin, item = typing.get_origin(tp), (typing.get_args(tp) or (tp,))[0]
     items = [_scalar(v, item) for v in value] if origin and isinstance(value, (list, tuple)) else [_BAD]
     out = (origin(items) if _BAD not in items else _BAD) if origin else _scalar(value, tp)
-    _require(
-        tp is not int or out is _BAD or abs(out) <= MAX_INT, key, f"expected an integer of at most 2**63 - 1, got {out}"
-    )
+    if tp is int and out is not _BAD and abs(out) > MAX_INT:
+        raise ConfigError(key, f"expected an integer of at most 2**63 - 1, got {out}")
     what = f"a list of {_KINDS[item][1]}" if origin else _KINDS[tp][0]
     _require(out is not _BAD, key, f"expected {what}{' or null' if optional else ''}, got {value!r}")
     return out
@@ -396,9 +374,8 @@ class _PlainYamlLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
-                problem="anchors and aliases (& and *) are not allowed", problem_mark=event.start_mark
-            )
+            problem = "anchors and aliases (& and *) are not allowed"
+            raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
@@ -443,8 +420,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         try:
             parsed = safe_load_yaml(value, key)
         except ConfigError as err:
-            reason = str(err).removeprefix(f"{key}: ")
-            raise ConfigError(key, f"cannot parse {value!r} as a YAML value: {reason}") from None
+            raise ConfigError(key, f"cannot parse {value!r} as a YAML value: {err.message}") from None
         raw[section] = {} if raw.get(section) is None else raw[section]
         _require(isinstance(raw[section], dict), section, f"expected a mapping of keys, got {raw[section]!r}")
         raw[section][name] = parsed
@@ -452,11 +428,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML config file (:func:`safe_load_yaml`), apply ``section.key=value`` overrides and validate everything."""
-    raw = {} if (raw := safe_load_yaml(Path(path), str(path))) is None else raw
-    _require(
-        isinstance(raw, dict),
-        str(path),
-        f"expected a YAML mapping of sections {list(SECTIONS)}, got {type(raw).__name__}",
-    )
-    return TrainConfig.from_dict(apply_overrides(raw, overrides or []))
+    """Read a YAML config file (:func:`safe_load_yaml`), apply ``section.key=value`` overrides, validate everything."""
+    raw = safe_load_yaml(Path(path), str(path))
+    if not isinstance(raw, (dict, type(None))):
+        raise ConfigError(str(path), f"expected a YAML mapping of sections {list(SECTIONS)}, got {type(raw).__name__}")
+    return TrainConfig.from_dict(apply_overrides(raw or {}, overrides or []))
