@@ -302,6 +302,20 @@ def test_digits_suite_trains_the_embedded_default_and_floors_at_the_training_set
     assert "| dual_mcmc+tiny | `run.max_steps=2`" in table and "Domain FD of 1617 training images" in table
     assert (tmp_path / "out" / "digits_table.md").read_text() == table
     assert (tmp_path / "out" / "digits_samples.png").stat().st_size > 500
+    # the energy as an OOD score (docs/EVALUATION.md's protocol); the other-digits set is MNIST, when present
+    ood = metrics["ood_energy"]
+    assert {"uniform_noise", "gaussian_noise", "constant", "inverted"} <= set(ood)
+    assert ("other_digits" in ood) == MNIST.is_file()
+    assert all(0 <= v["auroc"] <= 1 and 0 <= v["fpr95"] <= 1 for v in ood.values())
+    assert "Energy as an OOD score" in table and "| dual_mcmc+tiny | 1 | 2 |" in table
+    # --reevaluate scores the cached run's pipeline again (here: its OOD scores, removed from the cache)
+    path = tmp_path / "cache/digits/digits/dual_mcmc+tiny/seed0.json"
+    path.write_text(json.dumps({**record, "metrics": {k: v for k, v in metrics.items() if k != "ood_energy"}}))
+    reproduce.main(argv + ["--reevaluate"])
+    assert json.loads(path.read_text())["metrics"]["ood_energy"] == ood
+    # --eval_steps needs the checkpoint's exported pipeline (run.export_at_checkpoints)
+    with pytest.raises(SystemExit, match=r"--eval_steps 2: .*checkpoint-2/pipeline does not exist"):
+        reproduce.main(argv + ["--reevaluate", "--eval_steps", "2"])
     with pytest.raises(SystemExit, match="data.source: sklearn:digits"):  # an MNIST recipe is not a digits run
         reproduce.image_config(
             reproduce.parse_args(["--suite", "digits", "--config", str(REPO_ROOT / "configs" / "mnist.yaml")]),
