@@ -183,7 +183,7 @@ def test_step_under_bf16_autocast_keeps_fp32_params():
 
 
 def test_ood_teaching_options_are_off_by_default_and_change_only_the_energy_step():
-    from hf_dualmcmc.training import energy_magnitude_term, noise_negatives
+    from hf_dualmcmc.training import energy_magnitude_term, noise_negative_hinge, noise_negatives
     from hf_dualmcmc.training_config import load_config
 
     default = TeachingConfig()
@@ -197,6 +197,7 @@ def test_ood_teaching_options_are_off_by_default_and_change_only_the_energy_step
     for name, kw in {
         "off": {},
         "noise": {"noise_negatives": 0.25, "noise_negative_steps": 2},
+        "hinge": {"noise_negatives": 0.25, "noise_negative_steps": 2, "noise_negative_loss": "hinge"},
         "magnitude": {"energy_magnitude_weight": 0.1},
     }.items():
         E, G, I = build(spectral_norm=False)  # (no power iteration: E0 below sees the weights the step saw)
@@ -205,13 +206,18 @@ def test_ood_teaching_options_are_off_by_default_and_change_only_the_energy_step
         torch.manual_seed(5)
         runs[name] = (dual_mcmc_step(x, E, G, I, make_optimizers(E, G, I, cfg), cfg, keep_tensors=True), E0, cfg)
     off, E0, cfg = runs["off"]
-    for name in ("noise", "magnitude"):
+    for name in ("noise", "hinge", "magnitude"):
         out = runs[name][0]
         # the extra negatives are drawn after every other random number: the generator and encoder steps and the
         # energy's own negatives are those of the default step
         assert out.loss_generator == off.loss_generator and out.loss_encoder == off.loss_encoder
         assert torch.equal(out.extras["samples"], off.extras["samples"])
-        assert out.loss_energy != off.loss_energy
+    assert runs["noise"][0].loss_energy != off.loss_energy and runs["magnitude"][0].loss_energy != off.loss_energy
+    # the hinge raises only noise energies below the batch's highest data energy, and never moves the data's
+    e_data, e_noise = torch.tensor([1.0, 3.0], requires_grad=True), torch.tensor([2.0, 5.0], requires_grad=True)
+    hinge = noise_negative_hinge(e_data, e_noise)
+    hinge.backward()
+    assert hinge.item() == 0.5 and e_data.grad is None and e_noise.grad.tolist() == [-0.5, 0.0]
     # the magnitude term is added, weighted and divided by the temperature, to the same contrast
     with torch.no_grad():
         term = energy_magnitude_term(E0(x).energy, E0(off.extras["samples"]).energy)

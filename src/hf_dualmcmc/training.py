@@ -126,6 +126,14 @@ def energy_magnitude_term(data_energy: torch.Tensor, sample_energy: torch.Tensor
     return data_energy.float().pow(2).mean() + sample_energy.float().pow(2).mean()
 
 
+def noise_negative_hinge(data_energy: torch.Tensor, noise_energy: torch.Tensor) -> torch.Tensor:
+    r"""``mean_i max(0, max_j E(x_j) - E(x^n_i))``: a hinge (the margin losses of LeCun et al. 2006, "A tutorial on
+    energy-based learning", Sec. 2.2) that raises the energy of the noise-started negatives ``x^n`` only while it is
+    below the batch's highest data energy; the data energies are targets (detached), so dual-MCMC's own contrast of
+    data against generator negatives is left as it is (``TeachingConfig.noise_negative_loss = "hinge"``)."""
+    return torch.relu(data_energy.detach().float().max() - noise_energy.float()).mean()
+
+
 # ---- The pieces of an iteration ----
 
 
@@ -248,8 +256,9 @@ def noise_negatives(e_raw: nn.Module, energy_fn: Callable, like: torch.Tensor, c
 def energy_update(energy, e_raw, g_raw, z, data, optimizer, config: TeachingConfig, energy_fn, hooks: StepHooks):
     """``x1 = G(z)`` with the *updated* generator (same ``z``), revised by a second x-chain when
     ``rerun_chain_for_energy``, then an energy step on :func:`energy_loss` ``(E(x), E(x1))`` through ``energy``
-    (possibly DDP-wrapped). Opt-in, off by default: :func:`noise_negatives` join ``x1`` as negatives (drawn after
-    every other random number of the iteration), and ``energy_magnitude_weight *`` :func:`energy_magnitude_term` is
+    (possibly DDP-wrapped). Opt-in, off by default: :func:`noise_negatives` (drawn after every other random number of
+    the iteration) join ``x1`` as negatives (``noise_negative_loss="pool"``) or enter through
+    :func:`noise_negative_hinge` (``"hinge"``), and ``energy_magnitude_weight *`` :func:`energy_magnitude_term` is
     added (divided by the same temperature). Returns ``(loss_e, E(data), E(x1), x1)``."""
     with torch.no_grad(), hooks.autocast():
         x1 = g_raw.generate(z)
@@ -260,8 +269,11 @@ def energy_update(energy, e_raw, g_raw, z, data, optimizer, config: TeachingConf
         e_data = energy(data, return_dict=False)[0]
         e_samples = energy(x1.detach(), return_dict=False)[0]
         e_extra = None if extra is None else energy(extra, return_dict=False)[0]
-    negatives = e_samples if e_extra is None else torch.cat([e_samples.float(), e_extra.float()])
+    pooled = e_extra is not None and config.noise_negative_loss == "pool"
+    negatives = torch.cat([e_samples.float(), e_extra.float()]) if pooled else e_samples
     loss_e = energy_loss(e_data, negatives, config.temperature)
+    if e_extra is not None and not pooled:
+        loss_e = loss_e + noise_negative_hinge(e_data, e_extra) / config.temperature
     if config.energy_magnitude_weight:
         loss_e = loss_e + config.energy_magnitude_weight * energy_magnitude_term(e_data, negatives) / config.temperature
     hooks.update(optimizer, loss_e)

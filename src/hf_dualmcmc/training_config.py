@@ -128,6 +128,7 @@ class TeachingConfig:
     noise_negatives: float = setting(0.0, "extra energy negatives started from noise, a fraction of the batch", ">= 0")
     noise_negative_steps: int | None = setting(None, "their x-chain's steps (null: num_steps)", ">= 0")
     noise_negative_step_size: float | None = setting(None, "their x-chain's step size (null: step_size)", "> 0")
+    noise_negative_loss: str = setting("pool", "pool: joined to the generator's negatives; hinge", ("pool", "hinge"))
     energy_magnitude_weight: float = setting(0.0, "weight of the IGEBM energy-magnitude penalty", ">= 0")
 
     def __post_init__(self):
