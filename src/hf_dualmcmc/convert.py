@@ -2,7 +2,7 @@
 
 An official checkpoint is a ``torch.save``'d dict with the keys ``epoch``, ``netG``, ``netE``, ``netI``, ``optG``,
 ``optE`` and ``optI`` (the state dicts of the generator, the energy and the inference model, and their optimizers;
-key names and shapes: ``../shared/reference/official_state_dict_{cifar10,celeba64}.json``). It is read with
+their key names and shapes are checked by tests/test_convert.py). It is read with
 ``torch.load(weights_only=True)``, so a file whose unpickling would run code is refused (``UnsafePickleError``).
 
 The authors' energy uses hook-style spectral norm (``*.weight_orig``, ``*.weight_u``, ``*.weight_v``), ours the
