@@ -120,15 +120,15 @@ def energy_loss(data_energy: torch.Tensor, sample_energy: torch.Tensor, temperat
 
 
 def energy_magnitude_term(data_energy: torch.Tensor, sample_energy: torch.Tensor) -> torch.Tensor:
-    r"""``mean E(x)^2 + mean E(x~)^2``: the energy-magnitude regulariser of IGEBM (Du & Mordatch 2019, Sec. 3.3; the
-    JEM maintainers use a weight of about 0.1). Opt-in (``TeachingConfig.energy_magnitude_weight``, default 0): it
-    keeps the energies of data and negatives near 0, so the contrast cannot drift to ever larger magnitudes."""
+    r"""``mean E(x)^2 + mean E(x~)^2``: the energy-magnitude regulariser of IGEBM (Du & Mordatch 2019, "Implicit
+    Generation and Generalization in Energy-Based Models"; the JEM maintainers use a weight of about 0.1). Opt-in
+    (``TeachingConfig.energy_magnitude_weight``, default 0): it keeps the energies of data and negatives near 0."""
     return data_energy.float().pow(2).mean() + sample_energy.float().pow(2).mean()
 
 
 def noise_negative_hinge(data_energy: torch.Tensor, noise_energy: torch.Tensor) -> torch.Tensor:
     r"""``mean_i max(0, max_j E(x_j) - E(x^n_i))``: a hinge (the margin losses of LeCun et al. 2006, "A tutorial on
-    energy-based learning", Sec. 2.2) that raises the energy of the noise-started negatives ``x^n`` only while it is
+    energy-based learning") that raises the energy of the noise-started negatives ``x^n`` only while it is
     below the batch's highest data energy; the data energies are targets (detached), so dual-MCMC's own contrast of
     data against generator negatives is left as it is (``TeachingConfig.noise_negative_loss = "hinge"``)."""
     return torch.relu(data_energy.detach().float().max() - noise_energy.float()).mean()
