@@ -235,7 +235,9 @@ def infer_revised_latents(encoder: nn.Module, g_raw: nn.Module, data, config: Te
     return mean, logvar, z_rev
 
 
-def noise_negatives(e_raw: nn.Module, energy_fn: Callable, like: torch.Tensor, config: TeachingConfig, layout=None):
+def noise_negatives(
+    e_raw: nn.Module, energy_fn: Callable, like: torch.Tensor, config: TeachingConfig, layout=lambda t: t
+):
     """Opt-in OOD-robust teaching (``TeachingConfig.noise_negatives``, default 0: off): ``round(noise_negatives * B)``
     extra negatives for the energy, started from ``Uniform[-r, r]`` (``r = noise_init_range``) and revised by their
     own x-chain (``noise_negative_steps`` steps of ``noise_negative_step_size``, the x-chain's noise): the
@@ -248,9 +250,7 @@ def noise_negatives(e_raw: nn.Module, energy_fn: Callable, like: torch.Tensor, c
     steps = config.num_steps if config.noise_negative_steps is None else config.noise_negative_steps
     step_size = config.noise_negative_step_size or config.step_size
     with chain_mode(e_raw):
-        return energy_langevin(
-            energy_fn, x0 if layout is None else layout(x0), steps, step_size, config.chain_noise
-        ).sample
+        return energy_langevin(energy_fn, layout(x0), steps, step_size, config.chain_noise).sample
 
 
 def energy_update(energy, e_raw, g_raw, z, data, optimizer, config: TeachingConfig, energy_fn, hooks: StepHooks):
