@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Time one Dual-MCMC training iteration and the sampler, optionally side by side with the plain reference.
 
-    python benchmarks/bench_step.py --config configs/cifar10.yaml --ngf 64 --ndf 64 --nif 32 __batch_size 32 --reference
+    python benchmarks/bench_step.py --config configs/cifar10.yaml --ngf 64 --ndf 64 --nif 32 --batch_size 32 --reference
 
 Per run it prints: seconds per training iteration (median of ``--repeats`` after ``--warmup``), images/s of sampling
-(generator + ``__sample_steps`` x-steps, default the config's sampler, 70 for CIFAR-10), FLOPs of one iteration
+(generator + ``--sample_steps`` x-steps, default the config's sampler, 70 for CIFAR-10), FLOPs of one iteration
 (``torch.utils.flop_counter``) and the achieved GFLOP/s, peak memory, the load average, and the machine's measured
 convolution throughput (the practical ceiling). With ``--reference`` the plain eager float32 implementation of
 ``benchmarks/reference.py`` (spectral-norm power iteration at every forward, parameters requiring grad during the
@@ -12,7 +12,7 @@ chains, out-of-place updates) runs in the same process, interleaved with the opt
 load hits both alike, and the speed ratios are printed. ``--precision bf16`` also prints the deviation of one bf16
 iteration from the float32 one (same weights, same random numbers).
 
-``__repeat_sets N`` times float32 *and* bf16 (same ``__channels_last`` / ``--compile``) in one process: after the
+``--repeat_sets N`` times float32 *and* bf16 (same ``--channels_last`` / ``--compile``) in one process: after the
 warm-up, N sets of one run per mode (fp32, bf16[, reference], fp32, bf16, ...), medians per mode and the ratios bf16
 vs fp32, fp32 vs reference and bf16 vs reference, so that a ratio is not an artefact of load changing between two
 invocations. ``--profile PATH`` profiles one more optimised iteration of ``--precision`` with ``torch.profiler``
@@ -75,6 +75,14 @@ def parse_args(argv=None):
         metavar="SECTION.KEY=VALUE",
         help="further config overrides, e.g. teaching.num_steps=10 (changes the algorithm: label such runs)",
     )
+    p.add_argument(
+        "--variant_set",
+        nargs="*",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="also time a second optimised mode, 'variant', with these overrides on top, interleaved (e.g. "
+        "teaching.noise_negatives=0.25): its cost against the config's step under the same machine load",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: autocast, float32 chain state")
     p.add_argument("--channels_last", action="store_true", help="NHWC models, data and chain states")
@@ -90,7 +98,7 @@ def parse_args(argv=None):
     p.add_argument("--profile", metavar="PATH", help="profile one optimised iteration of --precision (markdown here)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per mode first")
     p.add_argument("--sample_steps", type=int, help="x-steps of the sampler (default: the config's sampler)")
-    p.add_argument("--sample_batch", type=int, help="images per sampling call (default: __batch_size)")
+    p.add_argument("--sample_batch", type=int, help="images per sampling call (default: --batch_size)")
     p.add_argument("--skip_training", action="store_true")
     p.add_argument("--skip_sampling", action="store_true")
     p.add_argument("--skip_flops", action="store_true")
@@ -99,12 +107,14 @@ def parse_args(argv=None):
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     if args.repeats is not None and args.repeat_sets is not None:
-        p.error("--repeats and __repeat_sets exclude each other: with __repeat_sets each set times every mode once")
+        p.error("--repeats and --repeat_sets exclude each other: with --repeat_sets each set times every mode once")
     args.rounds = args.repeat_sets if args.repeat_sets is not None else args.repeats or 3
     if args.rounds < 1 or args.warmup < 0:
-        p.error("--repeats / __repeat_sets must be >= 1 and --warmup >= 0")
+        p.error("--repeats / --repeat_sets must be >= 1 and --warmup >= 0")
+    if args.variant_set and args.repeat_sets:
+        p.error("--variant_set compares with the --precision mode: drop --repeat_sets")
     if args.profile and args.skip_training:
-        p.error("--profile profiles a training iteration: drop __skip_training")
+        p.error("--profile profiles a training iteration: drop --skip_training")
     return args
 
 
@@ -200,7 +210,13 @@ def reference_mode(args, config, device, data, latents, sample_steps):
 
 
 # the speed ratios reported: "A vs B" = time of B / time of A (how many times faster A is), where both modes ran
-RATIOS = (("bf16", "fp32"), ("fp32", "reference"), ("bf16", "reference"), ("optimised", "reference"))
+RATIOS = (
+    ("bf16", "fp32"),
+    ("fp32", "reference"),
+    ("bf16", "reference"),
+    ("optimised", "reference"),
+    ("optimised", "variant"),
+)
 
 
 def time_section(name: str, index: int, batch: int, modes: dict, args, device) -> dict:
@@ -284,6 +300,9 @@ def main(argv=None) -> int:
         p if args.repeat_sets else "optimised": optimised_mode(args, config, device, p, data, latents, sample_steps)
         for p in precisions
     }
+    if args.variant_set:
+        variant = load_config(args.config, overrides + list(args.set) + list(args.variant_set))
+        modes["variant"] = optimised_mode(args, variant, device, args.precision, data, latents, sample_steps)
     if args.reference:
         modes["reference"] = reference_mode(args, config, device, data, latents, sample_steps)
 

@@ -345,6 +345,24 @@ def test_bench_step_reports_both_modes(tmp_path, capsys):
     assert "bf16 vs fp32, one iteration" in printed
 
 
+def test_bench_step_variant_set_times_an_opt_in_option_against_the_config_step(tmp_path, capsys):
+    import json
+
+    bench, tiny = load_bench()
+    tiny = [a for a in tiny if a != "--reference"]
+    noise = ["--variant_set", "teaching.noise_negatives=0.5", "teaching.noise_negative_loss=hinge"]
+    out = tmp_path / "bench.json"
+    assert bench.main(tiny + noise + ["--repeats", "2", "--skip_sampling", "--json", str(out)]) == 0
+    train = json.loads(out.read_text())["train"]
+    assert list(train["runs_s"]) == ["optimised", "variant"] and all(len(v) == 2 for v in train["runs_s"].values())
+    med = train["median_s"]
+    assert train["speedup"] == {"optimised vs variant": pytest.approx(med["variant"] / med["optimised"])}
+    assert train["flops"]["variant"] > train["flops"]["optimised"]  # the noise chains ran in the variant only
+    assert "| measure | optimised | variant | speed-up optimised vs variant |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.parse_args(tiny + noise + ["--repeat_sets", "2"])
+
+
 def test_bench_step_repeat_sets_time_fp32_bf16_and_reference_interleaved(tmp_path, capsys):
     import json
 
