@@ -297,6 +297,7 @@ def repo_relative(path) -> str:
 
 
 def run_image_suite(args, method: str, seed: int) -> dict:
+    from hf_dualmcmc.checkpointing import checkpoint_step
     from hf_dualmcmc.trainer import list_checkpoints, train
 
     path = run_path(args.cache_dir, args.suite, args.suite, run_name(method, args.variant), seed)
@@ -311,6 +312,9 @@ def run_image_suite(args, method: str, seed: int) -> dict:
             )
         if args.reevaluate:  # the cached run's pipelines scored again with this file's metrics (e.g. OOD)
             return evaluate_record(args, path, cached)
+        if args.ood_checkpoints and "ood_trajectory" not in cached:
+            cached["ood_trajectory"] = ood_trajectory(REPO / cached["config"]["run"]["output_dir"], args.suite)
+            write_text(path, json.dumps(cached, indent=2))
         return cached
     # an interrupted run continues from its last checkpoint (its train_seconds then count this invocation only); one
     # killed before its first checkpoint, or one with a wall-clock budget (which cannot be split), starts over
@@ -318,6 +322,7 @@ def run_image_suite(args, method: str, seed: int) -> dict:
     if resume and config.run.max_minutes is not None:
         print(f"[{args.suite}] {out_dir}: a wall-clock-budget run cannot be continued; starting it over", flush=True)
         resume = False
+    start_step = checkpoint_step(list_checkpoints(out_dir)[-1]) if resume else 0
     run = dataclasses.replace(config.run, overwrite_output_dir=not resume)
     result = train(dataclasses.replace(config, run=run), resume_from_checkpoint="latest" if resume else None)
     record = {
@@ -330,6 +335,7 @@ def run_image_suite(args, method: str, seed: int) -> dict:
         "iterations": result.step,
         "train_seconds": result.seconds,
         "resumed": resume,
+        "start_step": start_step,  # a resumed run's train_seconds count the steps from here
         "mixed_precision": result.mixed_precision,
         "config": config.to_dict(),
         "pipeline": repo_relative(result.pipeline_dir),
@@ -357,6 +363,8 @@ def evaluate_record(args, path: Path, record: dict) -> dict:
         if not folder.is_dir():
             raise SystemExit(f"--eval_steps {step}: {folder} does not exist (run.export_at_checkpoints?)")
         record.setdefault("checkpoints", {})[str(step)] = evaluate_images(folder, args)[0]
+    if args.ood_checkpoints:
+        record["ood_trajectory"] = ood_trajectory(run_dir, args.suite)
     record["eval_seconds"] = time.perf_counter() - started
     if grids:
         write_npz(path.with_suffix(".npz"), grids)
@@ -444,6 +452,19 @@ def ood_energy(pipe, suite: str, num: int = 1000) -> dict:
         other = None
     result = ood_evaluation(pipe, held_out, synthetic_ood_sets(held_out, other=other, seed=0), scores=["energy"])
     return {row["ood_set"]: {"auroc": row["auroc"], "fpr95": row["fpr95"]} for row in result["rows"]}
+
+
+def ood_trajectory(run_dir: Path, suite: str) -> dict:
+    """:func:`ood_energy` of the pipeline every checkpoint of a run holds (``run.export_at_checkpoints``), by step:
+    how the energy's OOD ranking moves during training (the end point alone can be a lucky or unlucky draw)."""
+    from hf_dualmcmc import DualMCMCPipeline
+
+    out = {}
+    for folder in sorted(run_dir.glob("checkpoints/checkpoint-*/pipeline"), key=lambda f: int(f.parent.name[11:])):
+        pipe = DualMCMCPipeline.from_pretrained(folder)
+        pipe.set_progress_bar_config(disable=True)
+        out[folder.parent.name[11:]] = ood_energy(pipe, suite)
+    return out
 
 
 def grid_tile(image: np.ndarray):
@@ -539,10 +560,18 @@ def image_table(records: list[dict]) -> str:
             f"\nDomain FD of {'/'.join(map(str, sorted(floor_n)))} training images against the "
             f"held-out split (the floor): {np.mean(floors):.3g}\n"
         )
-    return text + gap_table(by_run) + ood_table(by_run)
+    return text + gap_table(by_run) + ood_table(by_run) + ood_trajectory_table(by_run)
 
 
 OOD_COLUMNS = ("uniform_noise", "gaussian_noise", "constant", "inverted", "other_digits")
+
+
+def seconds_per_iteration(record: dict) -> float | None:
+    """Training seconds per iteration of the invocation that finished a run (a resumed run's ``train_seconds`` count
+    the steps from its ``start_step``); None when it trained no step (or predates ``start_step`` and was resumed)."""
+    start = record.get("start_step", None if record.get("resumed") else 0)
+    steps = record["iterations"] - start if start is not None else 0
+    return record["train_seconds"] / steps if steps > 0 else None
 
 
 def ood_table(by_run: dict[str, list[dict]]) -> str:
@@ -561,7 +590,7 @@ def ood_table(by_run: dict[str, list[dict]]) -> str:
                 for k in OOD_COLUMNS
             ]
             rows.append(
-                [name, str(len(ms)), str(iterations), fmt([r["train_seconds"] / r["iterations"] for _, r in ms])]
+                [name, str(len(ms)), str(iterations), fmt([seconds_per_iteration(r) for _, r in ms])]
                 + [fmt([m.get("domain_fd_revised") for m, _ in ms]), fmt([m.get("domain_fd_proposals") for m, _ in ms])]
                 + cells
             )
@@ -573,6 +602,37 @@ def ood_table(by_run: dict[str, list[dict]]) -> str:
     lines = ["", "Energy as an OOD score (docs/EVALUATION.md's protocol; mean ± std over seeds)", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+SYNTHETIC_OOD = OOD_COLUMNS[:4]
+
+
+def ood_trajectory_table(by_run: dict[str, list[dict]]) -> str:
+    """Per run and seed that recorded an ``ood_trajectory`` (``--ood_checkpoints``): at every checkpoint, the lowest
+    energy AUROC over the four synthetic OOD sets and the set that gives it."""
+    rows = [(name, r) for name, rs in by_run.items() for r in rs if r.get("ood_trajectory")]
+    if not rows:
+        return ""
+    steps = sorted({int(k) for _, r in rows for k in r["ood_trajectory"]})
+    lines = [
+        "",
+        "Lowest energy AUROC over the synthetic OOD sets (uniform noise, gaussian noise, constant, inverted) at every "
+        "checkpoint",
+        "",
+        "| " + " | ".join(["run", "seed"] + [str(k) for k in steps]) + " |",
+        "|" + " --- |" * (2 + len(steps)),
+    ]
+    for name, r in rows:
+        cells = []
+        for k in steps:
+            scores = r["ood_trajectory"].get(str(k))
+            if scores is None:
+                cells.append("")
+                continue
+            worst = min(SYNTHETIC_OOD, key=lambda c: scores[c]["auroc"])
+            cells.append(f"{scores[worst]['auroc']:.3f} ({worst.split('_')[0]})")
+        lines.append("| " + " | ".join([name, str(r["seed"])] + cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -678,6 +738,12 @@ def parse_args(argv=None):
         "--eval_steps",
         default="",
         help="MNIST, digits: also score the pipelines of these checkpoints (comma-separated steps, e.g. 1800)",
+    )
+    p.add_argument(
+        "--ood_checkpoints",
+        action="store_true",
+        help="MNIST, digits: also score the energy as an OOD score at every checkpoint pipeline of a run (cached runs "
+        "too, once), for the table of its trajectory",
     )
     args = p.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]

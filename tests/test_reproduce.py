@@ -2,6 +2,7 @@
 rebuilt from the cache alone (``--table-only``)."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -136,6 +137,14 @@ def test_energy_gap_trajectory_and_its_table(reproduce):
     assert "| dual_mcmc+bf16 | 2 | 26.5 ± 1.4 | 75.5 |" in table
     assert "Not recorded (cached before runs kept their gap trajectory): dual_mcmc (seeds 0, 1)" in table
     assert reproduce.gap_table({"dual_mcmc": [record(0, None)]}) == ""
+
+
+def test_seconds_per_iteration_counts_the_steps_of_the_invocation_that_timed_them(reproduce):
+    spi = reproduce.seconds_per_iteration
+    assert spi({"iterations": 400, "train_seconds": 800.0, "resumed": False}) == 2.0  # cached before start_step
+    assert spi({"iterations": 1800, "train_seconds": 1200.0, "resumed": True, "start_step": 1200}) == 2.0
+    assert spi({"iterations": 1800, "train_seconds": 3.0, "resumed": True, "start_step": 1800}) is None  # no step
+    assert spi({"iterations": 1800, "train_seconds": 900.0, "resumed": True}) is None  # resumed from where: unknown
 
 
 def test_cached_fp32_dual_mcmc_runs_match_the_current_settings(reproduce, tmp_path):
@@ -316,6 +325,15 @@ def test_digits_suite_trains_the_embedded_default_and_floors_at_the_training_set
     # --eval_steps needs the checkpoint's exported pipeline (run.export_at_checkpoints)
     with pytest.raises(SystemExit, match=r"--eval_steps 2: .*checkpoint-2/pipeline does not exist"):
         reproduce.main(argv + ["--reevaluate", "--eval_steps", "2"])
+    # --ood_checkpoints scores every checkpoint's pipeline once, also for a cached run (no retraining, no rescoring)
+    run_dir = path.with_suffix("")
+    shutil.copytree(REPO_ROOT / record["pipeline"], run_dir / "checkpoints" / "checkpoint-2" / "pipeline")
+    table = reproduce.main(argv + ["--ood_checkpoints"])
+    cached = json.loads(path.read_text())
+    assert cached["ood_trajectory"] == {"2": ood} and cached["metrics"]["ood_energy"] == ood
+    worst = min(("uniform_noise", "gaussian_noise", "constant", "inverted"), key=lambda c: ood[c]["auroc"])
+    assert "Lowest energy AUROC over the synthetic OOD sets" in table
+    assert f"| dual_mcmc+tiny | 0 | {ood[worst]['auroc']:.3f} ({worst.split('_')[0]}) |" in table
     with pytest.raises(SystemExit, match="data.source: sklearn:digits"):  # an MNIST recipe is not a digits run
         reproduce.image_config(
             reproduce.parse_args(["--suite", "digits", "--config", str(REPO_ROOT / "configs" / "mnist.yaml")]),
