@@ -458,12 +458,14 @@ def ood_trajectory(run_dir: Path, suite: str) -> dict:
     """:func:`ood_energy` of the pipeline every checkpoint of a run holds (``run.export_at_checkpoints``), by step:
     how the energy's OOD ranking moves during training (the end point alone can be a lucky or unlucky draw)."""
     from hf_dualmcmc import DualMCMCPipeline
+    from hf_dualmcmc.checkpointing import checkpoint_step, list_checkpoints
 
     out = {}
-    for folder in sorted(run_dir.glob("checkpoints/checkpoint-*/pipeline"), key=lambda f: int(f.parent.name[11:])):
-        pipe = DualMCMCPipeline.from_pretrained(folder)
-        pipe.set_progress_bar_config(disable=True)
-        out[folder.parent.name[11:]] = ood_energy(pipe, suite)
+    for checkpoint in list_checkpoints(run_dir):
+        if (checkpoint / "pipeline").is_dir():
+            pipe = DualMCMCPipeline.from_pretrained(checkpoint / "pipeline")
+            pipe.set_progress_bar_config(disable=True)
+            out[str(checkpoint_step(checkpoint))] = ood_energy(pipe, suite)
     return out
 
 
