@@ -297,8 +297,8 @@ def repo_relative(path) -> str:
 
 
 def run_image_suite(args, method: str, seed: int) -> dict:
-    from hf_dualmcmc.checkpointing import checkpoint_step
-    from hf_dualmcmc.trainer import list_checkpoints, train
+    from hf_dualmcmc.checkpointing import checkpoint_step, list_checkpoints
+    from hf_dualmcmc.trainer import train
 
     path = run_path(args.cache_dir, args.suite, args.suite, run_name(method, args.variant), seed)
     out_dir = path.with_suffix("")
@@ -318,11 +318,12 @@ def run_image_suite(args, method: str, seed: int) -> dict:
         return cached
     # an interrupted run continues from its last checkpoint (its train_seconds then count this invocation only); one
     # killed before its first checkpoint, or one with a wall-clock budget (which cannot be split), starts over
-    resume = bool(list_checkpoints(out_dir))
+    checkpoints = list_checkpoints(out_dir)
+    resume = bool(checkpoints)
     if resume and config.run.max_minutes is not None:
         print(f"[{args.suite}] {out_dir}: a wall-clock-budget run cannot be continued; starting it over", flush=True)
         resume = False
-    start_step = checkpoint_step(list_checkpoints(out_dir)[-1]) if resume else 0
+    start_step = checkpoint_step(checkpoints[-1]) if resume else 0
     run = dataclasses.replace(config.run, overwrite_output_dir=not resume)
     result = train(dataclasses.replace(config, run=run), resume_from_checkpoint="latest" if resume else None)
     record = {

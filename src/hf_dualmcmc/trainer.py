@@ -577,7 +577,8 @@ def train(config: TrainConfig, resume_from_checkpoint: str | None = None) -> Tra
             if main:
                 claim(output_dir, atomic.LOGS_DIR)
             accelerator.init_trackers("dualmcmc", config=_flat(config.to_dict()))
-        last_checkpoint = list_checkpoints(output_dir)[-1] if list_checkpoints(output_dir) else None
+        checkpoints = list_checkpoints(output_dir)
+        last_checkpoint = checkpoints[-1] if checkpoints else None
         # a wall-clock budget without max_steps ends long before epochs x steps: no total, so no made-up ETA
         timed = run.max_minutes is not None and run.max_steps is None
         desc = teaching.method.replace("_", "-")
